@@ -1,0 +1,54 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { registerAuth } from './auth.js';
+import type { ApiDeps } from './deps.js';
+import { registerErrorHandling } from './errors.js';
+import { conversationRoutes } from './routes/conversations.js';
+import { healthRoutes } from './routes/health.js';
+import { inboundRoutes } from './routes/inbound.js';
+import { sandboxRoutes } from './routes/sandbox.js';
+import { tenantRoutes } from './routes/tenants.js';
+
+/**
+ * Request logs carry the method and path only: query strings may hold phone numbers and
+ * headers hold keys and signatures. Bodies are never logged.
+ */
+export function loggerOptions(level: string, stream?: NodeJS.WritableStream): FastifyServerOptions['logger'] {
+  return {
+    level,
+    ...(stream ? { stream } : {}),
+    serializers: {
+      req: (req: { method: string; url: string; id: string }) => ({ method: req.method, path: req.url.split('?')[0], reqId: req.id }),
+    },
+  };
+}
+
+export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(deps.config.LOG_LEVEL, options.logStream),
+    bodyLimit: 1024 * 1024,
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app);
+  registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Parley API', version: '0.1.0', description: 'Multi-tenant WhatsApp conversation engine on Temporal' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes(deps));
+  await app.register(tenantRoutes(deps));
+  await app.register(inboundRoutes(deps));
+  await app.register(sandboxRoutes(deps));
+  await app.register(conversationRoutes(deps));
+  return app;
+}

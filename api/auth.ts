@@ -1,0 +1,70 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Db } from '../core/db/client.js';
+import { findActiveKey, type Scope } from '../core/api-keys.js';
+import { safeEqual } from '../core/crypto.js';
+import { AppError, notFound } from '../core/errors.js';
+
+/** What a route requires: no key, the operator's admin key, or a key with a scope (the admin key has every scope). */
+export type RouteAuth = 'public' | 'operator' | Scope;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: RouteAuth;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenantId: string; scopes: Scope[]; keyId: string };
+
+const unauthorized = (message: string) => new AppError(401, 'UNAUTHORIZED', message);
+
+/**
+ * Every route must declare `config.auth`; a route without one is refused at start-up, so a
+ * new route cannot ship unprotected. A tenant key on another tenant's resource gets 404,
+ * never a hint that the resource exists.
+ */
+export function registerAuth(app: FastifyInstance, deps: { db: Db; adminApiKey: string }): void {
+  app.addHook('onRoute', (route) => {
+    const auth = (route.config as { auth?: RouteAuth } | undefined)?.auth;
+    if (!auth && !route.url.startsWith('/docs')) throw new Error(`route ${route.method} ${route.url} declares no config.auth`);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const auth = request.routeOptions.config.auth ?? 'public';
+    if (auth === 'public') return;
+    const principal = await authenticate(request, deps);
+    if (auth === 'operator' && principal.kind !== 'admin') throw new AppError(403, 'FORBIDDEN', 'this route needs the operator admin key');
+    if (principal.kind === 'tenant') {
+      if (auth !== 'operator' && !principal.scopes.includes(auth)) {
+        throw new AppError(403, 'FORBIDDEN', `this key lacks the "${auth}" scope`);
+      }
+      const tenantParam = (request.params as { tenant_id?: string } | undefined)?.tenant_id;
+      if (tenantParam !== undefined && tenantParam !== principal.tenantId) {
+        throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenantParam}" for this key`);
+      }
+    }
+    request.principal = principal;
+  });
+}
+
+async function authenticate(request: FastifyRequest, deps: { db: Db; adminApiKey: string }): Promise<Principal> {
+  const header = request.headers.authorization;
+  if (!header) throw unauthorized('Authorization header missing: send "Authorization: Bearer <key>"');
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw unauthorized('Authorization header must be "Bearer <key>"');
+  const key = match[1];
+  if (safeEqual(key, deps.adminApiKey)) return { kind: 'admin' };
+  const found = await findActiveKey(deps.db, key);
+  if (!found) throw unauthorized('API key is invalid or revoked');
+  return { kind: 'tenant', tenantId: found.tenantId, scopes: found.scopes, keyId: found.keyId };
+}
+
+/** For routes that carry the tenant in the body (the seed's payloads): the key must own it. */
+export function assertTenantAccess(request: FastifyRequest, tenantId: string): void {
+  const p = request.principal;
+  if (p?.kind === 'tenant' && p.tenantId !== tenantId) {
+    throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenantId}" for this key`);
+  }
+}

@@ -1,0 +1,119 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { and, asc, desc, eq, lt } from 'drizzle-orm';
+import { contacts, conversations, messages } from '../../core/db/schema.js';
+import { notFound } from '../../core/errors.js';
+import type { ApiDeps } from '../deps.js';
+import { bearer, errorResponses, tenantParams } from '../schemas.js';
+
+const conversationSummary = z.object({
+  id: z.string(),
+  status: z.string(),
+  workflow_id: z.string(),
+  channel_id: z.string(),
+  contact_id: z.string(),
+  contact_phone: z.string(),
+  last_inbound_at: z.string().nullable(),
+  created_at: z.string(),
+});
+
+const messageView = z.object({
+  id: z.string(),
+  direction: z.enum(['inbound', 'outbound']),
+  text: z.string(),
+  status: z.string(),
+  in_reply_to: z.array(z.string()),
+  reply_source: z.string().nullable(),
+  created_at: z.string(),
+  sent_at: z.string().nullable(),
+});
+
+export const conversationRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    const summarize = (c: typeof conversations.$inferSelect, phoneEnc: string) => ({
+      id: c.id,
+      status: c.status,
+      workflow_id: c.workflowId,
+      channel_id: c.channelId,
+      contact_id: c.contactId,
+      contact_phone: deps.keyring.decrypt(phoneEnc),
+      last_inbound_at: c.lastInboundAt?.toISOString() ?? null,
+      created_at: c.createdAt.toISOString(),
+    });
+
+    app.get(
+      '/routes/tenants/:tenant_id/conversations',
+      {
+        config: { auth: 'read' },
+        schema: {
+          summary: 'Conversations, most recently active first (paginate with `before`)',
+          tags: ['conversations'],
+          security: bearer,
+          params: tenantParams,
+          querystring: z.object({
+            limit: z.coerce.number().int().min(1).max(200).default(50),
+            before: z.iso.datetime({ offset: true }).optional(),
+          }),
+          response: { 200: z.object({ conversations: z.array(conversationSummary) }), ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { limit, before } = request.query;
+        const rows = await deps.db
+          .select({ c: conversations, phoneEnc: contacts.phoneEnc })
+          .from(conversations)
+          .innerJoin(contacts, eq(contacts.id, conversations.contactId))
+          .where(
+            and(
+              eq(conversations.tenantId, request.params.tenant_id),
+              before ? lt(conversations.updatedAt, new Date(before)) : undefined,
+            ),
+          )
+          .orderBy(desc(conversations.updatedAt))
+          .limit(limit);
+        return { conversations: rows.map((r) => summarize(r.c, r.phoneEnc)) };
+      },
+    );
+
+    app.get(
+      '/routes/tenants/:tenant_id/conversations/:conversation_id',
+      {
+        config: { auth: 'read' },
+        schema: {
+          summary: "A conversation's status and its messages in order, decrypted",
+          tags: ['conversations'],
+          security: bearer,
+          params: tenantParams.extend({ conversation_id: z.uuid('must be a conversation id (UUID)') }),
+          response: { 200: conversationSummary.extend({ messages: z.array(messageView) }), ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { tenant_id, conversation_id } = request.params;
+        const [row] = await deps.db
+          .select({ c: conversations, phoneEnc: contacts.phoneEnc })
+          .from(conversations)
+          .innerJoin(contacts, eq(contacts.id, conversations.contactId))
+          .where(and(eq(conversations.tenantId, tenant_id), eq(conversations.id, conversation_id)));
+        if (!row) throw notFound('CONVERSATION_NOT_FOUND', `conversation_id: no conversation "${conversation_id}"`);
+        const rows = await deps.db
+          .select()
+          .from(messages)
+          .where(and(eq(messages.tenantId, tenant_id), eq(messages.conversationId, conversation_id)))
+          .orderBy(asc(messages.seq));
+        return {
+          ...summarize(row.c, row.phoneEnc),
+          messages: rows.map((m) => ({
+            id: m.id,
+            direction: m.direction,
+            text: deps.keyring.decrypt(m.bodyEnc),
+            status: m.status,
+            in_reply_to: m.inReplyTo ?? [],
+            reply_source: m.replySource,
+            created_at: m.createdAt.toISOString(),
+            sent_at: m.sentAt?.toISOString() ?? null,
+          })),
+        };
+      },
+    );
+  };

@@ -1,0 +1,94 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { ApiDeps } from '../deps.js';
+
+const TEMPORAL_PING_DEADLINE_MS = 2_000;
+
+export const healthRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    app.get(
+      '/',
+      {
+        config: { auth: 'public' },
+        schema: {
+          summary: 'Service health and queue metrics (the legacy WhatsApp Engine health check)',
+          tags: ['health'],
+          response: {
+            200: z.object({
+              status: z.literal('ok'),
+              service: z.string(),
+              queue: z.object({
+                by_status: z.record(z.string(), z.number()),
+                oldest_queued_age_s: z.number().nullable(),
+              }),
+              relay: z.object({ pending: z.number(), oldest_pending_age_s: z.number().nullable() }),
+            }),
+          },
+        },
+      },
+      async () => {
+        const [jobs, relay] = await Promise.all([
+          deps.pool.query<{ status: string; n: number; oldest: number | null }>(
+            `SELECT status, count(*)::int AS n,
+                    extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8 AS oldest
+               FROM jobs GROUP BY status`,
+          ),
+          deps.pool.query<{ n: number; oldest: number | null }>(
+            `SELECT count(*)::int AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest
+               FROM outbox WHERE delivered_at IS NULL`,
+          ),
+        ]);
+        const queued = jobs.rows.find((r) => r.status === 'queued');
+        return {
+          status: 'ok' as const,
+          service: 'parley',
+          queue: {
+            by_status: Object.fromEntries(jobs.rows.map((r) => [r.status, r.n])),
+            oldest_queued_age_s: queued?.oldest != null ? Number(queued.oldest) : null,
+          },
+          relay: {
+            pending: relay.rows[0].n,
+            oldest_pending_age_s: relay.rows[0].oldest != null ? Number(relay.rows[0].oldest) : null,
+          },
+        };
+      },
+    );
+
+    const healthBody = z.object({
+      status: z.enum(['ok', 'unavailable']),
+      postgres: z.enum(['ok', 'unreachable']),
+      temporal: z.enum(['ok', 'unreachable']),
+      message: z.string().optional(),
+    });
+    app.get(
+      '/health',
+      {
+        config: { auth: 'public' },
+        schema: {
+          summary: 'Readiness: 200 when PostgreSQL and Temporal are reachable, 503 naming what is not',
+          tags: ['health'],
+          response: { 200: healthBody, 503: healthBody },
+        },
+      },
+      async (_request, reply) => {
+        const [postgres, temporal] = await Promise.all([
+          deps.pool.query('SELECT 1').then(
+            () => 'ok' as const,
+            () => 'unreachable' as const,
+          ),
+          deps.temporal.connection
+            .withDeadline(Date.now() + TEMPORAL_PING_DEADLINE_MS, () => deps.temporal.workflowService.getSystemInfo({}))
+            .then(
+              () => 'ok' as const,
+              () => 'unreachable' as const,
+            ),
+        ]);
+        const down = [postgres === 'ok' ? null : 'PostgreSQL', temporal === 'ok' ? null : 'Temporal'].filter(Boolean);
+        if (down.length === 0) return { status: 'ok' as const, postgres, temporal };
+        return reply
+          .status(503)
+          .send({ status: 'unavailable' as const, postgres, temporal, message: `${down.join(' and ')} unreachable` });
+      },
+    );
+  };

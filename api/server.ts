@@ -1,0 +1,61 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../core/config.js';
+import { OutboxRelay } from '../core/outbox-relay.js';
+import type { Runtime } from '../core/runtime.js';
+import { createTemporalClient } from '../core/temporal/client.js';
+import { buildApp } from './app.js';
+
+export interface RunningApi {
+  app: FastifyInstance;
+  relay: OutboxRelay;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The API process: HTTP server plus the outbox relay that feeds Temporal. */
+export async function startApi(
+  config: Config,
+  runtime: Runtime,
+  temporalAddress: string,
+  opts: { listen?: boolean; logStream?: NodeJS.WritableStream } = {},
+): Promise<RunningApi> {
+  const temporal = await createTemporalClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, keyring: runtime.keyring });
+  const relayRef: { current?: OutboxRelay } = {};
+  const app = await buildApp(
+    {
+      config,
+      pool: runtime.pool,
+      db: runtime.db,
+      keyring: runtime.keyring,
+      temporal,
+      adminApiKey: runtime.adminApiKey,
+      relay: { kick: (id) => relayRef.current?.kick(id) },
+    },
+    { logStream: opts.logStream },
+  );
+  const relay = new OutboxRelay({
+    pool: runtime.pool,
+    temporal,
+    keyring: runtime.keyring,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    log: app.log,
+    sweepMs: config.RELAY_SWEEP_MS,
+    defaultDebounceMs: config.CONVERSATION_DEBOUNCE_MS,
+    windowSeconds: config.CONVERSATION_WINDOW_S,
+  });
+  relayRef.current = relay;
+  relay.start();
+  let url = '';
+  if (opts.listen !== false) url = await app.listen({ port: config.PORT, host: config.HOST });
+  await app.ready();
+  return {
+    app,
+    relay,
+    url,
+    async close() {
+      await app.close();
+      await relay.stop();
+      await temporal.connection.close();
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const optionalString = z.string().trim().min(1).optional();
+
+/** Every setting Parley reads from the environment. Nothing else touches process.env. */
+export const configSchema = z.object({
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  DATABASE_URL: z.string().url('must be a postgres:// URL').optional(),
+  TEMPORAL_ADDRESS: optionalString,
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('parley-conversations'),
+  TEMPORAL_PORT: port.default(7233),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_CLI: optionalString,
+  DATA_DIR: z.string().min(1).default('./data'),
+  PARLEY_ENCRYPTION_KEY: optionalString,
+  PARLEY_WORKFLOW_BUNDLE: optionalString,
+  EMBEDDED_PG_PORT: port.default(54329),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Wait this long for more messages before answering a burst as one turn (per-tenant override). */
+  CONVERSATION_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+  /** Inactivity after which a conversation workflow closes: WhatsApp's customer-service window. */
+  CONVERSATION_WINDOW_S: z.coerce.number().int().min(1).default(24 * 60 * 60),
+  /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
+  SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+  RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(issues: z.core.$ZodIssue[]) {
+    super(
+      'Invalid configuration: ' +
+        issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`).join('; '),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues);
+  return parsed.data;
+}

@@ -1,0 +1,36 @@
+/**
+ * Errors that leave the API carry a stable code and a human message naming the problem.
+ * The HTTP error mapper (api/errors.ts) turns them into `{ error: { code, message } }`.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+export const badRequest = (code: string, message: string) => new AppError(400, code, message);
+export const notFound = (code: string, message: string) => new AppError(404, code, message);
+export const conflict = (code: string, message: string) => new AppError(409, code, message);
+
+/**
+ * Temporal failure types: the contract between activities that throw
+ * `ApplicationFailure.create({ type, nonRetryable })` and the retry policies that match them.
+ */
+export const FailureType = {
+  /** Input that can never succeed; retrying is pointless. */
+  BadRequest: 'BadRequest',
+  /** The referenced tenant, conversation or channel no longer exists. */
+  NotFound: 'NotFound',
+  /** The provider refused the message for good (bad number, window closed, template missing). */
+  ProviderRejected: 'ProviderRejected',
+  /** The provider is throttling; retried with backoff. */
+  ProviderThrottled: 'ProviderThrottled',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+export const NON_RETRYABLE_FAILURES: string[] = [FailureType.BadRequest, FailureType.NotFound, FailureType.ProviderRejected];

@@ -1,0 +1,14 @@
+import { loadConfig } from '../core/config.js';
+import { createPool } from '../core/db/client.js';
+import { migrate } from '../core/db/migrate.js';
+import { requireSetting } from '../core/runtime.js';
+
+// `npm run migrate`: apply pending SQL migrations to DATABASE_URL (the app also does this at start-up).
+const config = loadConfig();
+const pool = createPool(requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'for `npm run migrate`'));
+try {
+  const applied = await migrate(pool);
+  console.log(applied.length ? `applied: ${applied.join(', ')}` : 'nothing to apply');
+} finally {
+  await pool.end();
+}

@@ -1,0 +1,94 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { loadConfig } from '../core/config.js';
+import { createRuntime } from '../core/runtime.js';
+import { startApi } from '../api/server.js';
+import { createWorker } from '../worker/create-worker.js';
+import { startEmbeddedPostgres, type EmbeddedPg } from './lib/embedded-postgres.js';
+import { isPortFree } from './lib/ports.js';
+import { ensureTemporalCli } from './lib/temporal-cli.js';
+import { startTemporalDev, type TemporalDev } from './lib/temporal-dev.js';
+
+/**
+ * `npm start`: everything on one machine. A Temporal dev server and an embedded PostgreSQL
+ * under DATA_DIR (unless TEMPORAL_ADDRESS / DATABASE_URL point elsewhere), migrations,
+ * the API with its outbox relay, and the worker. Ctrl-C stops it all in reverse order.
+ */
+const config = loadConfig();
+const say = (line: string) => process.stdout.write(`[parley] ${line}\n`);
+const dataDir = path.resolve(config.DATA_DIR);
+await mkdir(dataDir, { recursive: true });
+
+const stops: (() => Promise<void>)[] = [];
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('shutting down…');
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => say(`shutdown step failed: ${err.message}`));
+  }
+  process.exit(code);
+}
+process.once('SIGINT', () => void shutdown(0));
+process.once('SIGTERM', () => void shutdown(0));
+
+try {
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    const pg: EmbeddedPg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres'), port: config.EMBEDDED_PG_PORT, log: say });
+    stops.push(() => pg.stop());
+    databaseUrl = pg.url;
+    say(`PostgreSQL (embedded) in ${pg.dataDir}`);
+  }
+
+  let temporalAddress = config.TEMPORAL_ADDRESS;
+  let temporalUi = 'your Temporal cluster UI';
+  if (!temporalAddress) {
+    for (const port of [config.TEMPORAL_PORT, config.TEMPORAL_UI_PORT]) {
+      if (!(await isPortFree(port))) throw new Error(`port ${port} is in use: set TEMPORAL_PORT/TEMPORAL_UI_PORT, or TEMPORAL_ADDRESS to use a running server`);
+    }
+    const cli = await ensureTemporalCli(config.TEMPORAL_CLI, say);
+    const dev: TemporalDev = await startTemporalDev({
+      cli,
+      port: config.TEMPORAL_PORT,
+      uiPort: config.TEMPORAL_UI_PORT,
+      dbFile: path.join(dataDir, 'temporal.db'),
+    });
+    stops.push(() => dev.stop());
+    temporalAddress = dev.address;
+    temporalUi = dev.uiUrl;
+  }
+
+  const runtime = await createRuntime(config, databaseUrl, { poolSize: 30 });
+  stops.push(() => runtime.pool.end());
+  const { worker, connection } = await createWorker({
+    address: temporalAddress,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    db: runtime.db,
+    keyring: runtime.keyring,
+    providers: runtime.providers,
+    workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+  });
+  const running = worker.run();
+  stops.push(async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running.catch(() => undefined);
+    await connection.close();
+  });
+  running.catch((err: Error) => {
+    say(`worker stopped: ${err.message}`);
+    void shutdown(1);
+  });
+
+  const api = await startApi(config, runtime, temporalAddress);
+  stops.push(() => api.close());
+
+  say(`API:         ${api.url}  (OpenAPI: ${api.url}/openapi.json, docs: ${api.url}/docs)`);
+  say(`Temporal UI: ${temporalUi}`);
+  say(`Admin key:   ${runtime.adminApiKey}`);
+  say('Ctrl-C stops everything.');
+} catch (err) {
+  say(`start failed: ${(err as Error).message}`);
+  await shutdown(1);
+}

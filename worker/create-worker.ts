@@ -1,0 +1,46 @@
+import { fileURLToPath } from 'node:url';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { Keyring } from '../core/crypto.js';
+import type { Db } from '../core/db/client.js';
+import type { Providers } from '../core/providers/index.js';
+import { dataConverter } from '../core/temporal/client.js';
+import { createActivities } from '../activities/index.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface WorkerOptions {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  db: Db;
+  keyring: Keyring;
+  providers: Providers;
+  /** A workflow bundle prepared ahead (bundleWorkflowCode); otherwise bundled at start. */
+  workflowBundlePath?: string;
+  logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+}
+
+let runtimeInstalled = false;
+
+/** The SDK logs every worker state change at INFO; Parley's own logs say what matters. */
+function installRuntime(level: WorkerOptions['logLevel']): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
+}
+
+export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+  installRuntime(opts.logLevel);
+  const connection = await NativeConnection.connect({ address: opts.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers }),
+    dataConverter: dataConverter(opts.keyring),
+    maxConcurrentLocalActivityExecutions: 200,
+    maxConcurrentWorkflowTaskExecutions: 200,
+  });
+  return { worker, connection };
+}
