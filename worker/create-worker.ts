@@ -26,7 +26,11 @@ let runtimeInstalled = false;
 function installRuntime(level: WorkerOptions['logLevel']): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
+  try {
+    Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
+  } catch {
+    // Already instantiated in this process (e.g. by @temporalio/testing): keep that one.
+  }
 }
 
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
