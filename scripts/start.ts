@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig } from '../core/config.js';
-import { createRuntime } from '../core/runtime.js';
+import { createRuntime, forkRuntime } from '../core/runtime.js';
 import { startApi } from '../api/server.js';
 import { createWorker } from '../worker/create-worker.js';
 import { startEmbeddedPostgres, type EmbeddedPg } from './lib/embedded-postgres.js';
@@ -59,15 +59,17 @@ try {
     temporalUi = dev.uiUrl;
   }
 
-  const runtime = await createRuntime(config, databaseUrl, { poolSize: 30 });
+  const runtime = await createRuntime(config, databaseUrl, { poolSize: 10 });
   stops.push(() => runtime.pool.end());
+  const workerRuntime = forkRuntime(runtime, 20);
+  stops.push(() => workerRuntime.pool.end());
   const { worker, connection } = await createWorker({
     address: temporalAddress,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    db: runtime.db,
-    keyring: runtime.keyring,
-    providers: runtime.providers,
+    db: workerRuntime.db,
+    keyring: workerRuntime.keyring,
+    providers: workerRuntime.providers,
     workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
   });
   const running = worker.run();

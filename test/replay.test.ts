@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Worker } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { WORKFLOWS_PATH } from '../worker/create-worker.js';
 import { createHarness, createTemporalClient, testKeyring, uniquePhone, waitFor, type Harness } from './helpers/harness.js';

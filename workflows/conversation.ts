@@ -6,6 +6,7 @@ import {
   defineSignal,
   proxyLocalActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
@@ -106,14 +107,29 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     if (sent.status === 'sent') memory.push({ role: 'assistant', text, at: sent.sentAt });
   }
 
+  // One timer per quiet period instead of one per turn: each turn would otherwise start and
+  // cancel a timer, two more history events and server writes for every message.
+  const windowMs = input.windowSeconds * 1000;
+  let lastActivity = Date.now();
+  let timerFired = false;
+  const armTimer = (delayMs: number) => void sleep(delayMs).then(() => (timerFired = true));
+  armTimer(windowMs);
+
   for (;;) {
-    const active = await condition(() => pending.length > 0, input.windowSeconds * 1000);
-    if (!active) {
+    await condition(() => pending.length > 0 || timerFired);
+    if (pending.length === 0) {
+      timerFired = false;
+      const remaining = lastActivity + windowMs - Date.now();
+      if (remaining > 0) {
+        armTimer(remaining);
+        continue;
+      }
       closing = true;
       await closeConversation({ conversationId: input.conversationId, tenantId: input.tenantId });
       // A message that raced the close is answered, not dropped.
       if (pending.length === 0) return;
       closing = false;
+      armTimer(windowMs);
     }
     if (debounceMs > 0) {
       let seenCount = pending.length;
@@ -121,6 +137,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     }
 
     const turn = pending.splice(0, pending.length);
+    lastActivity = Date.now();
     const plan = await planTurn({
       tenantId: input.tenantId,
       conversationId: input.conversationId,

@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Worker } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../core/config.js';
 import { Keyring } from '../../core/crypto.js';
-import { createRuntime, type Runtime } from '../../core/runtime.js';
+import { createRuntime, forkRuntime, type Runtime } from '../../core/runtime.js';
 import { createTemporalClient } from '../../core/temporal/client.js';
 import { startApi, type RunningApi } from '../../api/server.js';
 import { createWorker } from '../../worker/create-worker.js';
@@ -106,6 +106,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
   const api = await startApi(config, runtime, temporalAddress, { logStream: logs });
   const baseUrl = api.url;
 
+  const workerRuntime = forkRuntime(runtime, 10);
   let running: { worker: Worker; done: Promise<void>; close: () => Promise<void> } | undefined;
   const h: Harness = {
     config,
@@ -119,9 +120,9 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
         address: temporalAddress,
         namespace: config.TEMPORAL_NAMESPACE,
         taskQueue: config.TEMPORAL_TASK_QUEUE,
-        db: runtime.db,
-        keyring: runtime.keyring,
-        providers: runtime.providers,
+        db: workerRuntime.db,
+        keyring: workerRuntime.keyring,
+        providers: workerRuntime.providers,
         workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
       });
       const done = worker.run();
@@ -172,6 +173,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       await h.stopWorker();
       await api.close();
       await runtime.pool.end();
+      await workerRuntime.pool.end();
       await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
