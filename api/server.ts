@@ -48,6 +48,7 @@ export async function startApi(
     sweepMs: config.RELAY_SWEEP_MS,
     defaultDebounceMs: config.CONVERSATION_DEBOUNCE_MS,
     windowSeconds: config.CONVERSATION_WINDOW_S,
+    turnsPerRun: config.CONVERSATION_TURNS_PER_RUN,
   });
   relayRef.current = relay;
   relay.start();

@@ -39,6 +39,8 @@ export interface ConversationInput {
   conversationId: string;
   /** Inactivity that closes the conversation: WhatsApp's 24-hour customer-service window. */
   windowSeconds: number;
+  /** Turns per run before continue-as-new, even if the server does not suggest it yet. */
+  turnsPerRun?: number;
   memory?: Exchange[];
   seenIds?: string[];
   pending?: InboundMessage[];
@@ -60,8 +62,8 @@ export const stateQuery = defineQuery<ConversationState>('state');
 export const MEMORY_LIMIT = 20;
 /** Message ids remembered for de-duplication; the database is the first line, this the second. */
 const SEEN_LIMIT = 500;
-/** Start a fresh run well before the history gets large, even if the server does not suggest it. */
-const TURNS_PER_RUN = 200;
+/** Start a fresh run well before the history gets large (about 10 events a turn). */
+const DEFAULT_TURNS_PER_RUN = 200;
 
 // Short database steps run as local activities: no extra history events or server round trips.
 const { planTurn, sendReply, closeConversation } = proxyLocalActivities<Activities>({
@@ -154,7 +156,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     turns++;
     runTurns++;
 
-    if (workflowInfo().continueAsNewSuggested || runTurns >= TURNS_PER_RUN) {
+    if (workflowInfo().continueAsNewSuggested || runTurns >= (input.turnsPerRun ?? DEFAULT_TURNS_PER_RUN)) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof conversationWorkflow>({
         ...input,
