@@ -3,7 +3,7 @@ import path from 'node:path';
 import { loadConfig } from '../core/config.js';
 import { createRuntime, forkRuntime } from '../core/runtime.js';
 import { startApi } from '../api/server.js';
-import { createWorker } from '../worker/create-worker.js';
+import { createWorkerFor } from '../worker/create-worker.js';
 import { startEmbeddedPostgres, type EmbeddedPg } from './lib/embedded-postgres.js';
 import { isPortFree } from './lib/ports.js';
 import { ensureTemporalCli } from './lib/temporal-cli.js';
@@ -63,15 +63,7 @@ try {
   stops.push(() => runtime.pool.end());
   const workerRuntime = forkRuntime(runtime, 20);
   stops.push(() => workerRuntime.pool.end());
-  const { worker, connection } = await createWorker({
-    address: temporalAddress,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    db: workerRuntime.db,
-    keyring: workerRuntime.keyring,
-    providers: workerRuntime.providers,
-    workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
-  });
+  const { worker, connection } = await createWorkerFor(config, workerRuntime, temporalAddress);
   const running = worker.run();
   stops.push(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();

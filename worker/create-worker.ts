@@ -1,8 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { Config } from '../core/config.js';
 import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
 import type { Providers } from '../core/providers/index.js';
+import type { Runtime as ParleyRuntime } from '../core/runtime.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { createActivities } from '../activities/index.js';
 
@@ -47,4 +49,17 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     maxConcurrentWorkflowTaskExecutions: 200,
   });
   return { worker, connection };
+}
+
+/** The worker for a runtime (its pool, keyring and providers) on the configured namespace and task queue. */
+export function createWorkerFor(config: Config, runtime: ParleyRuntime, address: string) {
+  return createWorker({
+    address,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    db: runtime.db,
+    keyring: runtime.keyring,
+    providers: runtime.providers,
+    workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+  });
 }

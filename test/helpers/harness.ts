@@ -11,7 +11,7 @@ import { Keyring } from '../../core/crypto.js';
 import { createRuntime, forkRuntime, type Runtime } from '../../core/runtime.js';
 import { createTemporalClient } from '../../core/temporal/client.js';
 import { startApi, type RunningApi } from '../../api/server.js';
-import { createWorker } from '../../worker/create-worker.js';
+import { createWorkerFor } from '../../worker/create-worker.js';
 import { freePort } from '../../scripts/lib/ports.js';
 
 export const TEST_ADMIN_KEY = 'prl_admin_test_key_0123456789abcdef';
@@ -116,15 +116,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     databaseUrl: db.url,
     logs,
     async startWorker() {
-      const { worker, connection } = await createWorker({
-        address: temporalAddress,
-        namespace: config.TEMPORAL_NAMESPACE,
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
-        db: workerRuntime.db,
-        keyring: workerRuntime.keyring,
-        providers: workerRuntime.providers,
-        workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
-      });
+      const { worker, connection } = await createWorkerFor(config, workerRuntime, temporalAddress);
       const done = worker.run();
       running = { worker, done, close: () => connection.close() };
       h.worker = worker;
