@@ -60,7 +60,8 @@ export const queueRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
     const notifier = new JobNotifier(deps.pool.options);
-    app.addHook('onClose', () => notifier.close());
+    // Before the server waits for in-flight requests: long polls end (204) instead of holding shutdown.
+    app.addHook('preClose', () => notifier.close());
 
     app.get(
       '/queue/next-job',
@@ -97,7 +98,7 @@ export const queueRoutes =
           });
           if (job) return { job_id: job.id, payload: job.payload, status: 'processing' as const };
           const left = deadline - Date.now();
-          if (left <= 0) return reply.status(204).send(null);
+          if (left <= 0 || notifier.isClosed) return reply.status(204).send(null);
           await notifier.wait(tenant, Math.min(left, RECHECK_MS));
         }
       },

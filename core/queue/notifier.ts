@@ -15,9 +15,14 @@ export class JobNotifier {
 
   constructor(private readonly connection: pg.ClientConfig) {}
 
-  /** Resolves when a job is enqueued for the tenant, or after `ms`. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Resolves when a job is enqueued for the tenant, or after `ms`, or at once when closed. */
   async wait(tenantId: string, ms: number): Promise<void> {
     await this.listen();
+    if (this.closed) return;
     await new Promise<void>((resolve) => {
       const set = this.waiters.get(tenantId) ?? new Set();
       this.waiters.set(tenantId, set);
