@@ -146,24 +146,24 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
   });
 
   it('gives each customer exactly one message when n8n answers right at the timeout', async () => {
-    const timeoutS = 1;
+    const timeoutS = 2;
     const t = await legacyTenant(timeoutS);
     const customers = Array.from({ length: 8 }, () => uniquePhone());
-    const jobs: { job_id: string; payload: Record<string, string> }[] = [];
-    for (const c of customers) {
+    // Each answer is sent from 400 ms before to 300 ms after its turn's timeout (counted from
+    // the claim, which follows the enqueue at once): some sends win, the rest lose to the fallback.
+    const sends: Promise<{ status: number; body: any }>[] = [];
+    for (const [i, c] of customers.entries()) {
       const p = pollJob(t.key);
-      await inbound(t, c, `question from ${c}`);
+      await inbound(t, c, `question ${i}`);
       const job = await p;
       assert.ok(job);
-      jobs.push(job);
+      sends.push(
+        delay(timeoutS * 1000 - 400 + i * 100).then(() =>
+          n8nSend(t.key, { to: job.payload.from, message: `n8n answer ${i}`, tenant_id: t.id, job_id: job.job_id }),
+        ),
+      );
     }
-    // Answer each job somewhere around its timeout: some sends win, the rest lose to the fallback.
-    const results = await Promise.all(
-      jobs.map(async (job, i) => {
-        await delay(timeoutS * 1000 - 400 + i * 100);
-        return n8nSend(t.key, { to: job.payload.from, message: `n8n answer ${i}`, tenant_id: t.id, job_id: job.job_id });
-      }),
-    );
+    const results = await Promise.all(sends);
     for (const [i, c] of customers.entries()) {
       const status = results[i].status;
       assert.ok(status === 200 || status === 409, `send ${i}: ${status}`);
