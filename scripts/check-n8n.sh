@@ -18,9 +18,11 @@ N8N="$N8N_DIR/app/node_modules/.bin/n8n"
 [ -x "$N8N" ] || { echo "no n8n at $N8N" >&2; exit 2; }
 
 work="$(mktemp -d)"
+chmod 755 "$work"  # the embedded PostgreSQL runs as user postgres and keeps its data here
 parley_pid=""
 cleanup() {
-  if [ -n "$parley_pid" ]; then kill "$parley_pid" 2>/dev/null || true; wait "$parley_pid" 2>/dev/null || true; fi
+  # Parley runs in its own process group: stopping the group stops its Temporal and PostgreSQL too.
+  if [ -n "$parley_pid" ]; then kill -TERM -- "-$parley_pid" 2>/dev/null || true; wait "$parley_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -31,7 +33,7 @@ if [ -z "${PARLEY:-}" ]; then
   port="$(free_port)"
   ADMIN="prl_admin_check_n8n_$(node -e "console.log(require('crypto').randomBytes(8).toString('hex'))")"
   PORT="$port" TEMPORAL_PORT="$(free_port)" TEMPORAL_UI_PORT="$(free_port)" EMBEDDED_PG_PORT="$(free_port)" \
-    DATA_DIR="$work/parley" ADMIN_API_KEY="$ADMIN" LOG_LEVEL=warn npm start > "$work/parley.log" 2>&1 &
+    DATA_DIR="$work/parley" ADMIN_API_KEY="$ADMIN" LOG_LEVEL=warn setsid node_modules/.bin/tsx scripts/start.ts > "$work/parley.log" 2>&1 &
   parley_pid=$!
   PARLEY="http://127.0.0.1:$port"
   for _ in $(seq 1 120); do curl -sf "$PARLEY/health" > /dev/null && break; sleep 1; done
