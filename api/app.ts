@@ -8,6 +8,9 @@ import { registerErrorHandling } from './errors.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
+import { legacyModeRoutes } from './routes/legacy-mode.js';
+import { messageRoutes } from './routes/messages.js';
+import { queueRoutes } from './routes/queue.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -50,5 +53,8 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(inboundRoutes(deps));
   await app.register(sandboxRoutes(deps));
   await app.register(conversationRoutes(deps));
+  await app.register(legacyModeRoutes(deps));
+  await app.register(queueRoutes(deps));
+  await app.register(messageRoutes(deps));
   return app;
 }

@@ -29,6 +29,8 @@ export const configSchema = z.object({
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** Legacy n8n queue: how long a claimed job is leased before it is handed out again. */
+  QUEUE_LEASE_S: z.coerce.number().int().min(1).max(24 * 60 * 60).default(120),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -135,6 +135,19 @@ export const jobs = pgTable('jobs', {
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
   tenantId: text('tenant_id'),
+  // migrations/0500_jobs_queue.sql
+  jobType: text('job_type').notNull().default('message'),
+  payloadEnc: text('payload_enc'),
+  attempts: integer('attempts').notNull().default(0),
+  maxAttempts: integer('max_attempts').notNull().default(5),
+  leaseExpiresAt: ts('lease_expires_at'),
+  resultEnc: text('result_enc'),
+  conversationId: uuid('conversation_id'),
+  workflowId: text('workflow_id'),
+  replyKey: text('reply_key'),
+  messageIds: uuid('message_ids').array(),
+  replyMessageId: uuid('reply_message_id'),
+  finishedAt: ts('finished_at'),
 });
 
 export type Tenant = typeof tenants.$inferSelect;
@@ -143,3 +156,4 @@ export type Conversation = typeof conversations.$inferSelect;
 export type Contact = typeof contacts.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
+export type Job = typeof jobs.$inferSelect;
