@@ -1,0 +1,219 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
+import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import type { Db } from '../core/db/client.js';
+import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type PulseAudience, type PulseMessage } from '../core/db/schema.js';
+import type { Keyring } from '../core/crypto.js';
+import { pickContent } from '../core/pulse/content.js';
+import { decryptAttributes } from '../core/pulse/contacts.js';
+import { audienceFilter, runCounts, type RunCounts } from '../core/pulse/runs.js';
+import type { Providers } from '../core/providers/index.js';
+
+export interface PulseDeps {
+  db: Db;
+  keyring: Keyring;
+  providers: Providers;
+}
+
+/** A run's snapshot of its campaign, taken at start so an edit mid-run does not change a run half-way. */
+export interface PulseRunConfig {
+  tenantId: string;
+  campaignId: string;
+  runId: string;
+  channelId: string;
+  ratePerSecond: number;
+  audience: PulseAudience;
+  message: PulseMessage;
+}
+
+export interface PulsePageInput {
+  config: PulseRunConfig;
+  /** Last contact id handled by the previous page (audience order is by id). */
+  cursor: string | null;
+  pageSize: number;
+  /** Epoch ms when the next send is due, so pacing carries across pages. */
+  nextSendAt: number;
+}
+
+export interface PulsePageResult {
+  nextCursor: string | null;
+  nextSendAt: number;
+  handled: number;
+}
+
+/** WhatsApp's customer-service window: free-form text only within 24 h of the customer's last message. */
+export const SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** Sends in flight at once; pacing, not this, sets the rate. */
+const MAX_IN_FLIGHT = 32;
+/** How far behind schedule a page may start and still catch up (a burst of at most this much). */
+const MAX_CATCH_UP_MS = 250;
+
+type SendOutcome = 'sent' | 'failed' | 'skipped_opted_out' | 'skipped_window' | 'already_done';
+
+export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
+  /**
+   * One contact, exactly once per run: the (run, contact) row is claimed first; a row already
+   * final means a previous attempt finished it; a row still 'sending' (worker killed mid-send)
+   * is resent with the same provider idempotency key. Consent is read at send time, so an
+   * opt-out during a run takes effect for every contact not yet sent.
+   */
+  async function sendOne(config: PulseRunConfig, channel: typeof channels.$inferSelect, contactId: string): Promise<SendOutcome> {
+    const claimed = await db
+      .insert(campaignSends)
+      .values({ runId: config.runId, contactId, tenantId: config.tenantId, status: 'sending' })
+      .onConflictDoNothing()
+      .returning({ status: campaignSends.status });
+    if (!claimed[0]) {
+      const [existing] = await db
+        .select({ status: campaignSends.status })
+        .from(campaignSends)
+        .where(and(eq(campaignSends.runId, config.runId), eq(campaignSends.contactId, contactId)));
+      if (existing && existing.status !== 'sending') return 'already_done';
+    }
+    const finish = (values: Partial<typeof campaignSends.$inferInsert>) =>
+      db
+        .update(campaignSends)
+        .set(values)
+        .where(and(eq(campaignSends.runId, config.runId), eq(campaignSends.contactId, contactId)));
+
+    const [contact] = await db
+      .select({
+        optedIn: contacts.optedIn,
+        phoneEnc: contacts.phoneEnc,
+        nameEnc: contacts.nameEnc,
+        tags: contacts.tags,
+        attributesEnc: contacts.attributesEnc,
+        lastInboundAt: sql<Date | null>`(SELECT max(last_inbound_at) FROM conversations cv WHERE cv.tenant_id = ${contacts.tenantId} AND cv.contact_id = ${contacts.id})`.mapWith(
+          (v: string | Date | null) => (v ? new Date(v) : null),
+        ),
+      })
+      .from(contacts)
+      .where(and(eq(contacts.id, contactId), eq(contacts.tenantId, config.tenantId)));
+    if (!contact || contact.optedIn !== true) {
+      await finish({ status: 'skipped_opted_out' });
+      return 'skipped_opted_out';
+    }
+    const windowOpen = contact.lastInboundAt !== null && Date.now() - contact.lastInboundAt.getTime() < SERVICE_WINDOW_MS;
+    const windowTemplate = config.message.window_template;
+    if (!windowOpen && !windowTemplate) {
+      await finish({ status: 'skipped_window' });
+      return 'skipped_window';
+    }
+    const name = contact.nameEnc ? keyring.decrypt(contact.nameEnc) : null;
+    const content = pickContent(config.message, { name, tags: contact.tags, attributes: decryptAttributes(keyring, contact.attributesEnc) });
+    const template = windowOpen ? undefined : { name: windowTemplate!, parameters: [name ?? ''] };
+    try {
+      const result = await providers.forChannel(channel).sendText({
+        tenantId: config.tenantId,
+        channel,
+        to: keyring.decrypt(contact.phoneEnc),
+        text: content.text,
+        idempotencyKey: `${config.tenantId}:pulse:${config.runId}:${contactId}`,
+        inReplyTo: [],
+        template,
+      });
+      await finish({ status: 'sent', templateName: template?.name ?? null, providerMessageId: result.providerMessageId, sentAt: sql`now()` as unknown as Date });
+      return 'sent';
+    } catch (err) {
+      // The error's class, never its message: provider messages can echo the number or text.
+      await finish({ status: 'failed', error: (err as Error).name ?? 'Error' });
+      return 'failed';
+    }
+  }
+
+  return {
+    /** Snapshots the campaign and opens the run row; null when the campaign was deleted meanwhile. */
+    async startPulseRun(input: { tenantId: string; campaignId: string; runId: string }): Promise<PulseRunConfig | null> {
+      const [campaign] = await db
+        .select()
+        .from(pulseCampaigns)
+        .where(and(eq(pulseCampaigns.id, input.campaignId), eq(pulseCampaigns.tenantId, input.tenantId)));
+      if (!campaign) return null;
+      const [channel] = await db
+        .select({ id: channels.id })
+        .from(channels)
+        .where(and(eq(channels.tenantId, input.tenantId), eq(channels.isDefault, true)));
+      if (!channel) return null;
+      const [{ n }] = await db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(contacts)
+        .where(audienceFilter(input.tenantId, campaign.audience));
+      await db
+        .insert(pulseRuns)
+        .values({ id: input.runId, tenantId: input.tenantId, campaignId: input.campaignId, targeted: n })
+        .onConflictDoNothing();
+      return {
+        tenantId: input.tenantId,
+        campaignId: input.campaignId,
+        runId: input.runId,
+        channelId: channel.id,
+        ratePerSecond: campaign.ratePerSecond,
+        audience: campaign.audience,
+        message: campaign.message,
+      };
+    },
+
+    /**
+     * Sends one page of the audience, paced to the campaign's rate, heartbeating as it goes.
+     * Contacts this run already finished are left out of the page, so a retried page only
+     * sends what the killed attempt did not.
+     */
+    async sendPulsePage(input: PulsePageInput): Promise<PulsePageResult> {
+      const { config } = input;
+      const ctx = Context.current();
+      const [channel] = await db.select().from(channels).where(and(eq(channels.id, config.channelId), eq(channels.tenantId, config.tenantId)));
+      if (!channel) return { nextCursor: null, nextSendAt: input.nextSendAt, handled: 0 };
+      const page = await db
+        .select({ id: contacts.id })
+        .from(contacts)
+        .where(
+          and(
+            audienceFilter(config.tenantId, config.audience),
+            input.cursor ? gt(contacts.id, input.cursor) : undefined,
+            sql`NOT EXISTS (SELECT 1 FROM campaign_sends s WHERE s.run_id = ${config.runId} AND s.contact_id = ${contacts.id} AND s.status <> 'sending')`,
+          ),
+        )
+        .orderBy(asc(contacts.id))
+        .limit(input.pageSize);
+
+      const intervalMs = 1000 / config.ratePerSecond;
+      let due = Math.max(input.nextSendAt, Date.now() - MAX_CATCH_UP_MS);
+      const inFlight = new Set<Promise<unknown>>();
+      let failure: unknown;
+      for (const { id } of page) {
+        if (ctx.cancellationSignal.aborted) break;
+        const wait = due - Date.now();
+        if (wait > 0) await delay(wait);
+        while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+        if (failure) break;
+        const p: Promise<unknown> = sendOne(config, channel, id).then(
+          () => inFlight.delete(p),
+          (err: unknown) => {
+            failure ??= err;
+            inFlight.delete(p);
+          },
+        );
+        inFlight.add(p);
+        due += intervalMs;
+        ctx.heartbeat();
+      }
+      await Promise.all(inFlight);
+      // A database error leaves claimed rows 'sending'; the retried page resends them idempotently.
+      if (failure) throw failure;
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+      return {
+        nextCursor: page.length === input.pageSize ? page[page.length - 1].id : null,
+        nextSendAt: due,
+        handled: page.length,
+      };
+    },
+
+    async finishPulseRun(input: { runId: string; status: 'completed' | 'cancelled' }): Promise<RunCounts | null> {
+      await db
+        .update(pulseRuns)
+        .set({ status: input.status, finishedAt: sql`now()` as unknown as Date })
+        .where(and(eq(pulseRuns.id, input.runId), eq(pulseRuns.status, 'running')));
+      return runCounts(db, input.runId);
+    },
+  };
+}
