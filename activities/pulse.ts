@@ -24,6 +24,8 @@ export interface PulseRunConfig {
   ratePerSecond: number;
   audience: PulseAudience;
   message: PulseMessage;
+  /** Epoch ms the run began (database clock). */
+  startedAt: number;
 }
 
 export interface PulsePageInput {
@@ -83,7 +85,7 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
         nameEnc: contacts.nameEnc,
         tags: contacts.tags,
         attributesEnc: contacts.attributesEnc,
-        lastInboundAt: sql<Date | null>`(SELECT max(last_inbound_at) FROM conversations cv WHERE cv.tenant_id = ${contacts.tenantId} AND cv.contact_id = ${contacts.id})`.mapWith(
+        lastInboundAt: sql<Date | null>`(SELECT max(cv.last_inbound_at) FROM conversations cv WHERE cv.tenant_id = contacts.tenant_id AND cv.contact_id = contacts.id)`.mapWith(
           (v: string | Date | null) => (v ? new Date(v) : null),
         ),
       })
@@ -142,6 +144,7 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
         .insert(pulseRuns)
         .values({ id: input.runId, tenantId: input.tenantId, campaignId: input.campaignId, targeted: n })
         .onConflictDoNothing();
+      const [run] = await db.select({ startedAt: pulseRuns.startedAt }).from(pulseRuns).where(eq(pulseRuns.id, input.runId));
       return {
         tenantId: input.tenantId,
         campaignId: input.campaignId,
@@ -150,6 +153,7 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
         ratePerSecond: campaign.ratePerSecond,
         audience: campaign.audience,
         message: campaign.message,
+        startedAt: run.startedAt.getTime(),
       };
     },
 
@@ -168,9 +172,10 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
         .from(contacts)
         .where(
           and(
-            audienceFilter(config.tenantId, config.audience),
+            // Contacts who opted out since the run began stay in the page, to be counted as skipped.
+            audienceFilter(config.tenantId, config.audience, new Date(config.startedAt)),
             input.cursor ? gt(contacts.id, input.cursor) : undefined,
-            sql`NOT EXISTS (SELECT 1 FROM campaign_sends s WHERE s.run_id = ${config.runId} AND s.contact_id = ${contacts.id} AND s.status <> 'sending')`,
+            sql`NOT EXISTS (SELECT 1 FROM campaign_sends s WHERE s.run_id = ${config.runId} AND s.contact_id = contacts.id AND s.status <> 'sending')`,
           ),
         )
         .orderBy(asc(contacts.id))

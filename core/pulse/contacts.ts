@@ -1,6 +1,6 @@
 import { and, arrayContains, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { contacts, conversations, tenants, type Contact } from '../db/schema.js';
+import { contacts, tenants, type Contact } from '../db/schema.js';
 import type { Keyring } from '../crypto.js';
 
 export interface ContactInput {
@@ -163,7 +163,7 @@ export async function applyConsentKeyword(
     .where(
       and(
         eq(contacts.tenantId, input.tenantId),
-        sql`${contacts.id} = (SELECT ${conversations.contactId} FROM ${conversations} WHERE ${conversations.id} = ${input.conversationId} AND ${conversations.tenantId} = ${input.tenantId})`,
+        sql`contacts.id = (SELECT cv.contact_id FROM conversations cv WHERE cv.id = ${input.conversationId} AND cv.tenant_id = ${input.tenantId})`,
       ),
     );
   return {

@@ -1,13 +1,16 @@
-import { and, desc, eq, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { campaignSends, contacts, pulseRuns, type PulseAudience } from '../db/schema.js';
 
-/** The audience: the tenant's opted-in contacts, carrying any of the tags when tags are given. */
-export function audienceFilter(tenantId: string, audience: PulseAudience): SQL {
+/**
+ * The audience: the tenant's opted-in contacts, carrying any of the tags when tags are given.
+ * With `optedOutSince`, also those whose consent changed since then (a run counts them as skipped).
+ */
+export function audienceFilter(tenantId: string, audience: PulseAudience, optedOutSince?: Date): SQL {
   const tags = audience.tags ?? [];
   return and(
     eq(contacts.tenantId, tenantId),
-    eq(contacts.optedIn, true),
+    optedOutSince ? or(eq(contacts.optedIn, true), gte(contacts.consentAt, optedOutSince)) : eq(contacts.optedIn, true),
     tags.length > 0 ? sql`${contacts.tags} && ${sql`ARRAY[${sql.join(tags.map((t) => sql`${t}`), sql`, `)}]::text[]`}` : undefined,
   )!;
 }
