@@ -47,8 +47,8 @@ export interface PulsePageResult {
 export const SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Sends in flight at once; pacing, not this, sets the rate. */
 const MAX_IN_FLIGHT = 32;
-/** How far behind schedule a page may start and still catch up (a burst of at most this much). */
-const MAX_CATCH_UP_MS = 250;
+/** How far behind schedule sending may fall and still catch up: at most half a second's sends at once. */
+const MAX_CATCH_UP_MS = 500;
 
 type SendOutcome = 'sent' | 'failed' | 'skipped_opted_out' | 'skipped_window' | 'already_done';
 
@@ -182,11 +182,14 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
         .limit(input.pageSize);
 
       const intervalMs = 1000 / config.ratePerSecond;
-      let due = Math.max(input.nextSendAt, Date.now() - MAX_CATCH_UP_MS);
+      // Each send has a due time one interval after the previous one; a page that starts (or a
+      // send that runs) late catches up by at most MAX_CATCH_UP_MS, so bursts stay small.
+      let due = input.nextSendAt || Date.now();
       const inFlight = new Set<Promise<unknown>>();
       let failure: unknown;
       for (const { id } of page) {
         if (ctx.cancellationSignal.aborted) break;
+        due = Math.max(due, Date.now() - MAX_CATCH_UP_MS);
         const wait = due - Date.now();
         if (wait > 0) await delay(wait);
         while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);

@@ -12,11 +12,11 @@ export interface PulseCampaignInput {
 }
 
 /** Continue-as-new after this many pages (each page adds about six events), keeping history small. */
-export const PAGES_PER_RUN = 25;
+export const PAGES_PER_RUN = 10;
 
-/** A page holds about two seconds of sends: long enough to amortise a round trip, short enough to retry cheaply. */
+/** A page holds about five seconds of sends: long enough to amortise a round trip, short enough to retry cheaply. */
 export function pageSizeFor(ratePerSecond: number): number {
-  return Math.max(10, Math.min(500, Math.round(ratePerSecond * 2)));
+  return Math.max(10, Math.min(1000, Math.round(ratePerSecond * 5)));
 }
 
 const { startPulseRun, finishPulseRun } = proxyActivities<Activities>({
