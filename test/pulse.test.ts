@@ -120,6 +120,9 @@ describe('pulse: contacts, campaigns, runs', () => {
     assert.equal(again.consent_source, 'web_form');
     assert.deepEqual(again.tags, ['list-a', 'vip']);
 
+    const unencoded = await h.request('GET', `/routes/tenants/${t.id}/contacts?phone=${phones[0]}`, { key: t.key });
+    assert.deepEqual(unencoded.body.contacts.map((c: any) => c.id), [ada.id], 'a raw "+" in the query string still finds the contact');
+
     const vip = await h.request('GET', `/routes/tenants/${t.id}/contacts?tag=vip`, { key: t.key });
     assert.deepEqual(vip.body.contacts.map((c: any) => c.phone), [phones[0]]);
     const out = await h.request('GET', `/routes/tenants/${t.id}/contacts?tag=list-a&opted_in=false`, { key: t.key });
@@ -159,6 +162,10 @@ describe('pulse: contacts, campaigns, runs', () => {
     assert.match(patch.body.error.message, /^body\.timezone: /);
     const list = await h.request('GET', `/routes/tenants/${t.id}/pulse/campaigns`, { key: t.key });
     assert.equal(list.body.campaigns.length, 1, 'no campaign was created by a rejected request');
+    const openapi = await h.request('GET', '/openapi.json');
+    for (const p of ['/routes/tenants/{tenant_id}/contacts', '/routes/tenants/{tenant_id}/pulse/campaigns/{id}/trigger', '/routes/context/pulse-content']) {
+      assert.ok(openapi.body.paths[p], `${p} in the OpenAPI document`);
+    }
   });
 
   it('pause, resume, trigger, update and delete are reflected in the Temporal Schedule', async () => {

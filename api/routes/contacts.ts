@@ -72,7 +72,8 @@ export const contactRoutes =
           querystring: z.object({
             tag: tag.optional(),
             opted_in: z.enum(['true', 'false']).optional().describe('"false" also lists contacts with no consent recorded'),
-            phone: e164.optional(),
+            // An unencoded "+" in a query string arrives as a space: accept `?phone=+1555…` as meant.
+            phone: z.preprocess((v) => (typeof v === 'string' ? v.replace(/^ (?=\d)/, '+') : v), e164.optional()),
             cursor: z.uuid('must be a next_cursor from a previous page').optional(),
             limit: z.coerce.number().int().min(1).max(500).default(100),
           }),
