@@ -60,55 +60,55 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
    * opt-out during a run takes effect for every contact not yet sent.
    */
   async function sendOne(config: PulseRunConfig, channel: typeof channels.$inferSelect, contactId: string): Promise<SendOutcome> {
-    const claimed = await db
-      .insert(campaignSends)
-      .values({ runId: config.runId, contactId, tenantId: config.tenantId, status: 'sending' })
-      .onConflictDoNothing()
-      .returning({ status: campaignSends.status });
-    if (!claimed[0]) {
-      const [existing] = await db
-        .select({ status: campaignSends.status })
-        .from(campaignSends)
-        .where(and(eq(campaignSends.runId, config.runId), eq(campaignSends.contactId, contactId)));
-      if (existing && existing.status !== 'sending') return 'already_done';
-    }
+    // One round trip claims the row and reads the contact. The subquery on campaign_sends sees
+    // the snapshot before the claim: it holds the status of a row an earlier attempt left.
+    const {
+      rows: [contact],
+    } = await db.execute<{
+      earlier: string | null;
+      opted_in: boolean | null;
+      phone_enc: string;
+      name_enc: string | null;
+      tags: string[];
+      attributes_enc: string | null;
+      last_inbound_at: Date | null;
+    }>(sql`
+      WITH claim AS (
+        INSERT INTO campaign_sends (run_id, contact_id, tenant_id, status)
+        VALUES (${config.runId}, ${contactId}, ${config.tenantId}, 'sending')
+        ON CONFLICT (run_id, contact_id) DO NOTHING
+        RETURNING 1
+      )
+      SELECT (SELECT s.status FROM campaign_sends s WHERE s.run_id = ${config.runId} AND s.contact_id = c.id) AS earlier,
+             c.opted_in, c.phone_enc, c.name_enc, c.tags, c.attributes_enc,
+             (SELECT max(cv.last_inbound_at) FROM conversations cv WHERE cv.tenant_id = c.tenant_id AND cv.contact_id = c.id) AS last_inbound_at
+        FROM contacts c
+       WHERE c.id = ${contactId} AND c.tenant_id = ${config.tenantId}`);
+    if (contact?.earlier && contact.earlier !== 'sending') return 'already_done';
     const finish = (values: Partial<typeof campaignSends.$inferInsert>) =>
       db
         .update(campaignSends)
         .set(values)
         .where(and(eq(campaignSends.runId, config.runId), eq(campaignSends.contactId, contactId)));
 
-    const [contact] = await db
-      .select({
-        optedIn: contacts.optedIn,
-        phoneEnc: contacts.phoneEnc,
-        nameEnc: contacts.nameEnc,
-        tags: contacts.tags,
-        attributesEnc: contacts.attributesEnc,
-        lastInboundAt: sql<Date | null>`(SELECT max(cv.last_inbound_at) FROM conversations cv WHERE cv.tenant_id = contacts.tenant_id AND cv.contact_id = contacts.id)`.mapWith(
-          (v: string | Date | null) => (v ? new Date(v) : null),
-        ),
-      })
-      .from(contacts)
-      .where(and(eq(contacts.id, contactId), eq(contacts.tenantId, config.tenantId)));
-    if (!contact || contact.optedIn !== true) {
+    if (!contact || contact.opted_in !== true) {
       await finish({ status: 'skipped_opted_out' });
       return 'skipped_opted_out';
     }
-    const windowOpen = contact.lastInboundAt !== null && Date.now() - contact.lastInboundAt.getTime() < SERVICE_WINDOW_MS;
+    const windowOpen = contact.last_inbound_at !== null && Date.now() - new Date(contact.last_inbound_at).getTime() < SERVICE_WINDOW_MS;
     const windowTemplate = config.message.window_template;
     if (!windowOpen && !windowTemplate) {
       await finish({ status: 'skipped_window' });
       return 'skipped_window';
     }
-    const name = contact.nameEnc ? keyring.decrypt(contact.nameEnc) : null;
-    const content = pickContent(config.message, { name, tags: contact.tags, attributes: decryptAttributes(keyring, contact.attributesEnc) });
+    const name = contact.name_enc ? keyring.decrypt(contact.name_enc) : null;
+    const content = pickContent(config.message, { name, tags: contact.tags, attributes: decryptAttributes(keyring, contact.attributes_enc) });
     const template = windowOpen ? undefined : { name: windowTemplate!, parameters: [name ?? ''] };
     try {
       const result = await providers.forChannel(channel).sendText({
         tenantId: config.tenantId,
         channel,
-        to: keyring.decrypt(contact.phoneEnc),
+        to: keyring.decrypt(contact.phone_enc),
         text: content.text,
         idempotencyKey: `${config.tenantId}:pulse:${config.runId}:${contactId}`,
         inReplyTo: [],

@@ -5,6 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createPulseActivities, type PulsePageInput, type PulsePageResult, type PulseRunConfig } from '../activities/pulse.js';
 import {
   createHarness,
   createTemporalClient,
@@ -298,6 +300,30 @@ describe('pulse: contacts, campaigns, runs', () => {
     await seedContacts(h, tenant, [{ ...people[0], phone: last.phone, opted_in: true }]);
     const still = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(last.phone)}`, { key: tenant.key })).body.contacts[0];
     assert.equal(still.opted_in, false);
+  });
+
+  it('a retried page sends nothing twice; a send left mid-flight is resent under the same idempotency key', async () => {
+    const tenant = await h.createTenant();
+    await seedContacts(h, tenant, Array.from({ length: 12 }, (_, i) => ({ phone: uniquePhone(), name: `R${i}`, tags: [], opted_in: true })));
+    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 200 });
+    const acts = createPulseActivities({ db: h.runtime.db, keyring: h.runtime.keyring, providers: h.runtime.providers });
+    const env = new MockActivityEnvironment();
+    const config = (await env.run(acts.startPulseRun, { tenantId: tenant.id, campaignId: c.id, runId: `manual/${c.id}` })) as PulseRunConfig | null;
+    assert.ok(config);
+    const page: PulsePageInput = { config, cursor: null, pageSize: 100, nextSendAt: 0 };
+    const sendPage = async () => ((await env.run(acts.sendPulsePage, page)) as PulsePageResult).handled;
+    assert.equal(await sendPage(), 12);
+    assert.equal(await sendPage(), 0, 'a retried page finds nothing left to send');
+    // As if a worker died between the provider call and recording it.
+    await h.runtime.pool.query(
+      `UPDATE campaign_sends SET status = 'sending' WHERE run_id = $1 AND contact_id = (SELECT contact_id FROM campaign_sends WHERE run_id = $1 LIMIT 1)`,
+      [config.runId],
+    );
+    assert.equal(await sendPage(), 1);
+    const sends = await h.runtime.pool.query(`SELECT status, count(*)::int AS n FROM campaign_sends WHERE run_id = $1 GROUP BY status`, [config.runId]);
+    assert.deepEqual(sends.rows, [{ status: 'sent', n: 12 }]);
+    const sandbox = await h.runtime.pool.query('SELECT count(*)::int AS total, count(DISTINCT to_hash)::int AS people FROM sandbox_messages WHERE tenant_id = $1', [tenant.id]);
+    assert.deepEqual(sandbox.rows[0], { total: 12, people: 12 });
   });
 
   it('tenant-configured keywords opt out too', async () => {

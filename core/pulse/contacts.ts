@@ -18,7 +18,7 @@ export const KEYWORD_CONSENT_SOURCE = 'inbound_keyword';
 
 /**
  * Bulk upsert keyed by the phone's blind index. Omitted fields keep their stored value; consent
- * time moves only when consent changes (or is given explicitly). A customer who opted out by
+ * time and source (given, or now / "api") are recorded only when consent changes. A customer who opted out by
  * keyword stays opted out whatever an import says: only the customer's START opts back in.
  */
 export async function upsertContacts(db: Db, keyring: Keyring, tenantId: string, input: ContactInput[]): Promise<number> {
