@@ -38,15 +38,20 @@ export interface PulsePageInput {
 }
 
 export interface PulsePageResult {
+  /** With `paused`, where to resume; otherwise where the next page starts, null when the audience is done. */
   nextCursor: string | null;
   nextSendAt: number;
   handled: number;
+  /** The campaign was paused: the page stopped early and the run waits for resume. */
+  paused: boolean;
 }
 
 /** WhatsApp's customer-service window: free-form text only within 24 h of the customer's last message. */
 export const SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Sends in flight at once; pacing, not this, sets the rate. */
 const MAX_IN_FLIGHT = 32;
+/** How often a page looks at the campaign's paused flag. */
+const PAUSE_CHECK_MS = 500;
 /** How far behind schedule sending may fall and still catch up: at most half a second's sends at once. */
 const MAX_CATCH_UP_MS = 500;
 
@@ -166,7 +171,7 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
       const { config } = input;
       const ctx = Context.current();
       const [channel] = await db.select().from(channels).where(and(eq(channels.id, config.channelId), eq(channels.tenantId, config.tenantId)));
-      if (!channel) return { nextCursor: null, nextSendAt: input.nextSendAt, handled: 0 };
+      if (!channel) return { nextCursor: null, nextSendAt: input.nextSendAt, handled: 0, paused: false };
       const page = await db
         .select({ id: contacts.id })
         .from(contacts)
@@ -181,14 +186,25 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
         .orderBy(asc(contacts.id))
         .limit(input.pageSize);
 
+      // Pausing the campaign stops a run between two sends, not only between runs.
+      const isPaused = async () =>
+        (await db.select({ paused: pulseCampaigns.paused }).from(pulseCampaigns).where(eq(pulseCampaigns.id, config.campaignId)))[0]?.paused ?? false;
+      let paused = await isPaused();
+      let checkedAt = Date.now();
+      let dispatched = 0;
+
       const intervalMs = 1000 / config.ratePerSecond;
       // Each send has a due time one interval after the previous one; a page that starts (or a
       // send that runs) late catches up by at most MAX_CATCH_UP_MS, so bursts stay small.
       let due = input.nextSendAt || Date.now();
       const inFlight = new Set<Promise<unknown>>();
       let failure: unknown;
-      for (const { id } of page) {
+      for (const { id } of paused ? [] : page) {
         if (ctx.cancellationSignal.aborted) break;
+        if (Date.now() - checkedAt >= PAUSE_CHECK_MS) {
+          checkedAt = Date.now();
+          if ((paused = await isPaused())) break;
+        }
         due = Math.max(due, Date.now() - MAX_CATCH_UP_MS);
         const wait = due - Date.now();
         if (wait > 0) await delay(wait);
@@ -202,6 +218,7 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
           },
         );
         inFlight.add(p);
+        dispatched++;
         due += intervalMs;
         ctx.heartbeat();
       }
@@ -209,10 +226,12 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
       // A database error leaves claimed rows 'sending'; the retried page resends them idempotently.
       if (failure) throw failure;
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+      if (paused) return { nextCursor: dispatched > 0 ? page[dispatched - 1].id : input.cursor, nextSendAt: 0, handled: dispatched, paused: true };
       return {
         nextCursor: page.length === input.pageSize ? page[page.length - 1].id : null,
         nextSendAt: due,
         handled: page.length,
+        paused: false,
       };
     },
 

@@ -302,6 +302,32 @@ describe('pulse: contacts, campaigns, runs', () => {
     assert.equal(still.opted_in, false);
   });
 
+  it('pausing stops a run in progress between two sends; resuming finishes it', async () => {
+    const tenant = await h.createTenant();
+    const people: Seeded[] = Array.from({ length: 30 }, (_, i) => ({ phone: uniquePhone(), name: `Z${i}`, tags: [], opted_in: true }));
+    await seedContacts(h, tenant, people);
+    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 10 });
+    const runId = await trigger(h, tenant, c.id);
+    await waitFor(async () => (await runOf(h, tenant, c.id, runId))?.sent >= 3, { timeoutMs: 30_000 });
+    assert.equal((await h.request('POST', `/routes/tenants/${tenant.id}/pulse/campaigns/${c.id}/pause`, { key: tenant.key })).status, 200);
+    const atPause = (await runOf(h, tenant, c.id, runId)).sent;
+    await new Promise((r) => setTimeout(r, 1500));
+    const settled = (await runOf(h, tenant, c.id, runId)).sent;
+    assert.ok(settled - atPause <= 8, `stopped within about half a second of sends (${atPause} → ${settled})`);
+    await new Promise((r) => setTimeout(r, 1500));
+    const paused = await runOf(h, tenant, c.id, runId);
+    assert.equal(paused.sent, settled, 'a paused run sends nothing');
+    assert.equal(paused.status, 'running');
+    const refused = await h.request('POST', `/routes/tenants/${tenant.id}/pulse/campaigns/${c.id}/trigger`, { key: tenant.key });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error.code, 'CAMPAIGN_PAUSED');
+
+    assert.equal((await h.request('POST', `/routes/tenants/${tenant.id}/pulse/campaigns/${c.id}/resume`, { key: tenant.key })).status, 200);
+    const run = await finished(h, tenant, c.id, runId);
+    assert.deepEqual([run.status, run.sent], ['completed', 30]);
+    for (const p of people) assert.equal((await campaignMessages(h, tenant, p.phone)).length, 1);
+  });
+
   it('a retried page sends nothing twice; a send left mid-flight is resent under the same idempotency key', async () => {
     const tenant = await h.createTenant();
     await seedContacts(h, tenant, Array.from({ length: 12 }, (_, i) => ({ phone: uniquePhone(), name: `R${i}`, tags: [], opted_in: true })));

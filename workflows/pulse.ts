@@ -1,4 +1,14 @@
-import { CancellationScope, continueAsNew, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { PulseRunConfig } from '../activities/pulse.js';
 
@@ -8,8 +18,11 @@ export interface PulseCampaignInput {
   tenantId: string;
   campaignId: string;
   /** Carried across continue-as-new; absent on the Schedule's first start. */
-  progress?: { config: PulseRunConfig; cursor: string | null; nextSendAt: number };
+  progress?: { config: PulseRunConfig; cursor: string | null; nextSendAt: number; paused?: boolean };
 }
+
+/** Sent by the API when the campaign is paused (true) or resumed (false): a run in progress follows. */
+export const pausedSignal = defineSignal<[boolean]>('paused');
 
 /** Continue-as-new after this many pages (each page adds about six events), keeping history small. */
 export const PAGES_PER_RUN = 10;
@@ -32,6 +45,12 @@ const { startPulseRun, finishPulseRun } = proxyActivities<Activities>({
  */
 export async function pulseCampaignWorkflow(input: PulseCampaignInput): Promise<void> {
   const runId = workflowInfo().workflowId;
+  let paused = input.progress?.paused ?? false;
+  let resumes = 0;
+  setHandler(pausedSignal, (value) => {
+    paused = value;
+    if (!value) resumes++;
+  });
   let progress = input.progress;
   if (!progress) {
     const config = await startPulseRun({ tenantId: input.tenantId, campaignId: input.campaignId, runId });
@@ -50,12 +69,18 @@ export async function pulseCampaignWorkflow(input: PulseCampaignInput): Promise<
   let nextSendAt = progress.nextSendAt;
   try {
     for (;;) {
+      await condition(() => !paused);
+      const resumesBefore = resumes;
       const page = await sendPulsePage({ config: progress.config, cursor, pageSize, nextSendAt });
       cursor = page.nextCursor;
       nextSendAt = page.nextSendAt;
-      if (cursor === null) break;
+      // The page saw the campaign paused: wait for a resume (even if the pause signal was lost),
+      // unless one already arrived while the page was stopping.
+      if (page.paused) paused ||= resumes === resumesBefore;
+      else if (cursor === null) break;
       if (++pages >= PAGES_PER_RUN || workflowInfo().continueAsNewSuggested) {
-        await continueAsNew<typeof pulseCampaignWorkflow>({ ...input, progress: { config: progress.config, cursor, nextSendAt } });
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof pulseCampaignWorkflow>({ ...input, progress: { config: progress.config, cursor, nextSendAt, paused } });
       }
     }
   } catch (err) {

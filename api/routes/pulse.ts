@@ -228,7 +228,9 @@ export const pulseRoutes =
         {
           config: { auth: 'admin' },
           schema: {
-            summary: paused ? 'Pause the Schedule: no run starts until resumed' : 'Resume the Schedule',
+            summary: paused
+              ? 'Pause the Schedule and any run in progress (it stops between two sends)'
+              : 'Resume the Schedule and a paused run in progress',
             tags,
             security: bearer,
             params: campaignParams,
@@ -248,7 +250,8 @@ export const pulseRoutes =
         config: { auth: 'admin' },
         schema: {
           summary: 'Run the campaign now through its Schedule; answers with the run id',
-          description: 'Under the "skip" overlap policy a run already in progress makes this 409 RUN_IN_PROGRESS.',
+          description:
+            'Under the "skip" overlap policy a run already in progress makes this 409 RUN_IN_PROGRESS; a paused campaign answers 409 CAMPAIGN_PAUSED.',
           tags,
           security: bearer,
           params: campaignParams,

@@ -4,6 +4,7 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { pulseCampaigns, type PulseAudience, type PulseCampaign, type PulseMessage } from '../db/schema.js';
 import { AppError, badRequest, conflict, notFound } from '../errors.js';
+import { pausedSignal } from '../../workflows/pulse.js';
 
 export const OVERLAP_POLICIES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'terminate_other', 'allow_all'] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
@@ -160,10 +161,25 @@ async function withSchedule<T>(s: PulseScheduler, campaign: PulseCampaign, fn: (
   }
 }
 
+/**
+ * Pauses or resumes the Schedule and any run in progress: the flag in the database stops a
+ * page between two sends, the signal makes the run wait for (or go on after) the resume.
+ */
 export async function setPaused(s: PulseScheduler, tenantId: string, id: string, paused: boolean): Promise<void> {
   const campaign = await findCampaign(s.db, tenantId, id);
-  await withSchedule(s, campaign, (h) => (paused ? h.pause('paused through the Parley API') : h.unpause('resumed through the Parley API')));
   await s.db.update(pulseCampaigns).set({ paused, updatedAt: sql`now()` }).where(eq(pulseCampaigns.id, campaign.id));
+  const description = await withSchedule(s, campaign, async (h) => {
+    await (paused ? h.pause('paused through the Parley API') : h.unpause('resumed through the Parley API'));
+    return h.describe();
+  });
+  for (const action of description.info.runningActions) {
+    await s.temporal.workflow
+      .getHandle(action.workflow.workflowId)
+      .signal(pausedSignal, paused)
+      .catch((err: unknown) => {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      });
+  }
 }
 
 export interface ScheduleState {
@@ -185,11 +201,13 @@ const TRIGGER_WAIT_MS = 15_000;
 
 /**
  * Runs the campaign now through its Schedule (so the run shows there), under the campaign's
- * overlap policy: with "skip" a run in progress means nothing starts and the caller gets 409.
+ * overlap policy: with "skip" a run in progress means nothing starts and the caller gets 409,
+ * as does a paused campaign (it sends nothing until resumed).
  * The Schedule starts the workflow asynchronously; its id is the run id returned.
  */
 export async function triggerCampaign(s: PulseScheduler, tenantId: string, id: string): Promise<string> {
   const campaign = await findCampaign(s.db, tenantId, id);
+  if (campaign.paused) throw conflict('CAMPAIGN_PAUSED', `id: campaign "${id}" is paused; resume it before running it`);
   return withSchedule(s, campaign, async (h) => {
     const before = await h.describe();
     if (campaign.overlap === 'skip' && before.info.runningActions.length > 0) {
