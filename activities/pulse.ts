@@ -1,9 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
 import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type PulseAudience, type PulseMessage } from '../core/db/schema.js';
 import type { Keyring } from '../core/crypto.js';
+import { NON_RETRYABLE_FAILURES } from '../core/errors.js';
 import { pickContent } from '../core/pulse/content.js';
 import { decryptAttributes } from '../core/pulse/contacts.js';
 import { audienceFilter, runCounts, type RunCounts } from '../core/pulse/runs.js';
@@ -122,8 +123,11 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
       await finish({ status: 'sent', templateName: template?.name ?? null, providerMessageId: result.providerMessageId, sentAt: sql`now()` as unknown as Date });
       return 'sent';
     } catch (err) {
-      // The error's class, never its message: provider messages can echo the number or text.
-      await finish({ status: 'failed', error: (err as Error).name ?? 'Error' });
+      // Throttling and transient errors fail the page, which is retried with backoff and resends
+      // this contact under the same idempotency key; a permanent rejection is recorded.
+      if (!(err instanceof ApplicationFailure && (err.nonRetryable || NON_RETRYABLE_FAILURES.includes(err.type ?? '')))) throw err;
+      // The failure type, never its message: provider messages can echo the number or text.
+      await finish({ status: 'failed', error: err.type ?? err.name });
       return 'failed';
     }
   }

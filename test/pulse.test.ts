@@ -5,7 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import type { Providers } from '../core/providers/index.js';
 import { createPulseActivities, type PulsePageInput, type PulsePageResult, type PulseRunConfig } from '../activities/pulse.js';
 import {
   createHarness,
@@ -350,6 +352,38 @@ describe('pulse: contacts, campaigns, runs', () => {
     assert.deepEqual(sends.rows, [{ status: 'sent', n: 12 }]);
     const sandbox = await h.runtime.pool.query('SELECT count(*)::int AS total, count(DISTINCT to_hash)::int AS people FROM sandbox_messages WHERE tenant_id = $1', [tenant.id]);
     assert.deepEqual(sandbox.rows[0], { total: 12, people: 12 });
+  });
+
+  it('a permanent provider rejection is recorded as failed; a transient error retries the page without duplicates', async () => {
+    const tenant = await h.createTenant();
+    const people: Seeded[] = Array.from({ length: 8 }, (_, i) => ({ phone: uniquePhone(), name: `F${i}`, tags: [], opted_in: true }));
+    await seedContacts(h, tenant, people);
+    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 200 });
+    const [rejected, flaky] = [people[2].phone, people[5].phone];
+    let flakyCalls = 0;
+    const providers: Providers = {
+      forChannel: (channel) => ({
+        name: 'test',
+        async sendText(m) {
+          if (m.to === rejected) throw ApplicationFailure.create({ type: 'ProviderRejected', message: 'number not on WhatsApp', nonRetryable: true });
+          if (m.to === flaky && flakyCalls++ === 0) throw new Error('socket hang up');
+          return h.runtime.providers.forChannel(channel).sendText(m);
+        },
+      }),
+    };
+    const acts = createPulseActivities({ db: h.runtime.db, keyring: h.runtime.keyring, providers });
+    const env = new MockActivityEnvironment();
+    const config = (await env.run(acts.startPulseRun, { tenantId: tenant.id, campaignId: c.id, runId: `manual/${c.id}` })) as PulseRunConfig | null;
+    assert.ok(config);
+    const page: PulsePageInput = { config, cursor: null, pageSize: 100, nextSendAt: 0 };
+    await assert.rejects(env.run(acts.sendPulsePage, page), /socket hang up/);
+    await env.run(acts.sendPulsePage, page);
+    const counts = await h.runtime.pool.query(`SELECT status, error, count(*)::int AS n FROM campaign_sends WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1`, [config.runId]);
+    assert.deepEqual(counts.rows, [
+      { status: 'failed', error: 'ProviderRejected', n: 1 },
+      { status: 'sent', error: null, n: 7 },
+    ]);
+    for (const p of people) assert.equal((await campaignMessages(h, tenant, p.phone)).length, p.phone === rejected ? 0 : 1);
   });
 
   it('tenant-configured keywords opt out too', async () => {
