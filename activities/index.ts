@@ -1,5 +1,6 @@
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
 import { createLegacyActivities } from './legacy.js';
+import { createPulseActivities } from './pulse.js';
 
 export type ActivityDeps = ConversationDeps;
 
@@ -8,5 +9,6 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createConversationActivities(deps),
     ...createLegacyActivities(deps),
+    ...createPulseActivities(deps),
   };
 }

@@ -5,12 +5,14 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerErrorHandling } from './errors.js';
+import { contactRoutes } from './routes/contacts.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
 import { legacyModeRoutes } from './routes/legacy-mode.js';
 import { messageRoutes } from './routes/messages.js';
 import { queueRoutes } from './routes/queue.js';
+import { pulseRoutes } from './routes/pulse.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -56,5 +58,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(legacyModeRoutes(deps));
   await app.register(queueRoutes(deps));
   await app.register(messageRoutes(deps));
+  await app.register(contactRoutes(deps));
+  await app.register(pulseRoutes(deps));
   return app;
 }
