@@ -7,6 +7,7 @@ import { FailureType } from '../core/errors.js';
 import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge.js';
 import type { Providers } from '../core/providers/index.js';
 import type { Exchange } from '../workflows/conversation.js';
+import { aiRoute } from './ai.js';
 
 export interface ConversationDeps {
   db: Db;
@@ -25,7 +26,12 @@ export interface PlanTurnInput {
  * What the workflow does with a turn. Each capability that answers differently
  * (legacy n8n jobs, data lookups, LLM, handover) adds a variant and a case in the workflow.
  */
-export type TurnPlan = { kind: 'reply'; text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string };
+export type TurnPlan =
+  | { kind: 'reply'; text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string }
+  /** Ask the tenant's LLM (aiReply activity); `noLlm` answers if it fails, `fallbackText` tells the customer about a handover. */
+  | { kind: 'ai'; noLlm: { text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string }; fallbackText: string }
+  /** The conversation was handed to a person: the bot stays silent. */
+  | { kind: 'human' };
 
 export interface SendReplyInput {
   tenantId: string;
@@ -46,17 +52,25 @@ export interface SentReply {
 
 export function createConversationActivities({ db, keyring, providers }: ConversationDeps) {
   return {
-    /** Decides how to answer a turn: from the tenant's knowledge entries, else its fallback message. */
+    /**
+     * Decides how to answer a turn: not at all once a person has taken over; with the LLM when
+     * the tenant has an AI profile and budget left; else from its knowledge, else its fallback.
+     */
     async planTurn(input: PlanTurnInput): Promise<TurnPlan> {
       const [tenant] = await db
         .select({ fallback: tenants.fallbackMessage })
         .from(tenants)
         .where(eq(tenants.id, input.tenantId));
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'tenant no longer exists', nonRetryable: true });
+      const route = await aiRoute(db, input.tenantId, input.conversationId);
+      if (route === 'human') return { kind: 'human' };
       const question = input.messages.map((m) => m.text).join('\n');
       const [best] = await searchKnowledge(db, input.tenantId, question, 1);
-      if (best && best.score >= MIN_KNOWLEDGE_SCORE) return { kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id };
-      return { kind: 'reply', text: tenant.fallback, source: 'fallback' };
+      const noLlm =
+        best && best.score >= MIN_KNOWLEDGE_SCORE
+          ? ({ kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id } as const)
+          : ({ kind: 'reply', text: tenant.fallback, source: 'fallback' } as const);
+      return route === 'llm' ? { kind: 'ai', noLlm, fallbackText: tenant.fallback } : noLlm;
     },
 
     /**

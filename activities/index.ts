@@ -1,10 +1,14 @@
+import { createAiActivities, type AiDeps } from './ai.js';
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
+import { createKnowledgeActivities } from './knowledge.js';
 
-export type ActivityDeps = ConversationDeps;
+export type ActivityDeps = ConversationDeps & AiDeps;
 
 /** All activities, built from their dependencies so tests can pass real or local ones. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createConversationActivities(deps),
+    ...createAiActivities(deps),
+    ...createKnowledgeActivities(deps),
   };
 }

@@ -5,9 +5,11 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerErrorHandling } from './errors.js';
+import { aiRoutes } from './routes/ai.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
+import { knowledgeDocumentRoutes } from './routes/knowledge-documents.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -50,5 +52,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(inboundRoutes(deps));
   await app.register(sandboxRoutes(deps));
   await app.register(conversationRoutes(deps));
+  await app.register(aiRoutes(deps));
+  await app.register(knowledgeDocumentRoutes(deps));
   return app;
 }

@@ -3,6 +3,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
 import type { Providers } from '../core/providers/index.js';
+import type { AiDeps } from '../activities/ai.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { createActivities } from '../activities/index.js';
 
@@ -18,6 +19,8 @@ export interface WorkerOptions {
   /** A workflow bundle prepared ahead (bundleWorkflowCode); otherwise bundled at start. */
   workflowBundlePath?: string;
   logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** LLM tool sources and provider timeout (activities/ai.ts). */
+  ai?: AiDeps['ai'];
 }
 
 let runtimeInstalled = false;
@@ -37,7 +40,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers }),
+    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers, ai: opts.ai }),
     dataConverter: dataConverter(opts.keyring),
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,

@@ -14,6 +14,7 @@ const { worker, connection } = await createWorker({
   keyring: runtime.keyring,
   providers: runtime.providers,
   workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+  ai: { requestTimeoutMs: config.AI_REQUEST_TIMEOUT_MS },
 });
 // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains in-flight tasks.
 await worker.run();

@@ -4,6 +4,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
   workflowInfo,
@@ -63,9 +64,16 @@ const SEEN_LIMIT = 500;
 const TURNS_PER_RUN = 200;
 
 // Short database steps run as local activities: no extra history events or server round trips.
-const { planTurn, sendReply, closeConversation } = proxyLocalActivities<Activities>({
+const { planTurn, sendReply, closeConversation, handOver } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+});
+
+// LLM calls are regular activities (visible in the UI): throttling and outages are retried
+// briefly, then the turn falls back to the no-LLM answer instead of keeping the customer waiting.
+const { aiReply } = proxyActivities<Activities>({
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
 });
 
 export async function conversationWorkflow(input: ConversationInput): Promise<void> {
@@ -131,6 +139,25 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     switch (plan.kind) {
       case 'reply':
         await reply(turn, plan.text, plan.source);
+        break;
+      case 'ai': {
+        const answer = await aiReply({
+          tenantId: input.tenantId,
+          conversationId: input.conversationId,
+          question: turn.map((m) => m.text).join('\n'),
+          memory: memory.slice(0, memory.length - turn.length).map(({ role, text }) => ({ role, text })),
+        }).catch(() => undefined);
+        if (!answer) {
+          await reply(turn, plan.noLlm.text, plan.noLlm.source);
+        } else if (answer.kind === 'handover') {
+          await handOver({ tenantId: input.tenantId, conversationId: input.conversationId, reason: answer.reason });
+          await reply(turn, plan.fallbackText, 'handover');
+        } else {
+          await reply(turn, answer.blocked ? plan.fallbackText : answer.text, answer.blocked ? 'fallback' : 'ai');
+        }
+        break;
+      }
+      case 'human':
         break;
     }
     if (memory.length > MEMORY_LIMIT) memory.splice(0, memory.length - MEMORY_LIMIT);

@@ -9,6 +9,7 @@ import { bearer, errorResponses, tenantParams } from '../schemas.js';
 const conversationSummary = z.object({
   id: z.string(),
   status: z.string(),
+  needs_human: z.boolean().describe('handed over to a person: the bot no longer replies'),
   workflow_id: z.string(),
   channel_id: z.string(),
   contact_id: z.string(),
@@ -34,6 +35,7 @@ export const conversationRoutes =
     const summarize = (c: typeof conversations.$inferSelect, phoneEnc: string) => ({
       id: c.id,
       status: c.status,
+      needs_human: c.needsHuman,
       workflow_id: c.workflowId,
       channel_id: c.channelId,
       contact_id: c.contactId,

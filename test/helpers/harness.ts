@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import type { Worker } from '@temporalio/worker';
+import type { AiToolSource } from '../../core/ai/tools.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { Keyring } from '../../core/crypto.js';
 import { createRuntime, type Runtime } from '../../core/runtime.js';
@@ -80,6 +81,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   worker?: boolean;
   temporalAddress?: string;
+  /** LLM tools the in-process worker offers (stand-ins for the Data Engine's lookups). */
+  aiTools?: AiToolSource[];
 }
 
 /** A real API (listening on a free port) and a real worker on a unique task queue, against real services. */
@@ -123,6 +126,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
         keyring: runtime.keyring,
         providers: runtime.providers,
         workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+        ai: { tools: opts.aiTools, requestTimeoutMs: config.AI_REQUEST_TIMEOUT_MS },
       });
       const done = worker.run();
       running = { worker, done, close: () => connection.close() };
