@@ -63,7 +63,7 @@ export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
         const client = llmClient(profile, ai?.requestTimeoutMs);
         const { vectors, promptTokens } = await embedTexts(client, profile.embeddingModel, batch.map((c) => `${c.title}\n${c.content}`));
         await recordUsage(db, { tenantId: input.tenantId, purpose: 'ingest', model: profile.embeddingModel, promptTokens, completionTokens: 0 });
-        await storeEmbeddings(db, input.tenantId, profile.embeddingModel, batch.map((c, i) => ({ id: c.id, vector: vectors[i] })));
+        await storeEmbeddings(db, input.tenantId, profile.embeddingModel, batch.map((c, i) => ({ id: c.id, documentId: c.documentId, vector: vectors[i] })));
       } catch (err) {
         if (!(err instanceof LlmError)) throw err;
         throw ApplicationFailure.create({ type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest, message: err.message, nonRetryable: !err.retryable });

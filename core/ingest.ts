@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { extractText as extractPdfText, getDocumentProxy } from 'unpdf';
 import type { Db } from './db/client.js';
 import { knowledgeChunks, knowledgeDocuments } from './db/schema.js';
@@ -155,10 +155,21 @@ export async function pendingChunks(db: Db, tenantId: string, model: string, doc
     .limit(limit);
 }
 
-/** Stores one batch of embeddings and advances the documents' progress counters. */
-export async function storeEmbeddings(db: Db, tenantId: string, model: string, rows: { id: string; vector: number[] }[]): Promise<void> {
+/**
+ * Stores one batch of embeddings and recounts its documents' progress. The documents are
+ * locked first (in id order), so concurrent batches of one document (its own ingestion and a
+ * tenant-wide re-embedding) count each other's committed work instead of overwriting it.
+ */
+export async function storeEmbeddings(db: Db, tenantId: string, model: string, rows: { id: string; documentId: string; vector: number[] }[]): Promise<void> {
   const vectorColumn = await embeddingColumnIsVector(db);
+  const documentIds = [...new Set(rows.map((r) => r.documentId))].sort();
   await db.transaction(async (tx) => {
+    await tx
+      .select({ id: knowledgeDocuments.id })
+      .from(knowledgeDocuments)
+      .where(and(eq(knowledgeDocuments.tenantId, tenantId), inArray(knowledgeDocuments.id, documentIds)))
+      .orderBy(asc(knowledgeDocuments.id))
+      .for('update');
     for (const row of rows) {
       const literal = `{${row.vector.join(',')}}`;
       await tx.execute(sql`
@@ -166,12 +177,13 @@ export async function storeEmbeddings(db: Db, tenantId: string, model: string, r
           ${vectorColumn ? sql`, embedding_vec = ${literal}::real[]::vector` : sql``}
         WHERE id = ${row.id} AND tenant_id = ${tenantId}`);
     }
-    await refreshProgress(tx as unknown as Db, tenantId);
+    await refreshProgress(tx as unknown as Db, tenantId, documentIds);
   });
 }
 
-/** Recounts embedded chunks per document and marks finished ones ready. */
-export async function refreshProgress(db: Db, tenantId: string): Promise<void> {
+/** Recounts embedded chunks of the given documents (or all the tenant's) and marks finished ones ready. */
+export async function refreshProgress(db: Db, tenantId: string, documentIds?: string[]): Promise<void> {
+  const only = documentIds ? sql`AND document_id IN (${sql.join(documentIds.map((id) => sql`${id}::uuid`), sql`, `)})` : sql``;
   await db.execute(sql`
     UPDATE knowledge_documents d SET
       chunks_embedded = s.embedded,
@@ -179,7 +191,7 @@ export async function refreshProgress(db: Db, tenantId: string): Promise<void> {
       updated_at = now()
     FROM (
       SELECT document_id, count(*) FILTER (WHERE embedding IS NOT NULL)::int AS embedded
-      FROM knowledge_chunks WHERE tenant_id = ${tenantId} GROUP BY document_id
+      FROM knowledge_chunks WHERE tenant_id = ${tenantId} ${only} GROUP BY document_id
     ) s
     WHERE d.id = s.document_id AND d.tenant_id = ${tenantId}`);
 }

@@ -74,7 +74,7 @@ export const knowledgeDocumentRoutes =
           security: bearer,
           consumes: ['application/json', 'multipart/form-data'],
           params: tenantParams,
-          body: jsonDocument.optional(),
+          body: jsonDocument.nullish(),
           response: { 202: z.object({ id: z.string() }), 413: errorSchema, 415: errorSchema, ...errorResponses },
         },
       },
