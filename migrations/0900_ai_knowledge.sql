@@ -55,10 +55,20 @@ CREATE INDEX knowledge_chunks_tenant ON knowledge_chunks (tenant_id, embedding_m
 CREATE INDEX knowledge_chunks_tsv ON knowledge_chunks USING gin (tsv);
 CREATE INDEX knowledge_chunks_pending ON knowledge_chunks (document_id) WHERE embedding IS NULL;
 
--- Exact cosine over stored arrays, for servers without pgvector.
+-- Exact cosine over stored arrays, for servers without pgvector. A PL/pgSQL loop measured
+-- faster than sum() over unnest() on PostgreSQL 15.
 CREATE FUNCTION parley_dot(a real[], b real[]) RETURNS float8
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT sum(x::float8 * y::float8) FROM unnest(a, b) AS t(x, y) $$;
+  LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+  AS $$
+DECLARE
+  s float8 := 0;
+  n integer := coalesce(least(array_length(a, 1), array_length(b, 1)), 0);
+BEGIN
+  FOR i IN 1..n LOOP
+    s := s + a[i] * b[i];
+  END LOOP;
+  RETURN s;
+END $$;
 
 -- pgvector where the server has it (docker-compose's image does; a plain Debian PostgreSQL does not).
 DO $$
