@@ -148,6 +148,10 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.equal(got.body.api_key, 'sk-…cdef');
     const stored = await h.runtime.pool.query('SELECT api_key_enc FROM ai_profiles WHERE tenant_id = $1', [tenant.id]);
     assert.ok(!stored.rows[0].api_key_enc.includes(API_KEY), 'key encrypted at rest');
+    const openapi = await h.request('GET', '/openapi.json');
+    for (const route of ['/routes/tenants/{tenant_id}/ai', '/routes/tenants/{tenant_id}/ai/usage', '/routes/tools/synthesis', '/routes/tenants/{tenant_id}/knowledge/documents', '/routes/tenants/{tenant_id}/knowledge/documents/{document_id}']) {
+      assert.ok(openapi.body.paths[route], `${route} in the OpenAPI document`);
+    }
     const usage = await h.request('GET', `/routes/tenants/${tenant.id}/ai/usage`, { key: tenant.key });
     assert.deepEqual(usage.body, { month: new Date().toISOString().slice(0, 7), prompt_tokens: 0, completion_tokens: 0, budget: 5000 });
   });
@@ -226,6 +230,11 @@ describe('AI answers grounded in the knowledge base', () => {
     await delay(1500);
     assert.equal((await h.sandbox(tenant.id, tenant.key, to)).length, 1, 'no bot reply after the handover');
     assert.equal(fake.chatRequests().length, calls, 'the LLM is not asked again');
+    const resumed = await h.request('POST', `/routes/tenants/${tenant.id}/conversations/${conv.id}/resume-bot`, { key: tenant.key });
+    assert.deepEqual(resumed.body, { id: conv.id, needs_human: false });
+    fake.chat = grounded;
+    const back = await converse(tenant, to, 'Can I get a refund?', 2);
+    assert.equal(back[1].text, 'Yes: returns within 30 days get a full refund.', 'the bot answers again');
 
     fake.chat = () => ({ toolCalls: [{ name: 'handover', arguments: { reason: 'customer asks for a person' } }] });
     const other = uniquePhone();

@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -146,7 +147,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
           conversationId: input.conversationId,
           question: turn.map((m) => m.text).join('\n'),
           memory: memory.slice(0, memory.length - turn.length).map(({ role, text }) => ({ role, text })),
-        }).catch(() => undefined);
+        }).catch((err: unknown) => {
+          // The LLM stayed unavailable through the retries: answer without it.
+          if (err instanceof ActivityFailure) return undefined;
+          throw err;
+        });
         if (!answer) {
           await reply(turn, plan.noLlm.text, plan.noLlm.source);
         } else if (answer.kind === 'handover') {

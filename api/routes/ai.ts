@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { and, desc, eq } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import { answerWithLlm, answerWithoutLlm, type AnswerSource } from '../../core/ai/answer.js';
 import { LlmError } from '../../core/ai/llm.js';
 import { findAiProfileRow, loadAiProfile, putAiProfile, redactKey } from '../../core/ai/profile.js';
 import { budgetExhausted, monthlyUsage, monthOf } from '../../core/ai/usage.js';
-import { aiEvents, type AiProfileRow } from '../../core/db/schema.js';
+import { aiEvents, conversations, type AiProfileRow } from '../../core/db/schema.js';
 import { notFound } from '../../core/errors.js';
 import { hasPendingChunks, resetEmbeddings } from '../../core/ingest.js';
 import { startKnowledgeIngest } from '../../core/temporal/knowledge.js';
@@ -164,6 +164,30 @@ export const aiRoutes =
           .orderBy(desc(aiEvents.id))
           .limit(request.query.limit);
         return { events: rows.map((e) => ({ kind: e.kind, conversation_id: e.conversationId, detail: e.detail, created_at: e.createdAt.toISOString() })) };
+      },
+    );
+
+    app.post(
+      '/routes/tenants/:tenant_id/conversations/:conversation_id/resume-bot',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary: 'Give a handed-over conversation back to the bot (clears needs_human)',
+          tags: ['ai', 'conversations'],
+          security: bearer,
+          params: tenantParams.extend({ conversation_id: z.uuid('must be a conversation id (UUID)') }),
+          response: { 200: z.object({ id: z.string(), needs_human: z.boolean() }), ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { tenant_id, conversation_id } = request.params;
+        const [row] = await deps.db
+          .update(conversations)
+          .set({ needsHuman: false, handoverReason: null, handedOverAt: null, updatedAt: sql`now()` })
+          .where(and(eq(conversations.id, conversation_id), eq(conversations.tenantId, tenant_id)))
+          .returning({ id: conversations.id, needsHuman: conversations.needsHuman });
+        if (!row) throw notFound('CONVERSATION_NOT_FOUND', `conversation_id: no conversation "${conversation_id}"`);
+        return { id: row.id, needs_human: row.needsHuman };
       },
     );
 
