@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, sql } from 'drizzle-orm';
-import { answerWithLlm, type AiAnswer } from '../core/ai/answer.js';
+import { answerWithLlm, type AiAnswer, type HandoverReason } from '../core/ai/answer.js';
 import { LlmError } from '../core/ai/llm.js';
 import { findAiProfileRow, loadAiProfile } from '../core/ai/profile.js';
 import type { MemoryTurn } from '../core/ai/prompt.js';
@@ -63,13 +63,19 @@ export function createAiActivities({ db, keyring, ai }: AiDeps) {
     },
 
     /** Marks the conversation for a person: the bot stays silent on it from now on. */
-    async handOver(input: { tenantId: string; conversationId: string; reason: string }): Promise<void> {
+    async handOver(input: { tenantId: string; conversationId: string; reason: HandoverReason; note?: string; confidence: number }): Promise<void> {
       const updated = await db
         .update(conversations)
-        .set({ needsHuman: true, handoverReason: input.reason, handedOverAt: sql`now()`, updatedAt: sql`now()` })
+        .set({
+          needsHuman: true,
+          handoverReason: input.reason,
+          handoverNoteEnc: input.note ? keyring.encrypt(input.note) : null,
+          handedOverAt: sql`now()`,
+          updatedAt: sql`now()`,
+        })
         .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId), eq(conversations.needsHuman, false)))
         .returning({ id: conversations.id });
-      if (updated.length) await recordEvent(db, { tenantId: input.tenantId, conversationId: input.conversationId, kind: 'handover', detail: { reason: input.reason } });
+      if (updated.length) await recordEvent(db, { tenantId: input.tenantId, conversationId: input.conversationId, kind: 'handover', detail: { reason: input.reason, confidence: input.confidence } });
     },
   };
 }

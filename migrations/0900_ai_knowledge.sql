@@ -108,5 +108,7 @@ CREATE INDEX ai_events_tenant ON ai_events (tenant_id, created_at);
 
 ALTER TABLE conversations
   ADD COLUMN needs_human     boolean NOT NULL DEFAULT false,
+  -- model_requested | low_confidence; the model's own note may echo the customer: encrypted
   ADD COLUMN handover_reason text,
+  ADD COLUMN handover_note_enc text,
   ADD COLUMN handed_over_at  timestamptz;

@@ -243,8 +243,12 @@ describe('AI answers grounded in the knowledge base', () => {
     const events = await h.request('GET', `/routes/tenants/${tenant.id}/ai/events`, { key: tenant.key });
     const handovers = events.body.events.filter((e: any) => e.kind === 'handover');
     assert.equal(handovers.length, 2);
-    assert.match(handovers[0].detail.reason, /customer asks for a person/);
-    assert.match(handovers[1].detail.reason, /low confidence 0.20/);
+    assert.deepEqual(handovers.map((e: any) => e.detail), [
+      { reason: 'model_requested', confidence: 0 },
+      { reason: 'low_confidence', confidence: 0.2 },
+    ]);
+    const note = await h.runtime.pool.query('SELECT handover_note_enc FROM conversations WHERE tenant_id = $1 AND handover_reason = $2', [tenant.id, 'model_requested']);
+    assert.equal(h.runtime.keyring.decrypt(note.rows[0].handover_note_enc), 'customer asks for a person');
   });
 
   it('falls back to the no-LLM answer within the timeout when the LLM is down or hangs', async () => {

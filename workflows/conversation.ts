@@ -155,7 +155,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
         if (!answer) {
           await reply(turn, plan.noLlm.text, plan.noLlm.source);
         } else if (answer.kind === 'handover') {
-          await handOver({ tenantId: input.tenantId, conversationId: input.conversationId, reason: answer.reason });
+          await handOver({ tenantId: input.tenantId, conversationId: input.conversationId, reason: answer.reason, note: answer.note, confidence: answer.confidence });
           await reply(turn, plan.fallbackText, 'handover');
         } else {
           await reply(turn, answer.blocked ? plan.fallbackText : answer.text, answer.blocked ? 'fallback' : 'ai');

@@ -183,7 +183,7 @@ export const aiRoutes =
         const { tenant_id, conversation_id } = request.params;
         const [row] = await deps.db
           .update(conversations)
-          .set({ needsHuman: false, handoverReason: null, handedOverAt: null, updatedAt: sql`now()` })
+          .set({ needsHuman: false, handoverReason: null, handoverNoteEnc: null, handedOverAt: null, updatedAt: sql`now()` })
           .where(and(eq(conversations.id, conversation_id), eq(conversations.tenantId, tenant_id)))
           .returning({ id: conversations.id, needsHuman: conversations.needsHuman });
         if (!row) throw notFound('CONVERSATION_NOT_FOUND', `conversation_id: no conversation "${conversation_id}"`);

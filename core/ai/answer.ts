@@ -18,7 +18,10 @@ export interface AnswerSource {
 
 export type AiAnswer =
   | { kind: 'answer'; text: string; confidence: number; sources: AnswerSource[]; blocked?: boolean }
-  | { kind: 'handover'; reason: string; confidence: number; sources: AnswerSource[] };
+  /** `note` is the model's own words (may echo the customer): stored encrypted only. */
+  | { kind: 'handover'; reason: HandoverReason; note?: string; confidence: number; sources: AnswerSource[] };
+
+export type HandoverReason = 'model_requested' | 'low_confidence';
 
 export interface AnswerDeps {
   db: Db;
@@ -96,7 +99,8 @@ export async function answerWithLlm(
     if (calls.length) {
       const handover = calls.find((c) => c.function.name === HANDOVER_TOOL.name);
       if (handover && input.allowHandover) {
-        return { kind: 'handover', reason: `model: ${readArgs(handover.function.arguments).reason ?? 'asked for a human'}`.slice(0, 500), confidence: 0, sources: cited([]) };
+        const note = readArgs(handover.function.arguments).reason;
+        return { kind: 'handover', reason: 'model_requested', note: typeof note === 'string' ? note.slice(0, 500) : undefined, confidence: 0, sources: cited([]) };
       }
       messages.push({ role: 'assistant', content: message.content ?? null, tool_calls: calls });
       for (const call of calls) {
@@ -119,7 +123,7 @@ export async function answerWithLlm(
       return { kind: 'answer', text: '', confidence: 0, sources: [], blocked: true };
     }
     if (input.allowHandover && parsed.confidence < profile.confidenceThreshold) {
-      return { kind: 'handover', reason: `low confidence ${parsed.confidence.toFixed(2)} < ${profile.confidenceThreshold}`, confidence: parsed.confidence, sources: cited(parsed.sources) };
+      return { kind: 'handover', reason: 'low_confidence', confidence: parsed.confidence, sources: cited(parsed.sources) };
     }
     return { kind: 'answer', text: parsed.answer, confidence: parsed.confidence, sources: cited(parsed.sources) };
   }

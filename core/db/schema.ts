@@ -83,6 +83,7 @@ export const conversations = pgTable('conversations', {
   updatedAt: ts('updated_at').notNull().defaultNow(),
   needsHuman: boolean('needs_human').notNull().default(false),
   handoverReason: text('handover_reason'),
+  handoverNoteEnc: text('handover_note_enc'),
   handedOverAt: ts('handed_over_at'),
 });
 
