@@ -42,6 +42,8 @@ export interface SendReplyInput {
   inReplyTo: string[];
   text: string;
   source: string;
+  /** Knowledge chunks the reply was grounded in. */
+  sourceChunkIds?: string[];
 }
 
 export interface SentReply {
@@ -90,6 +92,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
           status: 'sending',
           inReplyTo: input.inReplyTo,
           replySource: input.source,
+          sourceChunkIds: input.sourceChunkIds?.length ? input.sourceChunkIds : null,
         })
         .onConflictDoNothing({ target: [messages.tenantId, messages.dedupeKey] });
       const [outbound] = await db

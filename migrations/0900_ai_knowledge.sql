@@ -106,6 +106,9 @@ CREATE TABLE ai_events (
 );
 CREATE INDEX ai_events_tenant ON ai_events (tenant_id, created_at);
 
+-- The knowledge chunks an outbound reply was grounded in.
+ALTER TABLE messages ADD COLUMN source_chunk_ids uuid[];
+
 ALTER TABLE conversations
   ADD COLUMN needs_human     boolean NOT NULL DEFAULT false,
   -- model_requested | low_confidence; the model's own note may echo the customer: encrypted

@@ -154,6 +154,10 @@ describe('AI answers grounded in the knowledge base', () => {
     }
     const usage = await h.request('GET', `/routes/tenants/${tenant.id}/ai/usage`, { key: tenant.key });
     assert.deepEqual(usage.body, { month: new Date().toISOString().slice(0, 7), prompt_tokens: 0, completion_tokens: 0, budget: 5000 });
+    const other = await h.createTenant();
+    assert.equal((await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: other.key })).status, 404, "another tenant's key sees nothing");
+    assert.equal((await h.request('DELETE', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key })).status, 204);
+    assert.equal((await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key })).status, 404);
   });
 
   it('answers /routes/tools/synthesis grounded in the right chunk', async () => {
@@ -188,7 +192,10 @@ describe('AI answers grounded in the knowledge base', () => {
 
     const conv = await conversationOf(tenant);
     const detail = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${conv.id}`, { key: tenant.key });
-    assert.deepEqual(detail.body.messages.filter((m: any) => m.direction === 'outbound').map((m: any) => m.reply_source), ['ai', 'ai']);
+    const outbound = detail.body.messages.filter((m: any) => m.direction === 'outbound');
+    assert.deepEqual(outbound.map((m: any) => m.reply_source), ['ai', 'ai']);
+    const cited = await h.runtime.pool.query('SELECT document_id FROM knowledge_chunks WHERE id = ANY($1::uuid[])', [outbound.map((m: any) => m.source_chunk_ids[0])]);
+    assert.deepEqual(cited.rows.map((r) => r.document_id).sort(), [tenant.docs['Returns policy'], tenant.docs['Delivery']].sort(), 'each reply keeps the chunk it cites');
     const usage = await h.request('GET', `/routes/tenants/${tenant.id}/ai/usage?conversation_id=${conv.id}`, { key: tenant.key });
     assert.equal(usage.body.completion_tokens, 40);
     assert.ok(usage.body.prompt_tokens >= 200, `prompt tokens ${usage.body.prompt_tokens}`);

@@ -100,7 +100,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
   });
   setHandler(stateQuery, () => ({ pending: pending.length, turns, memory, closing }));
 
-  async function reply(turn: InboundMessage[], text: string, source: string): Promise<void> {
+  async function reply(turn: InboundMessage[], text: string, source: string, sourceChunkIds?: string[]): Promise<void> {
     const sent = await sendReply({
       tenantId: input.tenantId,
       conversationId: input.conversationId,
@@ -111,6 +111,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       inReplyTo: turn.map((m) => m.id),
       text,
       source,
+      sourceChunkIds,
     });
     if (sent.status === 'sent') memory.push({ role: 'assistant', text, at: sent.sentAt });
   }
@@ -139,7 +140,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     for (const m of turn) memory.push({ role: 'customer', text: m.text, at: m.receivedAt });
     switch (plan.kind) {
       case 'reply':
-        await reply(turn, plan.text, plan.source);
+        await reply(turn, plan.text, plan.source, plan.knowledgeId ? [plan.knowledgeId] : undefined);
         break;
       case 'ai': {
         const answer = await aiReply({
@@ -153,12 +154,13 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
           throw err;
         });
         if (!answer) {
-          await reply(turn, plan.noLlm.text, plan.noLlm.source);
+          await reply(turn, plan.noLlm.text, plan.noLlm.source, plan.noLlm.knowledgeId ? [plan.noLlm.knowledgeId] : undefined);
         } else if (answer.kind === 'handover') {
           await handOver({ tenantId: input.tenantId, conversationId: input.conversationId, reason: answer.reason, note: answer.note, confidence: answer.confidence });
           await reply(turn, plan.fallbackText, 'handover');
         } else {
-          await reply(turn, answer.blocked ? plan.fallbackText : answer.text, answer.blocked ? 'fallback' : 'ai');
+          if (answer.blocked) await reply(turn, plan.fallbackText, 'fallback');
+          else await reply(turn, answer.text, 'ai', answer.sources.map((s) => s.chunk_id));
         }
         break;
       }

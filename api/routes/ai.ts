@@ -5,7 +5,7 @@ import { answerWithLlm, answerWithoutLlm, type AnswerSource } from '../../core/a
 import { LlmError } from '../../core/ai/llm.js';
 import { findAiProfileRow, loadAiProfile, putAiProfile, redactKey } from '../../core/ai/profile.js';
 import { budgetExhausted, monthlyUsage, monthOf } from '../../core/ai/usage.js';
-import { aiEvents, conversations, type AiProfileRow } from '../../core/db/schema.js';
+import { aiEvents, aiProfiles, conversations, type AiProfileRow } from '../../core/db/schema.js';
 import { notFound } from '../../core/errors.js';
 import { hasPendingChunks, resetEmbeddings } from '../../core/ingest.js';
 import { startKnowledgeIngest } from '../../core/temporal/knowledge.js';
@@ -106,6 +106,25 @@ export const aiRoutes =
         const row = await findAiProfileRow(deps.db, request.params.tenant_id);
         if (!row) throw notFound('AI_PROFILE_NOT_FOUND', `tenant_id: tenant "${request.params.tenant_id}" has no AI profile`);
         return view(row, deps.keyring.decrypt(row.apiKeyEnc));
+      },
+    );
+
+    app.delete(
+      '/routes/tenants/:tenant_id/ai',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary: 'Remove the AI profile: the tenant answers from its knowledge base without an LLM',
+          tags: ['ai'],
+          security: bearer,
+          params: tenantParams,
+          response: { 204: z.null(), ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const deleted = await deps.db.delete(aiProfiles).where(eq(aiProfiles.tenantId, request.params.tenant_id)).returning({ id: aiProfiles.tenantId });
+        if (!deleted.length) throw notFound('AI_PROFILE_NOT_FOUND', `tenant_id: tenant "${request.params.tenant_id}" has no AI profile`);
+        return reply.status(204).send(null);
       },
     );
 

@@ -25,6 +25,7 @@ const messageView = z.object({
   status: z.string(),
   in_reply_to: z.array(z.string()),
   reply_source: z.string().nullable(),
+  source_chunk_ids: z.array(z.string()).describe('knowledge chunks the reply was grounded in'),
   created_at: z.string(),
   sent_at: z.string().nullable(),
 });
@@ -112,6 +113,7 @@ export const conversationRoutes =
             status: m.status,
             in_reply_to: m.inReplyTo ?? [],
             reply_source: m.replySource,
+            source_chunk_ids: m.sourceChunkIds ?? [],
             created_at: m.createdAt.toISOString(),
             sent_at: m.sentAt?.toISOString() ?? null,
           })),

@@ -100,6 +100,7 @@ export const messages = pgTable('messages', {
   replySource: text('reply_source'),
   providerMessageId: text('provider_message_id'),
   sentAt: ts('sent_at'),
+  sourceChunkIds: uuid('source_chunk_ids').array(),
   createdAt: ts('created_at').notNull().defaultNow(),
 });
 
