@@ -258,6 +258,21 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.equal(h.runtime.keyring.decrypt(note.rows[0].handover_note_enc), 'customer asks for a person');
   });
 
+  it('retries a throttled LLM call, and answers at once without the LLM when the key is refused', async () => {
+    const tenant = await aiTenant();
+    let calls = 0;
+    fake.chat = (body) => (calls++ === 0 ? { status: 429 } : grounded(body));
+    const retried = await converse(tenant, uniquePhone(), 'Can I get a refund?', 1);
+    assert.equal(retried[0].text, 'Yes: returns within 30 days get a full refund.');
+    assert.equal(calls, 2, 'the 429 was retried once');
+
+    calls = 0;
+    fake.chat = () => (calls++, { status: 401 });
+    const refused = await converse(tenant, uniquePhone(), 'When are your stores open on Sundays?', 1);
+    assert.equal(refused[0].text, KB[1].content);
+    assert.equal(calls, 1, 'a refused key is not retried');
+  });
+
   it('falls back to the no-LLM answer within the timeout when the LLM is down or hangs', async () => {
     const tenant = await aiTenant();
     fake.chat = () => ({ status: 503 });
