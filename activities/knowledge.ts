@@ -71,7 +71,7 @@ export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
       return { embedded: batch.length, more: batch.length === EMBED_BATCH };
     },
 
-    async failKnowledgeDocument(input: { tenantId: string; documentId: string; error: string }): Promise<void> {
+    async failKnowledgeDocument(input: { tenantId: string; documentId?: string; error: string }): Promise<void> {
       await failDocument(db, input.tenantId, input.documentId, input.error.slice(0, 500));
     },
   };

@@ -210,11 +210,17 @@ export async function markChunkedReady(db: Db, tenantId: string, documentId?: st
     );
 }
 
-export async function failDocument(db: Db, tenantId: string, documentId: string, error: string): Promise<void> {
+/** Fails one document, or (without an id) every document of the tenant still waiting for embeddings. */
+export async function failDocument(db: Db, tenantId: string, documentId: string | undefined, error: string): Promise<void> {
   await db
     .update(knowledgeDocuments)
     .set({ status: 'failed', error, raw: null, updatedAt: sql`now()` })
-    .where(and(eq(knowledgeDocuments.id, documentId), eq(knowledgeDocuments.tenantId, tenantId)));
+    .where(
+      and(
+        eq(knowledgeDocuments.tenantId, tenantId),
+        documentId ? eq(knowledgeDocuments.id, documentId) : eq(knowledgeDocuments.status, 'embedding'),
+      ),
+    );
 }
 
 /** After a model change, every chunk is embedded again: documents go back to 'embedding'. */
@@ -224,10 +230,16 @@ export async function resetEmbeddings(db: Db, tenantId: string): Promise<void> {
       .update(knowledgeChunks)
       .set({ embedding: null, embeddingModel: null })
       .where(eq(knowledgeChunks.tenantId, tenantId));
+    // Documents whose embedding failed get another chance with the new endpoint or model.
     await tx
       .update(knowledgeDocuments)
-      .set({ status: 'embedding', chunksEmbedded: 0, updatedAt: sql`now()` })
-      .where(and(eq(knowledgeDocuments.tenantId, tenantId), eq(knowledgeDocuments.status, 'ready')));
+      .set({ status: 'embedding', chunksEmbedded: 0, error: null, updatedAt: sql`now()` })
+      .where(
+        and(
+          eq(knowledgeDocuments.tenantId, tenantId),
+          sql`${knowledgeDocuments.status} IN ('ready', 'failed') AND ${knowledgeDocuments.chunksTotal} > 0`,
+        ),
+      );
   });
 }
 

@@ -409,9 +409,21 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.equal(ready.chunks_embedded, ready.chunks_total);
     assert.equal(failures, 2);
     assert.equal(batches, Math.ceil(ready.chunks_total / 32), 'each batch embedded once, after two failed attempts');
-    fake.embeddingStatus = () => 200;
     const missing = await h.runtime.pool.query('SELECT count(*)::int AS n FROM knowledge_chunks WHERE document_id = $1 AND embedding IS NULL', [res.body.id]);
     assert.equal(missing.rows[0].n, 0);
+
+    // A refused key is not retried: the document fails with a reason, its chunks stay searchable.
+    fake.embeddingStatus = (body) => (Array.isArray(body.input) && body.input.some((t: string) => t.includes('Unembeddable')) ? 401 : 200);
+    const refused = await h.request('POST', `/routes/tenants/${tenant.id}/knowledge/documents`, { key: tenant.key, body: { title: 'Unembeddable', content: 'Bike wash costs 12 euros.' } });
+    const failed = await waitFor(async () => {
+      const d = await h.request('GET', `/routes/tenants/${tenant.id}/knowledge/documents/${refused.body.id}`, { key: tenant.key });
+      return d.body.status === 'failed' && d.body;
+    });
+    assert.match(failed.error, /embedding failed .*401.*full-text search still finds its chunks/);
+    fake.embeddingStatus = () => 200;
+    await h.request('DELETE', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key });
+    const answer = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: 'how much is a bike wash' } });
+    assert.equal(answer.body.answer, 'Bike wash costs 12 euros.');
   });
 
   it('indexes PUT …/knowledge entries as chunks and embeds them', async () => {

@@ -38,14 +38,12 @@ export async function knowledgeIngestWorkflow(input: KnowledgeIngestInput): Prom
       if (!batch.more) break;
     }
   } catch (err) {
-    if (input.documentId) {
-      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
-      await failKnowledgeDocument({
-        tenantId: input.tenantId,
-        documentId: input.documentId,
-        error: `embedding failed (${cause}); full-text search still finds its chunks`,
-      });
-    }
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+    await failKnowledgeDocument({
+      tenantId: input.tenantId,
+      documentId: input.documentId,
+      error: `embedding failed (${cause}); full-text search still finds its chunks`,
+    });
     throw ApplicationFailure.create({ type: 'EmbeddingFailed', message: 'embedding did not complete', nonRetryable: true });
   }
   return { chunks, embedded };
