@@ -74,6 +74,7 @@ const { planTurn, sendReply, closeConversation, handOver } = proxyLocalActivitie
 // briefly, then the turn falls back to the no-LLM answer instead of keeping the customer waiting.
 const { aiReply } = proxyActivities<Activities>({
   startToCloseTimeout: '60s',
+  scheduleToCloseTimeout: '90s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
 });
 

@@ -82,7 +82,8 @@ export async function answerWithLlm(
       model: profile.chatModel,
       temperature: profile.temperature,
       messages,
-      ...(toolSpecs.length && round < MAX_TOOL_ROUNDS ? { tools: toolSpecs } : {}),
+      // The last round must answer: tools stay declared (earlier turns used them) but cannot be called.
+      ...(toolSpecs.length ? { tools: toolSpecs, tool_choice: round < MAX_TOOL_ROUNDS ? 'auto' : 'none' } : {}),
     });
     await recordUsage(db, {
       tenantId,
