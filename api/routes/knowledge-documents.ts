@@ -68,11 +68,11 @@ export const knowledgeDocumentRoutes =
         schema: {
           summary: 'Add a knowledge document: JSON { title, content } or a multipart file (text, Markdown, HTML, PDF)',
           description:
-            'Multipart: one file part (its type from Content-Type or the file name: .txt .md .html .pdf) and an optional `title` field. ' +
+            'The JSON body is shown below. Or send multipart/form-data: one file part (its type from its Content-Type or file name: ' +
+            '.txt .md .html .pdf) and an optional `title` field. ' +
             'Ingestion (extract, chunk, embed) runs as a Temporal workflow; follow it with GET …/documents/{id}.',
           tags: ['knowledge'],
           security: bearer,
-          consumes: ['application/json', 'multipart/form-data'],
           params: tenantParams,
           body: jsonDocument.nullish(),
           response: { 202: z.object({ id: z.string() }), 413: errorSchema, 415: errorSchema, ...errorResponses },
