@@ -179,7 +179,7 @@ export const aiRoutes =
         const rows = await deps.db
           .select()
           .from(aiEvents)
-          .where(and(eq(aiEvents.tenantId, request.params.tenant_id)))
+          .where(eq(aiEvents.tenantId, request.params.tenant_id))
           .orderBy(desc(aiEvents.id))
           .limit(request.query.limit);
         return { events: rows.map((e) => ({ kind: e.kind, conversation_id: e.conversationId, detail: e.detail, created_at: e.createdAt.toISOString() })) };
