@@ -440,5 +440,17 @@ describe('AI answers grounded in the knowledge base', () => {
     );
     const docs = await h.request('GET', `/routes/tenants/${tenant.id}/knowledge/documents`, { key: tenant.key });
     assert.deepEqual(docs.body.documents.map((d: any) => [d.kind, d.status]), [['entry', 'ready'], ['entry', 'ready'], ['entry', 'ready']]);
+
+    // Another embedding model: every chunk is embedded again, never compared across models.
+    await h.request('PUT', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key, body: profile({ embedding_model: 'test-embed-2' }) });
+    await waitFor(
+      async () => {
+        const r = await h.runtime.pool.query(`SELECT count(*) FILTER (WHERE embedding_model = 'test-embed-2')::int AS n FROM knowledge_chunks WHERE tenant_id = $1`, [tenant.id]);
+        return r.rows[0].n === 3;
+      },
+      { timeoutMs: 30_000, what: 're-embedded with the new model' },
+    );
+    const after = await h.request('GET', `/routes/tenants/${tenant.id}/knowledge/documents`, { key: tenant.key });
+    assert.ok(after.body.documents.every((d: any) => d.status === 'ready' && d.chunks_embedded === 1));
   });
 });
