@@ -40,7 +40,7 @@ async function serverUrl(): Promise<string> {
 }
 
 async function scratchDatabase(server: string): Promise<string> {
-  const name = `parley_bench_${randomBytes(4).toString('hex')}`;
+  const name = `parley_bench_retrieval_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: server });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
