@@ -9,6 +9,7 @@ import type { Providers } from '../core/providers/index.js';
 import { applyConsentKeyword } from '../core/pulse/contacts.js';
 import type { Exchange } from '../workflows/conversation.js';
 import { planLegacyTurn, type LegacyJobPlan } from './legacy.js';
+import { aiRoute } from './ai.js';
 
 export interface ConversationDeps {
   db: Db;
@@ -27,7 +28,13 @@ export interface PlanTurnInput {
  * What the workflow does with a turn. Each capability that answers differently
  * (legacy n8n jobs, data lookups, LLM, handover) adds a variant and a case in the workflow.
  */
-export type TurnPlan = { kind: 'reply'; text: string; source: 'knowledge' | 'fallback' | 'consent'; knowledgeId?: string } | LegacyJobPlan;
+export type TurnPlan =
+  | { kind: 'reply'; text: string; source: 'knowledge' | 'fallback' | 'consent'; knowledgeId?: string }
+  /** Ask the tenant's LLM (aiReply activity); `noLlm` answers if it fails, `fallbackText` tells the customer about a handover. */
+  | { kind: 'ai'; noLlm: { text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string }; fallbackText: string }
+  /** The conversation was handed to a person: the bot stays silent. */
+  | { kind: 'human' }
+  | LegacyJobPlan;
 
 export interface SendReplyInput {
   tenantId: string;
@@ -38,6 +45,8 @@ export interface SendReplyInput {
   inReplyTo: string[];
   text: string;
   source: string;
+  /** Knowledge chunks the reply was grounded in. */
+  sourceChunkIds?: string[];
 }
 
 export interface SentReply {
@@ -48,7 +57,11 @@ export interface SentReply {
 
 export function createConversationActivities({ db, keyring, providers }: ConversationDeps) {
   return {
-    /** Decides how to answer a turn: legacy-mode tenants hand it to n8n as a job; others answer from knowledge, else the fallback. */
+    /**
+     * Decides how to answer a turn: consent keywords first; not at all once a person has taken
+     * over; legacy-mode tenants hand it to n8n as a job; with the LLM when the tenant has an AI
+     * profile and budget left; else from its knowledge, else its fallback.
+     */
     async planTurn(input: PlanTurnInput): Promise<TurnPlan> {
       const [tenant] = await db
         .select({ fallback: tenants.fallbackMessage, mode: tenants.mode, settings: tenants.settings })
@@ -58,11 +71,16 @@ export function createConversationActivities({ db, keyring, providers }: Convers
       // STOP / UNSUBSCRIBE / START flip consent before anything else and are confirmed, not answered.
       const consent = await applyConsentKeyword(db, { tenantId: input.tenantId, conversationId: input.conversationId, texts: input.messages.map((m) => m.text) });
       if (consent) return { kind: 'reply', text: consent.confirmation, source: 'consent' };
+      const route = await aiRoute(db, input.tenantId, input.conversationId);
+      if (route === 'human') return { kind: 'human' };
       if (tenant.mode === 'legacy_n8n') return planLegacyTurn({ db, keyring }, input, tenant);
       const question = input.messages.map((m) => m.text).join('\n');
       const [best] = await searchKnowledge(db, input.tenantId, question, 1);
-      if (best && best.score >= MIN_KNOWLEDGE_SCORE) return { kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id };
-      return { kind: 'reply', text: tenant.fallback, source: 'fallback' };
+      const noLlm =
+        best && best.score >= MIN_KNOWLEDGE_SCORE
+          ? ({ kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id } as const)
+          : ({ kind: 'reply', text: tenant.fallback, source: 'fallback' } as const);
+      return route === 'llm' ? { kind: 'ai', noLlm, fallbackText: tenant.fallback } : noLlm;
     },
 
     /**
@@ -82,6 +100,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
           status: 'sending',
           inReplyTo: input.inReplyTo,
           replySource: input.source,
+          sourceChunkIds: input.sourceChunkIds?.length ? input.sourceChunkIds : null,
         })
         .onConflictDoNothing({ target: [messages.tenantId, messages.dedupeKey] });
       const [outbound] = await db

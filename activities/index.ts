@@ -1,8 +1,10 @@
+import { createAiActivities, type AiDeps } from './ai.js';
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
 import { createLegacyActivities } from './legacy.js';
 import { createPulseActivities } from './pulse.js';
+import { createKnowledgeActivities } from './knowledge.js';
 
-export type ActivityDeps = ConversationDeps;
+export type ActivityDeps = ConversationDeps & AiDeps;
 
 /** All activities, built from their dependencies so tests can pass real or local ones. */
 export function createActivities(deps: ActivityDeps) {
@@ -10,5 +12,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createConversationActivities(deps),
     ...createLegacyActivities(deps),
     ...createPulseActivities(deps),
+    ...createAiActivities(deps),
+    ...createKnowledgeActivities(deps),
   };
 }

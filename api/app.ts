@@ -13,6 +13,8 @@ import { legacyModeRoutes } from './routes/legacy-mode.js';
 import { messageRoutes } from './routes/messages.js';
 import { queueRoutes } from './routes/queue.js';
 import { pulseRoutes } from './routes/pulse.js';
+import { aiRoutes } from './routes/ai.js';
+import { knowledgeDocumentRoutes } from './routes/knowledge-documents.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -60,5 +62,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(messageRoutes(deps));
   await app.register(contactRoutes(deps));
   await app.register(pulseRoutes(deps));
+  await app.register(aiRoutes(deps));
+  await app.register(knowledgeDocumentRoutes(deps));
   return app;
 }

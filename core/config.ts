@@ -31,6 +31,10 @@ export const configSchema = z.object({
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
   /** Legacy n8n queue: how long a claimed job is leased before it is handed out again. */
   QUEUE_LEASE_S: z.coerce.number().int().min(1).max(24 * 60 * 60).default(120),
+  /** Per-request timeout of LLM and embeddings calls; the activity retries 429/5xx/timeouts, then falls back. */
+  AI_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
+  /** Largest knowledge document accepted by POST …/knowledge/documents (JSON or multipart). */
+  KNOWLEDGE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(20 * 1024 * 1024),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -30,6 +30,8 @@ export const FailureType = {
   ProviderRejected: 'ProviderRejected',
   /** The provider is throttling; retried with backoff. */
   ProviderThrottled: 'ProviderThrottled',
+  /** The LLM or embeddings endpoint is throttling (429), failing (5xx) or unreachable; retried with backoff. */
+  LlmUnavailable: 'LlmUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

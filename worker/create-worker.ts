@@ -5,6 +5,8 @@ import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
 import type { Providers } from '../core/providers/index.js';
 import type { Runtime as ParleyRuntime } from '../core/runtime.js';
+import type { AiDeps } from '../activities/ai.js';
+import type { AiToolSource } from '../core/ai/tools.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { createActivities } from '../activities/index.js';
 
@@ -20,6 +22,8 @@ export interface WorkerOptions {
   /** A workflow bundle prepared ahead (bundleWorkflowCode); otherwise bundled at start. */
   workflowBundlePath?: string;
   logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** LLM tool sources and provider timeout (activities/ai.ts). */
+  ai?: AiDeps['ai'];
 }
 
 let runtimeInstalled = false;
@@ -43,7 +47,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers }),
+    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers, ai: opts.ai }),
     dataConverter: dataConverter(opts.keyring),
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,
@@ -52,7 +56,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
 }
 
 /** The worker for a runtime (its pool, keyring and providers) on the configured namespace and task queue. */
-export function createWorkerFor(config: Config, runtime: ParleyRuntime, address: string) {
+export function createWorkerFor(config: Config, runtime: ParleyRuntime, address: string, extra: { aiTools?: AiToolSource[] } = {}) {
   return createWorker({
     address,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -61,5 +65,6 @@ export function createWorkerFor(config: Config, runtime: ParleyRuntime, address:
     keyring: runtime.keyring,
     providers: runtime.providers,
     workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+    ai: { tools: extra.aiTools, requestTimeoutMs: config.AI_REQUEST_TIMEOUT_MS },
   });
 }

@@ -1,9 +1,11 @@
 import {
+  ActivityFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   defineQuery,
   defineSignal,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
   sleep,
@@ -73,9 +75,17 @@ const DEFAULT_TURNS_PER_RUN = 200;
 const ANSWERS_LIMIT = 20;
 
 // Short database steps run as local activities: no extra history events or server round trips.
-const { planTurn, sendReply, closeConversation, settleLegacyJob } = proxyLocalActivities<Activities>({
+const { planTurn, sendReply, closeConversation, settleLegacyJob, handOver } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+});
+
+// LLM calls are regular activities (visible in the UI): throttling and outages are retried
+// briefly, then the turn falls back to the no-LLM answer instead of keeping the customer waiting.
+const { aiReply } = proxyActivities<Activities>({
+  startToCloseTimeout: '60s',
+  scheduleToCloseTimeout: '90s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
 });
 
 export async function conversationWorkflow(input: ConversationInput): Promise<void> {
@@ -106,7 +116,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
   });
   setHandler(stateQuery, () => ({ pending: pending.length, turns, memory, closing }));
 
-  async function reply(turn: InboundMessage[], text: string, source: string): Promise<void> {
+  async function reply(turn: InboundMessage[], text: string, source: string, sourceChunkIds?: string[]): Promise<void> {
     const sent = await sendReply({
       tenantId: input.tenantId,
       conversationId: input.conversationId,
@@ -117,6 +127,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       inReplyTo: turn.map((m) => m.id),
       text,
       source,
+      sourceChunkIds,
     });
     if (sent.status === 'sent') memory.push({ role: 'assistant', text, at: sent.sentAt });
   }
@@ -161,7 +172,31 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     for (const m of turn) memory.push({ role: 'customer', text: m.text, at: m.receivedAt });
     switch (plan.kind) {
       case 'reply':
-        await reply(turn, plan.text, plan.source);
+        await reply(turn, plan.text, plan.source, plan.knowledgeId ? [plan.knowledgeId] : undefined);
+        break;
+      case 'ai': {
+        const answer = await aiReply({
+          tenantId: input.tenantId,
+          conversationId: input.conversationId,
+          question: turn.map((m) => m.text).join('\n'),
+          memory: memory.slice(0, memory.length - turn.length).map(({ role, text }) => ({ role, text })),
+        }).catch((err: unknown) => {
+          // The LLM stayed unavailable through the retries: answer without it.
+          if (err instanceof ActivityFailure) return undefined;
+          throw err;
+        });
+        if (!answer) {
+          await reply(turn, plan.noLlm.text, plan.noLlm.source, plan.noLlm.knowledgeId ? [plan.noLlm.knowledgeId] : undefined);
+        } else if (answer.kind === 'handover') {
+          await handOver({ tenantId: input.tenantId, conversationId: input.conversationId, reason: answer.reason, note: answer.note, confidence: answer.confidence });
+          await reply(turn, plan.fallbackText, 'handover');
+        } else {
+          if (answer.blocked) await reply(turn, plan.fallbackText, 'fallback');
+          else await reply(turn, answer.text, 'ai', answer.sources.map((s) => s.chunk_id));
+        }
+        break;
+      }
+      case 'human':
         break;
       case 'legacy_job': {
         // n8n answers through the API, which signals here; past the timeout the job is closed

@@ -1,2 +1,3 @@
 export { conversationWorkflow } from './conversation.js';
 export { pulseCampaignWorkflow } from './pulse.js';
+export { knowledgeIngestWorkflow } from './knowledge.js';

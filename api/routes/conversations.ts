@@ -9,6 +9,7 @@ import { bearer, errorResponses, tenantParams } from '../schemas.js';
 const conversationSummary = z.object({
   id: z.string(),
   status: z.string(),
+  needs_human: z.boolean().describe('handed over to a person: the bot no longer replies'),
   workflow_id: z.string(),
   channel_id: z.string(),
   contact_id: z.string(),
@@ -24,6 +25,7 @@ const messageView = z.object({
   status: z.string(),
   in_reply_to: z.array(z.string()),
   reply_source: z.string().nullable(),
+  source_chunk_ids: z.array(z.string()).describe('knowledge chunks the reply was grounded in'),
   created_at: z.string(),
   sent_at: z.string().nullable(),
 });
@@ -34,6 +36,7 @@ export const conversationRoutes =
     const summarize = (c: typeof conversations.$inferSelect, phoneEnc: string) => ({
       id: c.id,
       status: c.status,
+      needs_human: c.needsHuman,
       workflow_id: c.workflowId,
       channel_id: c.channelId,
       contact_id: c.contactId,
@@ -110,6 +113,7 @@ export const conversationRoutes =
             status: m.status,
             in_reply_to: m.inReplyTo ?? [],
             reply_source: m.replySource,
+            source_chunk_ids: m.sourceChunkIds ?? [],
             created_at: m.createdAt.toISOString(),
             sent_at: m.sentAt?.toISOString() ?? null,
           })),

@@ -1,10 +1,13 @@
 import {
+  bigint,
   bigserial,
   boolean,
+  customType,
   integer,
   jsonb,
   pgTable,
   primaryKey,
+  real,
   text,
   timestamp,
   uuid,
@@ -79,6 +82,10 @@ export const conversations = pgTable('conversations', {
   lastInboundAt: ts('last_inbound_at'),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
+  needsHuman: boolean('needs_human').notNull().default(false),
+  handoverReason: text('handover_reason'),
+  handoverNoteEnc: text('handover_note_enc'),
+  handedOverAt: ts('handed_over_at'),
 });
 
 export const messages = pgTable('messages', {
@@ -94,6 +101,7 @@ export const messages = pgTable('messages', {
   replySource: text('reply_source'),
   providerMessageId: text('provider_message_id'),
   sentAt: ts('sent_at'),
+  sourceChunkIds: uuid('source_chunk_ids').array(),
   createdAt: ts('created_at').notNull().defaultNow(),
 });
 
@@ -216,3 +224,75 @@ export type Contact = typeof contacts.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type Job = typeof jobs.$inferSelect;
+
+// --- AI answers and knowledge documents (migrations/0900_ai_knowledge.sql) ---
+
+const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
+
+export const aiProfiles = pgTable('ai_profiles', {
+  tenantId: text('tenant_id').primaryKey(),
+  baseUrl: text('base_url').notNull(),
+  apiKeyEnc: text('api_key_enc').notNull(),
+  chatModel: text('chat_model').notNull(),
+  embeddingModel: text('embedding_model').notNull(),
+  businessDescription: text('business_description'),
+  tone: text('tone'),
+  language: text('language'),
+  temperature: real('temperature').notNull().default(0.2),
+  monthlyTokenBudget: bigint('monthly_token_budget', { mode: 'number' }),
+  confidenceThreshold: real('confidence_threshold').notNull().default(0.6),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const knowledgeDocuments = pgTable('knowledge_documents', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  kind: text('kind', { enum: ['upload', 'entry'] }).notNull(),
+  title: text('title').notNull(),
+  mime: text('mime').notNull(),
+  raw: bytea('raw'),
+  status: text('status', { enum: ['queued', 'chunking', 'embedding', 'ready', 'failed'] }).notNull().default('queued'),
+  chunksTotal: integer('chunks_total').notNull().default(0),
+  chunksEmbedded: integer('chunks_embedded').notNull().default(0),
+  error: text('error'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+/** tsv is generated; embedding_vec exists only where pgvector does (raw SQL only). */
+export const knowledgeChunks = pgTable('knowledge_chunks', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  documentId: uuid('document_id').notNull(),
+  ord: integer('ord').notNull(),
+  title: text('title').notNull(),
+  content: text('content').notNull(),
+  embedding: real('embedding').array(),
+  embeddingModel: text('embedding_model'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export const aiUsage = pgTable('ai_usage', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  conversationId: uuid('conversation_id'),
+  purpose: text('purpose').notNull(),
+  model: text('model').notNull(),
+  promptTokens: integer('prompt_tokens').notNull(),
+  completionTokens: integer('completion_tokens').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export const aiEvents = pgTable('ai_events', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  conversationId: uuid('conversation_id'),
+  kind: text('kind').notNull(),
+  detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({}),
+  onceKey: text('once_key'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export type AiProfileRow = typeof aiProfiles.$inferSelect;
+export type KnowledgeDocument = typeof knowledgeDocuments.$inferSelect;

@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import type { Worker } from '@temporalio/worker';
+import type { AiToolSource } from '../../core/ai/tools.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { Keyring } from '../../core/crypto.js';
 import { createRuntime, forkRuntime, type Runtime } from '../../core/runtime.js';
@@ -80,6 +81,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   worker?: boolean;
   temporalAddress?: string;
+  /** LLM tools the in-process worker offers (stand-ins for the Data Engine's lookups). */
+  aiTools?: AiToolSource[];
 }
 
 /** A real API (listening on a free port) and a real worker on a unique task queue, against real services. */
@@ -116,7 +119,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     databaseUrl: db.url,
     logs,
     async startWorker() {
-      const { worker, connection } = await createWorkerFor(config, workerRuntime, temporalAddress);
+      const { worker, connection } = await createWorkerFor(config, workerRuntime, temporalAddress, { aiTools: opts.aiTools });
       const done = worker.run();
       running = { worker, done, close: () => connection.close() };
       h.worker = worker;
