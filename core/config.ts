@@ -27,6 +27,17 @@ export const configSchema = z.object({
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** The URL providers call us on (e.g. https://parley.example.com); Twilio signs the full URL it called. */
+  PUBLIC_BASE_URL: z.string().url('must be an http(s) URL').optional(),
+  /** Default provider endpoints; a channel's api_base_url overrides them (tests, regional endpoints). */
+  META_GRAPH_URL: z.string().url().default('https://graph.facebook.com'),
+  META_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
+  TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
+  INFOBIP_API_URL: z.string().url().default('https://api.infobip.com'),
+  /** Timeout of one provider HTTP request. */
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** A paced send that wakes this late after its slot gives the slot up (see docs/providers.md). */
+  SEND_PACING_GRACE_MS: z.coerce.number().int().min(1).max(1000).default(25),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -30,6 +30,8 @@ export const FailureType = {
   ProviderRejected: 'ProviderRejected',
   /** The provider is throttling; retried with backoff. */
   ProviderThrottled: 'ProviderThrottled',
+  /** The provider failed or could not be reached (5xx, timeout, network); retried with backoff. */
+  ProviderUnavailable: 'ProviderUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

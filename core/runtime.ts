@@ -21,7 +21,19 @@ export async function createRuntime(config: Config, databaseUrl: string, opts: {
   const pool = createPool(databaseUrl, opts.poolSize);
   await migrate(pool);
   const db = createDb(pool);
-  const providers = createProviders({ db, keyring, sandboxLatencyMs: config.SANDBOX_LATENCY_MS });
+  const providers = createProviders({
+    db,
+    keyring,
+    sandboxLatencyMs: config.SANDBOX_LATENCY_MS,
+    settings: {
+      timeoutMs: config.PROVIDER_TIMEOUT_MS,
+      metaGraphUrl: config.META_GRAPH_URL,
+      metaApiVersion: config.META_API_VERSION,
+      twilioApiUrl: config.TWILIO_API_URL,
+      infobipApiUrl: config.INFOBIP_API_URL,
+      publicBaseUrl: config.PUBLIC_BASE_URL,
+    },
+  });
   return { pool, db, keyring, providers, adminApiKey: secrets.adminApiKey };
 }
 

@@ -8,6 +8,7 @@ import {
   timestamp,
   uuid,
   varchar,
+  customType,
 } from 'drizzle-orm/pg-core';
 
 /**
@@ -51,6 +52,8 @@ export const channels = pgTable('channels', {
   team: text('team'),
   isDefault: boolean('is_default').notNull().default(false),
   createdAt: ts('created_at').notNull().defaultNow(),
+  verifyTokenHash: text('verify_token_hash'),
+  reopenTemplate: jsonb('reopen_template').$type<{ name: string; language: string }>(),
 });
 
 export const contacts = pgTable('contacts', {
@@ -78,6 +81,7 @@ export const conversations = pgTable('conversations', {
   lastInboundAt: ts('last_inbound_at'),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
+  team: text('team'),
 });
 
 export const messages = pgTable('messages', {
@@ -94,6 +98,10 @@ export const messages = pgTable('messages', {
   providerMessageId: text('provider_message_id'),
   sentAt: ts('sent_at'),
   createdAt: ts('created_at').notNull().defaultNow(),
+  deliveryStatus: text('delivery_status'),
+  deliveryErrorCode: text('delivery_error_code'),
+  deliveryError: text('delivery_error'),
+  deliveryUpdatedAt: ts('delivery_updated_at'),
 });
 
 export const outbox = pgTable('outbox', {
@@ -143,3 +151,40 @@ export type Conversation = typeof conversations.$inferSelect;
 export type Contact = typeof contacts.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
+
+// Providers (migrations/0700_providers.sql).
+const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
+
+export const deliveryEvents = pgTable('delivery_events', {
+  tenantId: text('tenant_id').notNull(),
+  providerMessageId: text('provider_message_id').notNull(),
+  status: text('status', { enum: ['sent', 'delivered', 'read', 'failed'] }).notNull(),
+  errorCode: text('error_code'),
+  errorTitle: text('error_title'),
+  occurredAt: ts('occurred_at').notNull(),
+  receivedAt: ts('received_at').notNull().defaultNow(),
+});
+
+export const channelSendPacing = pgTable('channel_send_pacing', {
+  channelId: uuid('channel_id').primaryKey(),
+  nextSlotAt: ts('next_slot_at').notNull(),
+});
+
+export const messageMedia = pgTable('message_media', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  messageId: uuid('message_id').notNull(),
+  channelId: uuid('channel_id').notNull(),
+  position: integer('position').notNull().default(0),
+  kind: text('kind').notNull(),
+  refEnc: text('ref_enc').notNull(),
+  mimeType: text('mime_type'),
+  sha256: text('sha256'),
+  filenameEnc: text('filename_enc'),
+  status: text('status', { enum: ['pending', 'downloaded', 'failed'] }).notNull().default('pending'),
+  sizeBytes: integer('size_bytes'),
+  contentEnc: bytea('content_enc'),
+  contentKey: text('content_key'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  downloadedAt: ts('downloaded_at'),
+});
