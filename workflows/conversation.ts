@@ -9,6 +9,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import { deliverQueuedReply } from './delivery.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -92,7 +93,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
   setHandler(stateQuery, () => ({ pending: pending.length, turns, memory, closing }));
 
   async function reply(turn: InboundMessage[], text: string, source: string): Promise<void> {
-    const sent = await sendReply({
+    let sent = await sendReply({
       tenantId: input.tenantId,
       conversationId: input.conversationId,
       channelId: input.channelId,
@@ -103,6 +104,15 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       text,
       source,
     });
+    if (sent.status === 'queued') {
+      sent = await deliverQueuedReply({
+        tenantId: input.tenantId,
+        messageId: sent.messageId,
+        channelId: input.channelId,
+        contactId: input.contactId,
+        conversationId: input.conversationId,
+      });
+    }
     if (sent.status === 'sent') memory.push({ role: 'assistant', text, at: sent.sentAt });
   }
 
