@@ -10,6 +10,8 @@ import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { channelRoutes } from './routes/channels.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 /**
  * Request logs carry the method and path only: query strings may hold phone numbers and
@@ -50,5 +52,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(inboundRoutes(deps));
   await app.register(sandboxRoutes(deps));
   await app.register(conversationRoutes(deps));
+  await app.register(channelRoutes(deps));
+  await app.register(webhookRoutes(deps));
   return app;
 }
