@@ -12,6 +12,7 @@ import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { channelRoutes } from './routes/channels.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { mediaRoutes } from './routes/media.js';
 
 /**
  * Request logs carry the method and path only: query strings may hold phone numbers and
@@ -54,5 +55,6 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(conversationRoutes(deps));
   await app.register(channelRoutes(deps));
   await app.register(webhookRoutes(deps));
+  await app.register(mediaRoutes(deps));
   return app;
 }

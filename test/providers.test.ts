@@ -164,6 +164,7 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     const conv = await conversationOf(senders[1], ids.meta);
     assert.equal(conv?.team, 'support', 'the channel team is carried into the conversation');
     const texts = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${conv!.id}`, { key: tenant.key });
+    assert.equal(texts.body.team, 'support');
     assert.equal(texts.body.messages[0].text, 'Yes please');
     const out = await waitFor(async () => {
       const rows = await outbound(conv!.id);
@@ -179,6 +180,14 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     assert.equal(media.mime_type, 'image/jpeg');
     assert.equal(media.size_bytes, `media-bytes:${mediaId}`.length);
     assert.ok(!media.content_enc.toString('utf8').includes('media-bytes'), 'content is encrypted');
+    const imageConv = await conversationOf(senders[4], ids.meta);
+    const imageMsg = (await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${imageConv!.id}`, { key: tenant.key })).body.messages[0];
+    assert.equal(imageMsg.text, 'my receipt');
+    const listed = await h.request('GET', `/routes/tenants/${tenant.id}/messages/${imageMsg.id}/media`, { key: tenant.key });
+    assert.equal(listed.body.media[0].status, 'downloaded');
+    const content = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/media/${listed.body.media[0].id}/content`, { headers: { authorization: `Bearer ${tenant.key}` } });
+    assert.equal(content.headers.get('content-type'), 'image/jpeg');
+    assert.equal(await content.text(), `media-bytes:${mediaId}`);
 
     // Provider re-delivery: acknowledged, never answered twice.
     const again = await postMeta(h.baseUrl, payload, META_SECRET);
@@ -222,6 +231,8 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     assert.equal(failed.delivery_status, 'failed');
     assert.equal(failed.status, 'failed');
     assert.equal(failed.delivery_error_code, '131047');
+    const view = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${conv.id}`, { key: tenant.key });
+    assert.deepEqual([view.body.messages[1].status, view.body.messages[1].delivery_status, view.body.messages[1].delivery_error_code], ['failed', 'failed', '131047']);
   });
 
   it('retries 500 and 429 (honouring Retry-After) and records a 4xx rejection as a failed delivery without retrying', async () => {

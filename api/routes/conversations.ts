@@ -15,6 +15,7 @@ const conversationSummary = z.object({
   contact_phone: z.string(),
   last_inbound_at: z.string().nullable(),
   created_at: z.string(),
+  team: z.string().nullable().describe("The team owning the conversation (from its channel)"),
 });
 
 const messageView = z.object({
@@ -26,6 +27,8 @@ const messageView = z.object({
   reply_source: z.string().nullable(),
   created_at: z.string(),
   sent_at: z.string().nullable(),
+  delivery_status: z.enum(['sent', 'delivered', 'read', 'failed']).nullable().describe('Outbound: latest provider status'),
+  delivery_error_code: z.string().nullable().describe('Outbound: provider error code (e.g. 131047) or window_closed'),
 });
 
 export const conversationRoutes =
@@ -40,6 +43,7 @@ export const conversationRoutes =
       contact_phone: deps.keyring.decrypt(phoneEnc),
       last_inbound_at: c.lastInboundAt?.toISOString() ?? null,
       created_at: c.createdAt.toISOString(),
+      team: c.team,
     });
 
     app.get(
@@ -112,6 +116,8 @@ export const conversationRoutes =
             reply_source: m.replySource,
             created_at: m.createdAt.toISOString(),
             sent_at: m.sentAt?.toISOString() ?? null,
+            delivery_status: (m.deliveryStatus as 'sent' | 'delivered' | 'read' | 'failed' | null) ?? null,
+            delivery_error_code: m.deliveryErrorCode,
           })),
         };
       },
