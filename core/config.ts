@@ -36,8 +36,6 @@ export const configSchema = z.object({
   INFOBIP_API_URL: z.string().url().default('https://api.infobip.com'),
   /** Timeout of one provider HTTP request. */
   PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
-  /** A paced send that wakes this late after its slot gives the slot up (see docs/providers.md). */
-  SEND_PACING_GRACE_MS: z.coerce.number().int().min(1).max(1000).default(25),
 });
 
 export type Config = z.infer<typeof configSchema>;

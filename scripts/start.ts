@@ -68,7 +68,6 @@ try {
     db: runtime.db,
     keyring: runtime.keyring,
     providers: runtime.providers,
-    pacing: { graceMs: config.SEND_PACING_GRACE_MS },
     workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
   });
   const running = worker.run();

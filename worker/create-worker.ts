@@ -15,8 +15,6 @@ export interface WorkerOptions {
   db: Db;
   keyring: Keyring;
   providers: Providers;
-  /** Per-number send pacing (SEND_PACING_GRACE_MS); defaults when absent. */
-  pacing?: { graceMs?: number };
   /** A workflow bundle prepared ahead (bundleWorkflowCode); otherwise bundled at start. */
   workflowBundlePath?: string;
   logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -39,7 +37,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers, pacing: opts.pacing }),
+    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers }),
     dataConverter: dataConverter(opts.keyring),
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,

@@ -13,7 +13,6 @@ const { worker, connection } = await createWorker({
   db: runtime.db,
   keyring: runtime.keyring,
   providers: runtime.providers,
-  pacing: { graceMs: config.SEND_PACING_GRACE_MS },
   workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
 });
 // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains in-flight tasks.

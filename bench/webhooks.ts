@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
+import { loadConfig } from '../core/config.js';
+import { Keyring } from '../core/crypto.js';
+import { createRuntime } from '../core/runtime.js';
+import { signMeta } from '../core/webhooks/meta.js';
+import { startApi } from '../api/server.js';
+import { createWorker } from '../worker/create-worker.js';
+import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
+import { freePort } from '../scripts/lib/ports.js';
+import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
+import { startTemporalDev } from '../scripts/lib/temporal-dev.js';
+import { FakeProvider } from '../test/helpers/fake-providers.js';
+
+/**
+ * `npm run bench:webhooks`: Meta webhook ingest and outbound pacing, everything real but Meta
+ * (a local fake Cloud API). Phase 1: 400 replies to one number limited to 80 msg/s, measured at
+ * the fake (accuracy). Phase 2: signed webhooks (one message each) at increasing rates, open
+ * loop; ack latency p50/p99 per rate and the highest rate with p99 < 100 ms. The worker is paused
+ * during phase 2 so the ack path (verify, durable write, relay into Temporal) is what is measured.
+ * Settings: BENCH_RATES (e.g. "100,200,400"), BENCH_SECONDS, BENCH_PACED (messages), DATABASE_URL or TEST_DATABASE_URL.
+ */
+const env = process.env;
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const RATES = (env.BENCH_RATES ?? '100,200,400,800,1200,1600').split(',').map(Number);
+const SECONDS = Number(env.BENCH_SECONDS ?? 3);
+const PACED = Number(env.BENCH_PACED ?? 400);
+const LIMIT = 80;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN;
+}
+const phone = () => `+1555${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+
+function metaBody(pnid: string, messages: { from: string; text: string }[]) {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: '1',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15550000000', phone_number_id: pnid },
+              messages: messages.map((m) => ({
+                from: m.from.slice(1),
+                id: `wamid.${randomBytes(12).toString('hex')}`,
+                timestamp: String(Math.floor(Date.now() / 1000)),
+                type: 'text',
+                text: { body: m.text },
+              })),
+            },
+          },
+        ],
+      },
+    ],
+  });
+}
+
+try {
+  const cli = await ensureTemporalCli(env.TEMPORAL_CLI, say);
+  let serverUrl = env.DATABASE_URL ?? env.TEST_DATABASE_URL;
+  if (!serverUrl) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-pg-'));
+    const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false });
+    cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
+    serverUrl = server.adminUrl;
+  }
+  const dbName = `parley_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  cleanups.push(async () => {
+    const c = new pg.Client({ connectionString: serverUrl });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await c.end();
+  });
+  const dbUrl = new URL(serverUrl);
+  dbUrl.pathname = `/${dbName}`;
+
+  // The CLI as a child process: the worker's Temporal runtime stays ours to install.
+  const temporal = await startTemporalDev({ cli, port: await freePort(), uiPort: await freePort(), headless: true });
+  cleanups.push(() => temporal.stop());
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  const adminKey = `prl_admin_${randomBytes(12).toString('hex')}`;
+  const config = loadConfig({
+    PORT: String(await freePort()),
+    ADMIN_API_KEY: adminKey,
+    PARLEY_ENCRYPTION_KEY: Keyring.generateSpec(),
+    DATABASE_URL: dbUrl.toString(),
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_TASK_QUEUE: `bench-${randomBytes(4).toString('hex')}`,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+  });
+  const runtime = await createRuntime(config, dbUrl.toString(), { poolSize: 30 });
+  cleanups.push(() => runtime.pool.end());
+  const api = await startApi(config, runtime, temporal.address);
+  cleanups.push(() => api.close());
+  const { worker, connection } = await createWorker({
+    address: temporal.address,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    db: runtime.db,
+    keyring: runtime.keyring,
+    providers: runtime.providers,
+  });
+  const running = worker.run();
+  const meta = await new FakeProvider('meta', { token: 'bench-token' }).start();
+  cleanups.push(() => meta.close());
+
+  const call = async (method: string, url: string, key: string, body?: unknown) => {
+    const res = await fetch(api.url + url, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+    const json = (await res.json()) as any;
+    if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const tenant = await call('POST', '/routes/tenants', adminKey, { id: 'bench', name: 'Bench' });
+  const channel = async (pnid: string, rate: number) =>
+    call('POST', '/routes/tenants/bench/channels', tenant.api_key, {
+      provider: 'meta',
+      credentials: { phone_number_id: pnid, access_token: 'bench-token', app_secret: 'bench-secret', verify_token: `v${pnid}` },
+      api_base_url: meta.url,
+      rate_per_second: rate,
+    });
+  await channel('900001', LIMIT);
+  await channel('900002', 1000);
+  const post = (body: string) =>
+    fetch(`${api.url}/webhooks/meta`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-hub-signature-256': signMeta(body, 'bench-secret') },
+      body,
+    });
+
+  // Phase 1: outbound pacing for one number limited to 80 msg/s.
+  say(`Outbound pacing: ${PACED} replies to one number limited to ${LIMIT} msg/s…`);
+  for (let i = 0; i < PACED; i += 20) {
+    const res = await post(metaBody('900001', Array.from({ length: Math.min(20, PACED - i) }, () => ({ from: phone(), text: 'hello' }))));
+    if (res.status !== 200) throw new Error(`webhook ${res.status}`);
+    await res.text();
+  }
+  const deadline = Date.now() + 120_000 + (PACED / LIMIT) * 3000;
+  while (meta.sends().length < PACED && Date.now() < deadline) await delay(200);
+  const arrivals = meta.sends().map((r) => r.at).sort((a, b) => a - b);
+  let maxWindow = 0;
+  for (let i = 0, j = 0; i < arrivals.length; i++) {
+    while (arrivals[j] < arrivals[i] - 999.999) j++;
+    maxWindow = Math.max(maxWindow, i - j + 1);
+  }
+  const span = (arrivals.at(-1)! - arrivals[0]) / 1000;
+  const achieved = (arrivals.length - 1) / span;
+  const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]).sort((a, b) => a - b);
+  say(`  sent ${arrivals.length}/${PACED} in ${span.toFixed(2)} s: ${achieved.toFixed(1)} msg/s = ${((achieved / LIMIT) * 100).toFixed(1)}% of the limit`);
+  say(`  most in any 1-second window: ${maxWindow} (limit ${LIMIT}); gap p1/p50/p99 ${percentile(gaps, 1).toFixed(1)}/${percentile(gaps, 50).toFixed(1)}/${percentile(gaps, 99).toFixed(1)} ms (1/limit = ${(1000 / LIMIT).toFixed(2)} ms)`);
+
+  // Phase 2: ingest. Pause the worker so replies don't compete with the ack path for the CPU.
+  worker.shutdown();
+  await running.catch(() => undefined);
+  await connection.close();
+  say(`\nMeta webhook ingest (${SECONDS} s per rate, one message per signed webhook, worker paused):`);
+  say('  rate/s   sent    ok   p50 ms   p99 ms   max ms');
+  let best = 0;
+  for (const rate of RATES) {
+    const total = Math.round(rate * SECONDS);
+    const latencies: number[] = [];
+    let ok = 0;
+    const started = performance.now();
+    const inflight: Promise<void>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = started + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 1) await delay(wait);
+      const body = metaBody('900002', [{ from: phone(), text: 'ping' }]);
+      const t0 = performance.now();
+      inflight.push(
+        post(body)
+          .then(async (res) => {
+            await res.text();
+            latencies.push(performance.now() - t0);
+            if (res.status === 200) ok++;
+          })
+          .catch(() => undefined),
+      );
+    }
+    await Promise.all(inflight);
+    const sorted = latencies.sort((a, b) => a - b);
+    const p50 = percentile(sorted, 50);
+    const p99 = percentile(sorted, 99);
+    say(`  ${String(rate).padStart(6)} ${String(total).padStart(6)} ${String(ok).padStart(5)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${sorted.at(-1)!.toFixed(1).padStart(8)}`);
+    if (p99 < 100 && ok === total) best = rate;
+    else break;
+    await delay(1000);
+  }
+  say(`\nHighest sustained rate with p99 < 100 ms: ${best ? `${best} webhooks/s` : `below ${RATES[0]} webhooks/s`}`);
+} catch (err) {
+  say(`bench failed: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+}
+process.exit(process.exitCode ?? 0);
