@@ -33,7 +33,7 @@ export interface DeliveredReply {
   via?: 'text' | 'template';
 }
 
-const DEFAULT_PACING: PacingOptions = { maxWaitMs: 20_000 };
+const DEFAULT_PACING: PacingOptions = { maxWaitMs: 20_000, toleranceMs: 20 };
 
 function failureDetails(err: unknown): ProviderErrorDetails | undefined {
   return err instanceof ApplicationFailure ? (err.details?.[0] as ProviderErrorDetails | undefined) : undefined;

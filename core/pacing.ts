@@ -6,25 +6,41 @@ import { providerFailure } from './providers/http.js';
 export interface PacingOptions {
   /** Never wait longer than this inside one activity attempt; Temporal retries after the backlog. */
   maxWaitMs: number;
+  /** A claim whose round trip took longer than this is not used (see below). */
+  toleranceMs: number;
 }
 
-const CLAIM_TRIES = 200;
+/** Seconds between two claims of one number: 1/rate stretched by the tolerance, so any 1 s window of sends stays within the rate. */
+export function claimSpacingSeconds(ratePerSecond: number, toleranceMs: number): number {
+  return (1 + toleranceMs / 1000) / ratePerSecond;
+}
+
+const CLAIM_SQL = `
+  WITH c AS (
+    UPDATE channel_send_pacing SET last_sent_at = clock_timestamp()
+     WHERE channel_id = $1 AND (last_sent_at IS NULL OR last_sent_at + $2 * interval '1 second' <= clock_timestamp())
+    RETURNING true AS claimed)
+  SELECT (SELECT claimed FROM c) AS claimed,
+         extract(epoch FROM (p.last_sent_at + $2 * interval '1 second' - clock_timestamp())) * 1000 AS wait_ms
+    FROM channel_send_pacing p WHERE p.channel_id = $1`;
 
 /**
  * Runs `send` at a moment that keeps the channel within `ratePerSecond` across every worker
- * replica, through one Postgres row per channel (docs/providers.md, "Send rate"):
- *   1. reserve a slot: `next_slot_at` advances by 1/rate per reservation (one upsert, ordered by
- *      the row lock), so waiting senders are spread out instead of stampeding;
+ * replica, through one Postgres row per channel (docs/providers.md, "Send rate"). With
+ * spacing d = (1 + tolerance) / rate:
+ *   1. reserve a slot: `next_slot_at` advances by d per reservation (one upsert, ordered by the
+ *      row lock), so waiting senders are spread out instead of stampeding;
  *   2. sleep until the slot;
  *   3. claim: a conditional UPDATE sets `last_sent_at = clock_timestamp()` only if the previous
- *      claim is at least 1/rate old. Claims are serialised by the row lock and stamped with the
- *      database's clock, so any two are >= 1/rate apart and any 1-second window holds at most
- *      `rate` of them, whatever the number of replicas or how late a sender woke up. A refused
- *      claim sleeps until the earliest allowed moment and tries again.
- * The request is issued right after a successful claim, with no sleep in between.
+ *      claim is at least d old. Claims are serialised by the row lock and stamped by one clock,
+ *      so any two are >= d apart, whatever the number of replicas or how late a sender woke;
+ *   4. send at once, but only if the claim's round trip took at most `tolerance` (a stalled
+ *      process must not fire a stale claim together with fresh ones); else claim again.
+ * A send therefore starts within `tolerance` after its claim, so the sends of any window
+ * [a, a + 1 s) have claims in (a - tolerance, a + 1 s): at most (1 + tolerance) / d = rate.
  */
 export async function withSendSlot<T>(db: Db, channelId: string, ratePerSecond: number, opts: PacingOptions, send: () => Promise<T>): Promise<T> {
-  const spacing = 1 / ratePerSecond;
+  const spacing = claimSpacingSeconds(ratePerSecond, opts.toleranceMs);
   const backlog = await db.execute<{ ahead_ms: number }>(
     sql`SELECT extract(epoch FROM next_slot_at - clock_timestamp()) * 1000 AS ahead_ms FROM channel_send_pacing WHERE channel_id = ${channelId}`,
   );
@@ -43,19 +59,24 @@ export async function withSendSlot<T>(db: Db, channelId: string, ratePerSecond: 
   const wait = Number(reserved.rows[0].wait_ms);
   if (wait > 0) await delay(wait);
 
-  for (let i = 0; i < CLAIM_TRIES; i++) {
-    const claim = await db.execute<{ claimed: boolean | null; wait_ms: number | null }>(sql`
-      WITH c AS (
-        UPDATE channel_send_pacing SET last_sent_at = clock_timestamp()
-         WHERE channel_id = ${channelId}
-           AND (last_sent_at IS NULL OR last_sent_at + ${spacing} * interval '1 second' <= clock_timestamp())
-        RETURNING true AS claimed)
-      SELECT (SELECT claimed FROM c) AS claimed,
-             extract(epoch FROM (p.last_sent_at + ${spacing} * interval '1 second' - clock_timestamp())) * 1000 AS wait_ms
-        FROM channel_send_pacing p WHERE p.channel_id = ${channelId}`);
-    const row = claim.rows[0];
-    if (row?.claimed) return send();
-    await delay(Math.max(1, Math.ceil(Number(row?.wait_ms ?? 1))));
+  const deadline = performance.now() + opts.maxWaitMs;
+  while (performance.now() < deadline) {
+    // A connection of our own: only the claim's round trip is timed, not the wait for the pool.
+    const client = await db.$client.connect();
+    let claimed: boolean;
+    let waitMs: number;
+    let roundTrip: number;
+    try {
+      const before = performance.now();
+      const { rows } = await client.query<{ claimed: boolean | null; wait_ms: number | null }>(CLAIM_SQL, [channelId, spacing]);
+      roundTrip = performance.now() - before;
+      claimed = rows[0]?.claimed === true;
+      waitMs = Number(rows[0]?.wait_ms ?? 1);
+    } finally {
+      client.release();
+    }
+    if (claimed && roundTrip <= opts.toleranceMs) return send();
+    if (!claimed) await delay(Math.max(1, Math.ceil(waitMs)));
   }
   throw providerFailure('throttled', { provider: 'pacing', title: 'could not claim a send slot' });
 }
