@@ -106,6 +106,10 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error.message, /^body\.credentials\.app_secret/);
+    const openapi = await h.request('GET', '/openapi.json');
+    for (const route of ['/routes/tenants/{tenant_id}/channels', '/webhooks/meta', '/webhooks/twilio', '/webhooks/infobip/{channel_id}']) {
+      assert.ok(openapi.body.paths[route], `${route} in the OpenAPI document`);
+    }
     const other = await h.createTenant();
     const foreign = await h.request('GET', `/routes/tenants/${tenant.id}/channels`, { key: other.key });
     assert.equal(foreign.status, 404);
