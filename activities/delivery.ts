@@ -126,6 +126,13 @@ export function createDeliveryActivities({ db, keyring, providers, pacing }: Del
       };
     },
 
+    /** After the last attempt timed out (nothing recorded yet): the reply is a failed delivery. */
+    async markDeliveryFailed(input: { tenantId: string; messageId: string }): Promise<void> {
+      await db.execute(sql`
+        UPDATE messages SET status = 'failed', delivery_status = 'failed', delivery_error_code = 'send_failed', delivery_updated_at = now()
+         WHERE tenant_id = ${input.tenantId} AND id = ${input.messageId} AND status = 'sending'`);
+    },
+
     /** Fetches an inbound media item from its provider and keeps it encrypted. */
     async downloadMedia(input: { tenantId: string; mediaId: string }): Promise<{ status: 'downloaded' | 'failed'; sizeBytes?: number }> {
       const [row] = await db

@@ -1,4 +1,4 @@
-import { ActivityFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { DeliverReplyInput, DeliveredReply } from '../activities/delivery.js';
 import { DELIVERY_MAX_ATTEMPTS } from '../core/delivery-policy.js';
@@ -17,12 +17,18 @@ const { deliverReply } = proxyActivities<Activities>({
   },
 });
 
+const { markDeliveryFailed } = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: { maximumInterval: '10s' } });
+
 /** Sends a queued reply; a rejected or exhausted send is a failed delivery (already recorded), not a failed conversation. */
 export async function deliverQueuedReply(input: DeliverReplyInput): Promise<DeliveredReply> {
   try {
     return await deliverReply(input);
   } catch (err) {
-    if (err instanceof ActivityFailure) return { messageId: input.messageId, status: 'failed', sentAt: new Date().toISOString() };
+    if (err instanceof ActivityFailure) {
+      // Rejections and the last failed attempt are recorded by the activity; a timed-out last attempt is not.
+      await markDeliveryFailed({ tenantId: input.tenantId, messageId: input.messageId });
+      return { messageId: input.messageId, status: 'failed', sentAt: new Date().toISOString() };
+    }
     throw err;
   }
 }
