@@ -7,6 +7,7 @@ import { findChannel } from '../core/channels.js';
 import { acceptInbound } from '../core/inbound.js';
 import { numberedText, optionForNumber, sendInteractive } from '../core/providers/interactive.js';
 import type { Interactive } from '../core/providers/types.js';
+import { retryAfterMs } from '../core/providers/http.js';
 import { createHarness, uniquePhone, type Harness } from './helpers/harness.js';
 import { FakeProvider } from './helpers/fake-providers.js';
 
@@ -127,6 +128,14 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
       return true;
     });
     assert.equal((await row(input.messageId)).status, 'sending', 'still pending: Temporal retries it');
+  });
+
+  it('reads Retry-After as seconds or an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    assert.equal(retryAfterMs(new Headers({ 'retry-after': '3' }), now), 3000);
+    assert.equal(retryAfterMs(new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now), 5000);
+    assert.equal(retryAfterMs(new Headers({ 'retry-after': 'soon' }), now), undefined);
+    assert.equal(retryAfterMs(new Headers(), now), undefined);
   });
 
   const buttons: Interactive = { kind: 'buttons', body: 'Pick one', buttons: [{ id: 'a', title: 'Sales' }, { id: 'b', title: 'Support' }] };

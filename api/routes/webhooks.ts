@@ -13,6 +13,7 @@ import { errorSchema } from '../schemas.js';
 
 const ackSchema = z.object({ accepted: z.number(), duplicates: z.number(), statuses: z.number() });
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAX_META_NUMBERS = 50;
 const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>';
 
 /**
@@ -110,6 +111,8 @@ export const webhookRoutes =
         if (typeof signature !== 'string') return reject(request, 'meta', 'missing signature');
         const parsed = parseJson(raw);
         const ids = metaPhoneNumberIds(parsed);
+        // Meta batches a handful of numbers at most; a body naming hundreds is not from Meta.
+        if (ids.length > MAX_META_NUMBERS) return reject(request, 'meta', 'too many phone_number_ids');
         const found = await findChannelsByRouting(deps.db, 'meta', ids);
         if (found.length === 0) return reject(request, 'meta', 'no known phone_number_id');
         for (const channel of found) {
