@@ -30,12 +30,10 @@ CREATE TABLE delivery_events (
   PRIMARY KEY (tenant_id, provider_message_id, status)
 );
 
--- Per-number send pacing shared by all worker replicas: the next free slot (spreads waiting
--- senders out) and the last send's claim time (the limit itself: claims are >= 1/rate apart).
+-- Per-number send pacing shared by all worker replicas: the next free send slot (core/pacing.ts).
 CREATE TABLE channel_send_pacing (
   channel_id   uuid PRIMARY KEY REFERENCES channels(id) ON DELETE CASCADE,
-  next_slot_at timestamptz NOT NULL,
-  last_sent_at timestamptz
+  next_slot_at timestamptz NOT NULL
 );
 
 -- Media received with an inbound message: metadata at once, content after the download activity.

@@ -5,7 +5,7 @@ import type { Worker } from '@temporalio/worker';
 import { createRuntime, type Runtime } from '../core/runtime.js';
 import type { Providers } from '../core/providers/index.js';
 import { createWorker } from '../worker/create-worker.js';
-import { claimSpacingSeconds } from '../core/pacing.js';
+import { slotSpacingSeconds } from '../core/pacing.js';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 import { FakeProvider } from './helpers/fake-providers.js';
 import { metaPayload, metaText, postMeta } from './helpers/webhooks.js';
@@ -94,8 +94,8 @@ describe('pacing: two worker replicas sending to one number', () => {
     // Arrivals add network jitter on top of the issue times; they must still be paced.
     assert.ok(maxPerSecond(arrivals) <= RATE + 1, `arrivals paced (saw ${maxPerSecond(arrivals)} in one second)`);
     const span = Math.max(...issuedAt) - Math.min(...issuedAt);
-    // Claims are >= (1 + tolerance) / rate apart; each send starts within the tolerance after its claim.
-    const minimum = (MESSAGES - 1) * claimSpacingSeconds(RATE, 20) * 1000 - 20;
+    // Slots are >= (1 + tolerance) / rate apart; each send starts within the tolerance after its slot.
+    const minimum = (MESSAGES - 1) * slotSpacingSeconds(RATE, 20) * 1000 - 20;
     assert.ok(span >= minimum, `spread over at least ${minimum} ms (took ${Math.round(span)} ms)`);
   });
 });

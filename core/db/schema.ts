@@ -168,7 +168,6 @@ export const deliveryEvents = pgTable('delivery_events', {
 export const channelSendPacing = pgTable('channel_send_pacing', {
   channelId: uuid('channel_id').primaryKey(),
   nextSlotAt: ts('next_slot_at').notNull(),
-  lastSentAt: ts('last_sent_at'),
 });
 
 export const messageMedia = pgTable('message_media', {
