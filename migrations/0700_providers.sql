@@ -14,6 +14,8 @@ ALTER TABLE messages ADD COLUMN delivery_status text;
 ALTER TABLE messages ADD COLUMN delivery_error_code text;
 ALTER TABLE messages ADD COLUMN delivery_error text;
 ALTER TABLE messages ADD COLUMN delivery_updated_at timestamptz;
+-- Inbound: the id of the button or list row the customer chose (the text holds its title), for flows.
+ALTER TABLE messages ADD COLUMN choice_id text;
 CREATE INDEX messages_outbound_provider_id ON messages (tenant_id, provider_message_id)
   WHERE direction = 'outbound' AND provider_message_id IS NOT NULL;
 

@@ -170,6 +170,7 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     const texts = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${conv!.id}`, { key: tenant.key });
     assert.equal(texts.body.team, 'support');
     assert.equal(texts.body.messages[0].text, 'Yes please');
+    assert.equal(texts.body.messages[0].choice_id, 'yes');
     const out = await waitFor(async () => {
       const rows = await outbound(conv!.id);
       return rows[0]?.status === 'sent' && rows;

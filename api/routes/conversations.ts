@@ -29,6 +29,7 @@ const messageView = z.object({
   sent_at: z.string().nullable(),
   delivery_status: z.enum(['sent', 'delivered', 'read', 'failed']).nullable().describe('Outbound: latest provider status'),
   delivery_error_code: z.string().nullable().describe('Outbound: provider error code (e.g. 131047) or window_closed'),
+  choice_id: z.string().nullable().describe('Inbound: id of the button or list row chosen (text is its title)'),
 });
 
 export const conversationRoutes =
@@ -118,6 +119,7 @@ export const conversationRoutes =
             sent_at: m.sentAt?.toISOString() ?? null,
             delivery_status: (m.deliveryStatus as 'sent' | 'delivered' | 'read' | 'failed' | null) ?? null,
             delivery_error_code: m.deliveryErrorCode,
+            choice_id: m.choiceId,
           })),
         };
       },

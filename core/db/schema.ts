@@ -102,6 +102,7 @@ export const messages = pgTable('messages', {
   deliveryErrorCode: text('delivery_error_code'),
   deliveryError: text('delivery_error'),
   deliveryUpdatedAt: ts('delivery_updated_at'),
+  choiceId: text('choice_id'),
 });
 
 export const outbox = pgTable('outbox', {

@@ -1,5 +1,6 @@
 import type { Db } from '../db/client.js';
-import { messageMedia, type Channel } from '../db/schema.js';
+import { and, eq, isNull } from 'drizzle-orm';
+import { messageMedia, messages as messagesTable, type Channel } from '../db/schema.js';
 import type { Keyring } from '../crypto.js';
 import { acceptInbound } from '../inbound.js';
 import { recordDeliveryStatus } from '../delivery-status.js';
@@ -37,6 +38,12 @@ export async function ingest(db: Db, keyring: Keyring, channel: Channel, message
     else {
       into.accepted++;
       into.conversations.add(accepted.conversationId);
+    }
+    if (m.choiceId) {
+      await db
+        .update(messagesTable)
+        .set({ choiceId: m.choiceId.slice(0, 256) })
+        .where(and(eq(messagesTable.id, accepted.messageId), isNull(messagesTable.choiceId)));
     }
     for (const [position, item] of m.media.entries()) {
       const [row] = await db
