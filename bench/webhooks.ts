@@ -12,8 +12,8 @@ import { channels } from '../core/db/schema.js';
 import { slotSpacingSeconds, withSendSlot } from '../core/pacing.js';
 import { eq } from 'drizzle-orm';
 import { signMeta } from '../core/webhooks/meta.js';
-import { startApi } from '../api/server.js';
-import { createWorker } from '../worker/create-worker.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
@@ -24,8 +24,9 @@ import { FakeProvider } from '../test/helpers/fake-providers.js';
  * `npm run bench:webhooks`: Meta webhook ingest and outbound pacing, everything real but Meta
  * (a local fake Cloud API). Phase 1: 400 sends from two replicas to one number limited to
  * 80 msg/s through the real pacing and Meta sender, measured at the fake (accuracy). Phase 2: signed webhooks (one message each) at increasing rates, open
- * loop; ack latency p50/p99 per rate and the highest rate with p99 < 100 ms. The worker is paused
- * during phase 2 so the ack path (verify, durable write, relay into Temporal) is what is measured.
+ * loop, against the API running as its own process; ack latency p50/p99 per rate and the highest
+ * rate with p99 < 100 ms. No worker runs, so the ack path (verify, durable write, relay into
+ * Temporal) is what is measured.
  * Settings: BENCH_RATES (e.g. "100,200,400"), BENCH_SECONDS, BENCH_PACED (messages), DATABASE_URL or TEST_DATABASE_URL.
  */
 const env = process.env;
@@ -91,13 +92,12 @@ try {
   const dbUrl = new URL(serverUrl);
   dbUrl.pathname = `/${dbName}`;
 
-  // The CLI as a child process: the worker's Temporal runtime stays ours to install.
   const temporal = await startTemporalDev({ cli, port: await freePort(), uiPort: await freePort(), headless: true });
   cleanups.push(() => temporal.stop());
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
   const adminKey = `prl_admin_${randomBytes(12).toString('hex')}`;
-  const config = loadConfig({
+  const apiEnv = {
     PORT: String(await freePort()),
     ADMIN_API_KEY: adminKey,
     PARLEY_ENCRYPTION_KEY: Keyring.generateSpec(),
@@ -106,25 +106,32 @@ try {
     TEMPORAL_TASK_QUEUE: `bench-${randomBytes(4).toString('hex')}`,
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
+  };
+  const config = loadConfig(apiEnv);
+  // The API in a process of its own (as deployed), so the load generator does not share its event loop.
+  const apiUrl = `http://127.0.0.1:${config.PORT}`;
+  const apiProcess = spawn(process.execPath, ['--import', 'tsx', 'api/main.ts'], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: { ...env, ...Object.fromEntries(Object.entries(apiEnv).map(([k, v]) => [k, String(v)])) },
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
+  cleanups.push(async () => {
+    apiProcess.kill('SIGTERM');
+    await new Promise((resolve) => apiProcess.once('exit', resolve));
+  });
+  for (let up = false; !up; ) {
+    if (apiProcess.exitCode !== null) throw new Error('the API process exited');
+    up = await fetch(`${apiUrl}/`).then((r) => r.ok, () => false);
+    if (!up) await delay(200);
+  }
+  // This process sends for phase 1 directly through the pacing and the Meta sender.
   const runtime = await createRuntime(config, dbUrl.toString(), { poolSize: 30 });
   cleanups.push(() => runtime.pool.end());
-  const api = await startApi(config, runtime, temporal.address);
-  cleanups.push(() => api.close());
-  const { worker, connection } = await createWorker({
-    address: temporal.address,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    db: runtime.db,
-    keyring: runtime.keyring,
-    providers: runtime.providers,
-  });
-  const running = worker.run();
   const meta = await new FakeProvider('meta', { token: 'bench-token' }).start();
   cleanups.push(() => meta.close());
 
   const call = async (method: string, url: string, key: string, body?: unknown) => {
-    const res = await fetch(api.url + url, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(apiUrl + url, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
     const json = (await res.json()) as any;
     if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(json)}`);
     return json;
@@ -140,7 +147,7 @@ try {
   await channel('900001', LIMIT);
   await channel('900002', 1000);
   const post = (body: string) =>
-    fetch(`${api.url}/webhooks/meta`, {
+    fetch(`${apiUrl}/webhooks/meta`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-hub-signature-256': signMeta(body, 'bench-secret') },
       body,
@@ -173,12 +180,9 @@ try {
   say(`  sent ${arrivals.length}/${PACED} in ${span.toFixed(2)} s: ${achieved.toFixed(1)} msg/s = ${((achieved / LIMIT) * 100).toFixed(1)}% of the limit`);
   say(`  most in any 1-second window: ${maxWindow} (limit ${LIMIT}); gap p1/p50/p99 ${percentile(gaps, 1).toFixed(1)}/${percentile(gaps, 50).toFixed(1)}/${percentile(gaps, 99).toFixed(1)} ms (slot spacing ${(slotSpacingSeconds(LIMIT, 20) * 1000).toFixed(2)} ms)`);
 
-  // Phase 2: ingest. Pause the worker so replies don't compete with the ack path for the CPU.
+  // Phase 2: ingest. No worker runs: the ack path (verify, durable write, relay into Temporal) is measured.
   say('  (the limit holds on request start times; arrivals at the fake add process scheduling and network jitter)');
-  worker.shutdown();
-  await running.catch(() => undefined);
-  await connection.close();
-  say(`\nMeta webhook ingest (${SECONDS} s per rate, one message per signed webhook, worker paused):`);
+  say(`\nMeta webhook ingest (${SECONDS} s per rate, one message per signed webhook, no worker):`);
   say('  rate/s   sent    ok   p50 ms   p99 ms   max ms');
   let best = 0;
   for (const rate of RATES) {
