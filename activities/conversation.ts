@@ -51,7 +51,8 @@ export interface SendReplyInput {
 
 export interface SentReply {
   messageId: string;
-  status: 'sent' | 'failed';
+  /** `queued`: recorded for a real provider; the workflow delivers it with the deliverReply activity. */
+  status: 'sent' | 'failed' | 'queued';
   sentAt: string;
 }
 
@@ -117,6 +118,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         .innerJoin(contacts, eq(contacts.id, input.contactId))
         .where(and(eq(channels.id, input.channelId), eq(channels.tenantId, input.tenantId), eq(contacts.tenantId, input.tenantId)));
       if (!target) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'channel or contact no longer exists', nonRetryable: true });
+      if (target.channel.provider !== 'sandbox') return { messageId: outbound.id, status: 'queued', sentAt: new Date().toISOString() };
 
       const result = await providers.forChannel(target.channel).sendText({
         tenantId: input.tenantId,

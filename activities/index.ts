@@ -3,8 +3,9 @@ import { createConversationActivities, type ConversationDeps } from './conversat
 import { createLegacyActivities } from './legacy.js';
 import { createPulseActivities } from './pulse.js';
 import { createKnowledgeActivities } from './knowledge.js';
+import { createDeliveryActivities, type DeliveryDeps } from './delivery.js';
 
-export type ActivityDeps = ConversationDeps & AiDeps;
+export type ActivityDeps = ConversationDeps & AiDeps & DeliveryDeps;
 
 /** All activities, built from their dependencies so tests can pass real or local ones. */
 export function createActivities(deps: ActivityDeps) {
@@ -14,5 +15,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createPulseActivities(deps),
     ...createAiActivities(deps),
     ...createKnowledgeActivities(deps),
+    ...createDeliveryActivities(deps),
   };
 }

@@ -48,7 +48,9 @@ export interface PulsePageResult {
 }
 
 /** WhatsApp's customer-service window: free-form text only within 24 h of the customer's last message. */
-export const SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
+export /** Language code sent with a campaign's window template (campaigns do not name one yet). */
+const PULSE_TEMPLATE_LANGUAGE = 'en';
+const SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Sends in flight at once; pacing, not this, sets the rate. */
 const MAX_IN_FLIGHT = 32;
 /** How often a page looks at the campaign's paused flag. */
@@ -111,15 +113,18 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
     const content = pickContent(config.message, { name, tags: contact.tags, attributes: decryptAttributes(keyring, contact.attributes_enc) });
     const template = windowOpen ? undefined : { name: windowTemplate!, parameters: [name ?? ''] };
     try {
-      const result = await providers.forChannel(channel).sendText({
+      const provider = providers.forChannel(channel);
+      const message = {
         tenantId: config.tenantId,
         channel,
         to: keyring.decrypt(contact.phone_enc),
-        text: content.text,
         idempotencyKey: `${config.tenantId}:pulse:${config.runId}:${contactId}`,
         inReplyTo: [],
-        template,
-      });
+      };
+      const result =
+        template && provider.sendTemplate
+          ? await provider.sendTemplate({ ...message, template: { ...template, language: PULSE_TEMPLATE_LANGUAGE } })
+          : await provider.sendText({ ...message, text: content.text, template });
       await finish({ status: 'sent', templateName: template?.name ?? null, providerMessageId: result.providerMessageId, sentAt: sql`now()` as unknown as Date });
       return 'sent';
     } catch (err) {

@@ -17,6 +17,9 @@ import { aiRoutes } from './routes/ai.js';
 import { knowledgeDocumentRoutes } from './routes/knowledge-documents.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { channelRoutes } from './routes/channels.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import { mediaRoutes } from './routes/media.js';
 
 /**
  * Request logs carry the method and path only: query strings may hold phone numbers and
@@ -64,5 +67,8 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(pulseRoutes(deps));
   await app.register(aiRoutes(deps));
   await app.register(knowledgeDocumentRoutes(deps));
+  await app.register(channelRoutes(deps));
+  await app.register(webhookRoutes(deps));
+  await app.register(mediaRoutes(deps));
   return app;
 }

@@ -35,6 +35,15 @@ export const configSchema = z.object({
   AI_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
   /** Largest knowledge document accepted by POST …/knowledge/documents (JSON or multipart). */
   KNOWLEDGE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(20 * 1024 * 1024),
+  /** The URL providers call us on (e.g. https://parley.example.com); Twilio signs the full URL it called. */
+  PUBLIC_BASE_URL: z.string().url('must be an http(s) URL').optional(),
+  /** Default provider endpoints; a channel's api_base_url overrides them (tests, regional endpoints). */
+  META_GRAPH_URL: z.string().url().default('https://graph.facebook.com'),
+  META_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
+  TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
+  INFOBIP_API_URL: z.string().url().default('https://api.infobip.com'),
+  /** Timeout of one provider HTTP request. */
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -32,6 +32,8 @@ export const FailureType = {
   ProviderThrottled: 'ProviderThrottled',
   /** The LLM or embeddings endpoint is throttling (429), failing (5xx) or unreachable; retried with backoff. */
   LlmUnavailable: 'LlmUnavailable',
+  /** The provider failed or could not be reached (5xx, timeout, network); retried with backoff. */
+  ProviderUnavailable: 'ProviderUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

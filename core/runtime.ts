@@ -38,7 +38,19 @@ export function forkRuntime(runtime: Runtime & { config: Config }, poolSize: num
 
 function withPool(base: { config: Config; databaseUrl: string; keyring: Keyring; adminApiKey: string }, pool: pg.Pool) {
   const db = createDb(pool);
-  const providers = createProviders({ db, keyring: base.keyring, sandboxLatencyMs: base.config.SANDBOX_LATENCY_MS });
+  const providers = createProviders({
+    db,
+    keyring: base.keyring,
+    sandboxLatencyMs: base.config.SANDBOX_LATENCY_MS,
+    settings: {
+      timeoutMs: base.config.PROVIDER_TIMEOUT_MS,
+      metaGraphUrl: base.config.META_GRAPH_URL,
+      metaApiVersion: base.config.META_API_VERSION,
+      twilioApiUrl: base.config.TWILIO_API_URL,
+      infobipApiUrl: base.config.INFOBIP_API_URL,
+      publicBaseUrl: base.config.PUBLIC_BASE_URL,
+    },
+  });
   return { config: base.config, databaseUrl: base.databaseUrl, pool, db, keyring: base.keyring, providers, adminApiKey: base.adminApiKey };
 }
 

@@ -13,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { JobOutcome } from '../core/queue/jobs.js';
+import { deliverQueuedReply } from './delivery.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -117,7 +118,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
   setHandler(stateQuery, () => ({ pending: pending.length, turns, memory, closing }));
 
   async function reply(turn: InboundMessage[], text: string, source: string, sourceChunkIds?: string[]): Promise<void> {
-    const sent = await sendReply({
+    let sent = await sendReply({
       tenantId: input.tenantId,
       conversationId: input.conversationId,
       channelId: input.channelId,
@@ -129,6 +130,15 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       source,
       sourceChunkIds,
     });
+    if (sent.status === 'queued') {
+      sent = await deliverQueuedReply({
+        tenantId: input.tenantId,
+        messageId: sent.messageId,
+        channelId: input.channelId,
+        contactId: input.contactId,
+        conversationId: input.conversationId,
+      });
+    }
     if (sent.status === 'sent') memory.push({ role: 'assistant', text, at: sent.sentAt });
   }
 

@@ -1,3 +1,4 @@
 export { conversationWorkflow } from './conversation.js';
 export { pulseCampaignWorkflow } from './pulse.js';
 export { knowledgeIngestWorkflow } from './knowledge.js';
+export { mediaDownloadWorkflow } from './media.js';

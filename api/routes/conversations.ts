@@ -16,6 +16,7 @@ const conversationSummary = z.object({
   contact_phone: z.string(),
   last_inbound_at: z.string().nullable(),
   created_at: z.string(),
+  team: z.string().nullable().describe("The team owning the conversation (from its channel)"),
 });
 
 const messageView = z.object({
@@ -28,6 +29,9 @@ const messageView = z.object({
   source_chunk_ids: z.array(z.string()).describe('knowledge chunks the reply was grounded in'),
   created_at: z.string(),
   sent_at: z.string().nullable(),
+  delivery_status: z.enum(['sent', 'delivered', 'read', 'failed']).nullable().describe('Outbound: latest provider status'),
+  delivery_error_code: z.string().nullable().describe('Outbound: provider error code (e.g. 131047) or window_closed'),
+  choice_id: z.string().nullable().describe('Inbound: id of the button or list row chosen (text is its title)'),
 });
 
 export const conversationRoutes =
@@ -43,6 +47,7 @@ export const conversationRoutes =
       contact_phone: deps.keyring.decrypt(phoneEnc),
       last_inbound_at: c.lastInboundAt?.toISOString() ?? null,
       created_at: c.createdAt.toISOString(),
+      team: c.team,
     });
 
     app.get(
@@ -116,6 +121,9 @@ export const conversationRoutes =
             source_chunk_ids: m.sourceChunkIds ?? [],
             created_at: m.createdAt.toISOString(),
             sent_at: m.sentAt?.toISOString() ?? null,
+            delivery_status: (m.deliveryStatus as 'sent' | 'delivered' | 'read' | 'failed' | null) ?? null,
+            delivery_error_code: m.deliveryErrorCode,
+            choice_id: m.choiceId,
           })),
         };
       },

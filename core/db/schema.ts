@@ -55,6 +55,8 @@ export const channels = pgTable('channels', {
   team: text('team'),
   isDefault: boolean('is_default').notNull().default(false),
   createdAt: ts('created_at').notNull().defaultNow(),
+  verifyTokenHash: text('verify_token_hash'),
+  reopenTemplate: jsonb('reopen_template').$type<{ name: string; language: string }>(),
 });
 
 export const contacts = pgTable('contacts', {
@@ -86,6 +88,7 @@ export const conversations = pgTable('conversations', {
   handoverReason: text('handover_reason'),
   handoverNoteEnc: text('handover_note_enc'),
   handedOverAt: ts('handed_over_at'),
+  team: text('team'),
 });
 
 export const messages = pgTable('messages', {
@@ -103,6 +106,11 @@ export const messages = pgTable('messages', {
   sentAt: ts('sent_at'),
   sourceChunkIds: uuid('source_chunk_ids').array(),
   createdAt: ts('created_at').notNull().defaultNow(),
+  deliveryStatus: text('delivery_status'),
+  deliveryErrorCode: text('delivery_error_code'),
+  deliveryError: text('delivery_error'),
+  deliveryUpdatedAt: ts('delivery_updated_at'),
+  choiceId: text('choice_id'),
 });
 
 export const outbox = pgTable('outbox', {
@@ -296,3 +304,38 @@ export const aiEvents = pgTable('ai_events', {
 
 export type AiProfileRow = typeof aiProfiles.$inferSelect;
 export type KnowledgeDocument = typeof knowledgeDocuments.$inferSelect;
+
+// Providers (migrations/0700_providers.sql).
+export const deliveryEvents = pgTable('delivery_events', {
+  tenantId: text('tenant_id').notNull(),
+  providerMessageId: text('provider_message_id').notNull(),
+  status: text('status', { enum: ['sent', 'delivered', 'read', 'failed'] }).notNull(),
+  errorCode: text('error_code'),
+  errorTitle: text('error_title'),
+  occurredAt: ts('occurred_at').notNull(),
+  receivedAt: ts('received_at').notNull().defaultNow(),
+});
+
+export const channelSendPacing = pgTable('channel_send_pacing', {
+  channelId: uuid('channel_id').primaryKey(),
+  nextSlotAt: ts('next_slot_at').notNull(),
+});
+
+export const messageMedia = pgTable('message_media', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  messageId: uuid('message_id').notNull(),
+  channelId: uuid('channel_id').notNull(),
+  position: integer('position').notNull().default(0),
+  kind: text('kind').notNull(),
+  refEnc: text('ref_enc').notNull(),
+  mimeType: text('mime_type'),
+  sha256: text('sha256'),
+  filenameEnc: text('filename_enc'),
+  status: text('status', { enum: ['pending', 'downloaded', 'failed'] }).notNull().default('pending'),
+  sizeBytes: integer('size_bytes'),
+  contentEnc: bytea('content_enc'),
+  contentKey: text('content_key'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  downloadedAt: ts('downloaded_at'),
+});
