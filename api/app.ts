@@ -5,9 +5,13 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerErrorHandling } from './errors.js';
+import { registerSecurity } from './security.js';
+import { codecRoutes } from './routes/codec.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
+import { keyRoutes } from './routes/keys.js';
+import { privacyRoutes } from './routes/privacy.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -33,7 +37,8 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
-  registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey });
+  registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey, opsApiKey: deps.config.OPS_API_KEY });
+  await registerSecurity(app, deps.config);
 
   await app.register(swagger, {
     openapi: {
@@ -50,5 +55,8 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(inboundRoutes(deps));
   await app.register(sandboxRoutes(deps));
   await app.register(conversationRoutes(deps));
+  await app.register(keyRoutes(deps));
+  await app.register(privacyRoutes(deps));
+  await app.register(codecRoutes(deps));
   return app;
 }

@@ -3,6 +3,7 @@ import type { Config } from '../core/config.js';
 import { OutboxRelay } from '../core/outbox-relay.js';
 import type { Runtime } from '../core/runtime.js';
 import { createTemporalClient } from '../core/temporal/client.js';
+import { ensureRetentionSchedule } from '../core/privacy/retention.js';
 import { buildApp } from './app.js';
 
 export interface RunningApi {
@@ -19,7 +20,7 @@ export async function startApi(
   temporalAddress: string,
   opts: { listen?: boolean; logStream?: NodeJS.WritableStream } = {},
 ): Promise<RunningApi> {
-  const temporal = await createTemporalClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, keyring: runtime.keyring });
+  const temporal = await createTemporalClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, keyring: runtime.keyring, payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on' });
   const relayRef: { current?: OutboxRelay } = {};
   const app = await buildApp(
     {
@@ -45,6 +46,9 @@ export async function startApi(
   });
   relayRef.current = relay;
   relay.start();
+  await ensureRetentionSchedule(temporal, { taskQueue: config.TEMPORAL_TASK_QUEUE, every: config.RETENTION_PURGE_EVERY }).catch((err: Error) =>
+    app.log.warn({ err: { message: err.message } }, 'retention schedule not created; retried at the next start'),
+  );
   let url = '';
   if (opts.listen !== false) url = await app.listen({ port: config.PORT, host: config.HOST });
   await app.ready();

@@ -18,6 +18,8 @@ export interface WorkerOptions {
   /** A workflow bundle prepared ahead (bundleWorkflowCode); otherwise bundled at start. */
   workflowBundlePath?: string;
   logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** Benchmark-only switch (PARLEY_PAYLOAD_CODEC=off); payloads are encrypted otherwise. */
+  payloadCodec?: boolean;
 }
 
 let runtimeInstalled = false;
@@ -38,7 +40,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers }),
-    dataConverter: dataConverter(opts.keyring),
+    dataConverter: dataConverter(opts.keyring, opts),
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,
   });

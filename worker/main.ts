@@ -14,6 +14,7 @@ const { worker, connection } = await createWorker({
   keyring: runtime.keyring,
   providers: runtime.providers,
   workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+  payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on',
 });
 // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains in-flight tasks.
 await worker.run();

@@ -25,6 +25,8 @@ export const tenants = pgTable('tenants', {
   settings: jsonb('settings').$type<Record<string, unknown>>().notNull().default({}),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
+  /** 0400_privacy: messages and closed conversations older than this are purged; null keeps them. */
+  retentionDays: integer('retention_days'),
 });
 
 export const apiKeys = pgTable('api_keys', {
@@ -135,6 +137,24 @@ export const jobs = pgTable('jobs', {
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
   tenantId: text('tenant_id'),
+});
+
+// 0400_privacy
+export const consentEvents = pgTable('consent_events', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  contactId: uuid('contact_id').notNull(),
+  optedIn: boolean('opted_in').notNull(),
+  source: text('source').notNull(),
+  at: ts('at').notNull().defaultNow(),
+});
+
+export const erasures = pgTable('erasures', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  contactId: uuid('contact_id').notNull(),
+  erased: jsonb('erased').$type<Record<string, number>>().notNull(),
+  at: ts('at').notNull().defaultNow(),
 });
 
 export type Tenant = typeof tenants.$inferSelect;

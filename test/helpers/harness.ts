@@ -123,6 +123,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
         keyring: runtime.keyring,
         providers: runtime.providers,
         workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+        payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on',
       });
       const done = worker.run();
       running = { worker, done, close: () => connection.close() };
