@@ -4,7 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { registerErrorHandling } from './errors.js';
+import { frameworkErrors, registerErrorHandling } from './errors.js';
 import { registerSecurity } from './security.js';
 import { codecRoutes } from './routes/codec.js';
 import { conversationRoutes } from './routes/conversations.js';
@@ -33,6 +33,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   const app = Fastify({
     logger: loggerOptions(deps.config.LOG_LEVEL, options.logStream),
     bodyLimit: 1024 * 1024,
+    frameworkErrors,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
