@@ -43,6 +43,15 @@ describe('access: declared scopes, keys, tenant isolation', () => {
     }
   });
 
+  it('the OpenAPI document shows the keys, privacy and codec routes', async () => {
+    const doc = await h.request('GET', '/openapi.json');
+    assert.equal(doc.status, 200);
+    for (const p of ['/routes/tenants/{tenant_id}/keys', '/routes/tenants/{tenant_id}/keys/{id}', '/routes/tenants/{tenant_id}/contacts/{contact_id}',
+      '/routes/tenants/{tenant_id}/contacts/{contact_id}/export', '/routes/tenants/{tenant_id}/retention', '/codec/decode']) {
+      assert.ok(doc.body.paths[p], `${p} is documented`);
+    }
+  });
+
   it('refuses at start-up a route without declared auth', async () => {
     const app = Fastify();
     registerAuth(app, { db: h.runtime.db, adminApiKey: TEST_ADMIN_KEY });
