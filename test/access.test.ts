@@ -90,9 +90,15 @@ describe('access: declared scopes, keys, tenant isolation', () => {
     assert.match(bad.body.error.message, /body\.scopes/);
   });
 
-  /** Fills a route's path with B's resources: the tenant and, for other params, B's ids. */
+  /** Routes under a tenant, whatever their parameter is called (the auth hook only knows `tenant_id`). */
+  const TENANT_ROUTE = /^\/routes\/tenants\/:([a-z_]+)/;
+  const tenantRoutes = () => routes().filter((r) => TENANT_ROUTE.test(r.url) && r.method !== 'HEAD' && r.method !== 'OPTIONS');
+
+  /** Fills a route's path: the tenant parameter with `tenant`, the others with B's ids. */
   function pathFor(url: string, tenant: string): string {
-    const ids: Record<string, string> = { tenant_id: tenant, conversation_id: bConversation, contact_id: bContact, id: bKeyId };
+    const tenantParam = TENANT_ROUTE.exec(url)![1];
+    const ids: Record<string, string> = { [tenantParam]: tenant, conversation_id: bConversation, contact_id: bContact };
+    if (tenantParam !== 'id') ids.id = bKeyId;
     return url.replace(/:([a-z_]+)/g, (_m, name: string) => ids[name] ?? bContact);
   }
 
@@ -102,7 +108,7 @@ describe('access: declared scopes, keys, tenant isolation', () => {
   }
 
   it("matrix: tenant A's key on every tenant-scoped route of tenant B answers 404", async () => {
-    const scoped = routes().filter((r) => r.url.includes(':tenant_id') && r.method !== 'HEAD' && r.method !== 'OPTIONS');
+    const scoped = tenantRoutes();
     assert.ok(scoped.length >= 10, `found ${scoped.length} tenant-scoped routes`);
     for (const r of scoped) {
       const url = pathFor(r.url, b.id) + (r.url.endsWith('/contacts') || r.url.includes('sandbox') ? `?phone=${encodeURIComponent(bPhone)}&to=${encodeURIComponent(bPhone)}` : '');
@@ -116,7 +122,7 @@ describe('access: declared scopes, keys, tenant isolation', () => {
   });
 
   it("matrix: B's resource ids under A's own tenant answer 404, never B's data", async () => {
-    const withIds = routes().filter((r) => r.url.includes(':tenant_id') && /:(?!tenant_id)[a-z_]+/.test(r.url) && r.method !== 'HEAD' && r.method !== 'OPTIONS');
+    const withIds = tenantRoutes().filter((r) => (r.url.match(/:[a-z_]+/g) ?? []).length > 1);
     assert.ok(withIds.length >= 4, `found ${withIds.length} routes with resource ids`);
     for (const r of withIds) {
       const res = await h.request(r.method, pathFor(r.url, a.id), { key: a.key, body: r.method === 'GET' || r.method === 'DELETE' ? undefined : {} });
