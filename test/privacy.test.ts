@@ -151,7 +151,7 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
           return (err as { code?: number }).code === 5;
         }
       },
-      { timeoutMs: 30_000, what: 'the workflow history to be deleted' },
+      { timeoutMs: 90_000, intervalMs: 250, what: 'the workflow history to be deleted' },
     );
   });
 

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Keyring } from '../core/crypto.js';
 import { countStale, reencryptAll } from '../core/privacy/reencrypt.js';
+import { EncryptionCodec } from '../core/temporal/codec.js';
 import { createHarness, TEST_ENCRYPTION_KEY, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 
 const NEW_KEY = `t2:${Buffer.alloc(32, 9).toString('base64')}`;
@@ -17,6 +18,17 @@ describe('re-encryption after a key rotation', () => {
     rotated = h.runtime.keyring;
   });
   after(() => h.close());
+
+  it('Temporal payloads: the new key encrypts, the old key still decrypts history written before', async () => {
+    const payload = { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"+15550001 said hi"') };
+    const [old] = await new EncryptionCodec(oldOnly).encode([payload]);
+    const [fresh] = await new EncryptionCodec(rotated).encode([payload]);
+    assert.equal(Buffer.from(old.metadata!['encryption-key-id']!).toString(), 't1');
+    assert.equal(Buffer.from(fresh.metadata!['encryption-key-id']!).toString(), 't2');
+    const [decoded] = await new EncryptionCodec(rotated).decode([old]);
+    assert.equal(Buffer.from(decoded.data!).toString(), '"+15550001 said hi"');
+    await assert.rejects(new EncryptionCodec(oldOnly).decode([fresh]));
+  });
 
   it('rewrites every *_enc value under the primary key while traffic continues', async () => {
     const t = await h.createTenant();
