@@ -1,10 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
 import { OutboxRelay } from '../core/outbox-relay.js';
+import { createPool } from '../core/db/client.js';
 import type { Runtime } from '../core/runtime.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import { ensureRetentionSchedule } from '../core/privacy/retention.js';
 import { buildApp } from './app.js';
+
+const RELAY_CONCURRENCY = 8;
 
 export interface RunningApi {
   app: FastifyInstance;
@@ -34,8 +37,11 @@ export async function startApi(
     },
     { logStream: opts.logStream },
   );
+  // The relay holds a connection while it signals Temporal; its own pool keeps that off the request path.
+  const relayPool = createPool(runtime.databaseUrl, RELAY_CONCURRENCY + 1);
   const relay = new OutboxRelay({
-    pool: runtime.pool,
+    pool: relayPool,
+    concurrency: RELAY_CONCURRENCY,
     temporal,
     keyring: runtime.keyring,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -43,6 +49,7 @@ export async function startApi(
     sweepMs: config.RELAY_SWEEP_MS,
     defaultDebounceMs: config.CONVERSATION_DEBOUNCE_MS,
     windowSeconds: config.CONVERSATION_WINDOW_S,
+    turnsPerRun: config.CONVERSATION_TURNS_PER_RUN,
   });
   relayRef.current = relay;
   relay.start();
@@ -59,6 +66,7 @@ export async function startApi(
     async close() {
       await app.close();
       await relay.stop();
+      await relayPool.end();
       await temporal.connection.close();
     },
   };

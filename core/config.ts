@@ -24,6 +24,8 @@ export const configSchema = z.object({
   CONVERSATION_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   /** Inactivity after which a conversation workflow closes: WhatsApp's customer-service window. */
   CONVERSATION_WINDOW_S: z.coerce.number().int().min(1).default(24 * 60 * 60),
+  /** Turns a conversation run takes before it continues as new (history stays small). */
+  CONVERSATION_TURNS_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),

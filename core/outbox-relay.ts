@@ -13,6 +13,7 @@ export interface RelayOptions {
   sweepMs: number;
   defaultDebounceMs: number;
   windowSeconds: number;
+  turnsPerRun: number;
   /** Conversations relayed at once. */
   concurrency?: number;
 }
@@ -150,6 +151,7 @@ export class OutboxRelay {
         contactId: first.contact_id,
         conversationId,
         windowSeconds: this.opts.windowSeconds,
+        turnsPerRun: this.opts.turnsPerRun,
         debounceMs,
       };
       await this.opts.temporal.connection.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>

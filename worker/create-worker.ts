@@ -1,8 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { Config } from '../core/config.js';
 import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
 import type { Providers } from '../core/providers/index.js';
+import type { Runtime as ParleyRuntime } from '../core/runtime.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { createActivities } from '../activities/index.js';
 
@@ -28,7 +30,11 @@ let runtimeInstalled = false;
 function installRuntime(level: WorkerOptions['logLevel']): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
+  try {
+    Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
+  } catch {
+    // Already instantiated in this process (e.g. by @temporalio/testing): keep that one.
+  }
 }
 
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -45,4 +51,18 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     maxConcurrentWorkflowTaskExecutions: 200,
   });
   return { worker, connection };
+}
+
+/** The worker for a runtime (its pool, keyring and providers) on the configured namespace and task queue. */
+export function createWorkerFor(config: Config, runtime: ParleyRuntime, address: string) {
+  return createWorker({
+    address,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    db: runtime.db,
+    keyring: runtime.keyring,
+    providers: runtime.providers,
+    workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+    payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on',
+  });
 }

@@ -6,6 +6,7 @@ import {
   defineSignal,
   proxyLocalActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
@@ -38,6 +39,8 @@ export interface ConversationInput {
   conversationId: string;
   /** Inactivity that closes the conversation: WhatsApp's 24-hour customer-service window. */
   windowSeconds: number;
+  /** Turns per run before continue-as-new, even if the server does not suggest it yet. */
+  turnsPerRun?: number;
   memory?: Exchange[];
   seenIds?: string[];
   pending?: InboundMessage[];
@@ -59,8 +62,8 @@ export const stateQuery = defineQuery<ConversationState>('state');
 export const MEMORY_LIMIT = 20;
 /** Message ids remembered for de-duplication; the database is the first line, this the second. */
 const SEEN_LIMIT = 500;
-/** Start a fresh run well before the history gets large, even if the server does not suggest it. */
-const TURNS_PER_RUN = 200;
+/** Start a fresh run well before the history gets large (about 10 events a turn). */
+const DEFAULT_TURNS_PER_RUN = 200;
 
 // Short database steps run as local activities: no extra history events or server round trips.
 const { planTurn, sendReply, closeConversation } = proxyLocalActivities<Activities>({
@@ -106,14 +109,29 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     if (sent.status === 'sent') memory.push({ role: 'assistant', text, at: sent.sentAt });
   }
 
+  // One timer per quiet period instead of one per turn: each turn would otherwise start and
+  // cancel a timer, two more history events and server writes for every message.
+  const windowMs = input.windowSeconds * 1000;
+  let lastActivity = Date.now();
+  let timerFired = false;
+  const armTimer = (delayMs: number) => void sleep(delayMs).then(() => (timerFired = true));
+  armTimer(windowMs);
+
   for (;;) {
-    const active = await condition(() => pending.length > 0, input.windowSeconds * 1000);
-    if (!active) {
+    await condition(() => pending.length > 0 || timerFired);
+    if (pending.length === 0) {
+      timerFired = false;
+      const remaining = lastActivity + windowMs - Date.now();
+      if (remaining > 0) {
+        armTimer(remaining);
+        continue;
+      }
       closing = true;
       await closeConversation({ conversationId: input.conversationId, tenantId: input.tenantId });
       // A message that raced the close is answered, not dropped.
       if (pending.length === 0) return;
       closing = false;
+      armTimer(windowMs);
     }
     if (debounceMs > 0) {
       let seenCount = pending.length;
@@ -121,6 +139,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     }
 
     const turn = pending.splice(0, pending.length);
+    lastActivity = Date.now();
     const plan = await planTurn({
       tenantId: input.tenantId,
       conversationId: input.conversationId,
@@ -137,7 +156,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     turns++;
     runTurns++;
 
-    if (workflowInfo().continueAsNewSuggested || runTurns >= TURNS_PER_RUN) {
+    if (workflowInfo().continueAsNewSuggested || runTurns >= (input.turnsPerRun ?? DEFAULT_TURNS_PER_RUN)) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof conversationWorkflow>({
         ...input,
