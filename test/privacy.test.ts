@@ -1,8 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import pg from 'pg';
+import { eraseContact } from '../core/privacy/erasure.js';
+import { freePort } from '../scripts/lib/ports.js';
 import { createHarness, TEST_ADMIN_KEY, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 
 const { temporal } = proto;
@@ -153,6 +155,26 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
       },
       { timeoutMs: 90_000, intervalMs: 250, what: 'the workflow history to be deleted' },
     );
+  });
+
+  it('a Temporal outage fails the erasure before anything is erased; a retry completes it', async () => {
+    const who = uniquePhone();
+    const res = await h.inbound(t.key, { from: who, message: 'opening hours?', tenant_id: t.id, timestamp: new Date().toISOString() });
+    await waitFor(async () => (await h.sandbox(t.id, t.key, who)).length > 0, { timeoutMs: 30_000 });
+    const conv = await h.request('GET', `/routes/tenants/${t.id}/conversations/${res.body.conversation_id}`, { key: t.key });
+    // No retries: the outage is certain, waiting it out only slows the test.
+    const connection = Connection.lazy({
+      address: `127.0.0.1:${await freePort()}`,
+      interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))],
+    });
+    const dead = new Client({ connection, namespace: 'default' });
+    await assert.rejects(eraseContact({ db: h.runtime.db, keyring: h.runtime.keyring, temporal: dead }, t.id, conv.body.contact_id));
+    await dead.connection.close();
+    const exp = await h.request('GET', `/routes/tenants/${t.id}/contacts/${conv.body.contact_id}/export`, { key: t.key });
+    assert.equal(exp.status, 200, 'nothing was erased');
+    const erased = await h.request('DELETE', `/routes/tenants/${t.id}/contacts/${conv.body.contact_id}`, { key: t.key });
+    assert.equal(erased.status, 200);
+    assert.equal(erased.body.erased.workflows, 1);
   });
 
   it('erasure by phone number', async () => {

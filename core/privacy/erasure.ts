@@ -25,14 +25,25 @@ export interface ErasureDeps {
 }
 
 /**
- * Erases a contact (right to erasure): first every Postgres row that holds their data, in one
- * transaction that locks the contact (conversations, messages and outbox rows go by cascade),
- * then their conversation workflows: terminated and their histories deleted, every run of the
- * continue-as-new chain. Postgres goes first so the relay has nothing left to restart a
- * workflow with. Returns undefined when the tenant has no such contact.
+ * Erases a contact (right to erasure): their conversation workflows (terminated, the history of
+ * every run deleted) and every Postgres row that holds their data, in one transaction that locks
+ * the contact (conversations, messages and outbox rows go by cascade). Temporal goes first so a
+ * Temporal outage fails the request before anything is gone and a retry can finish the job;
+ * after the transaction the workflows are swept once more, because the relay may have restarted
+ * one with a message that was still in the outbox. Returns undefined when the tenant has no
+ * such contact.
  */
 export async function eraseContact(deps: ErasureDeps, tenantId: string, contactId: string): Promise<ErasureReceipt | undefined> {
   const { db, keyring } = deps;
+  const workflowIds = (
+    await db
+      .select({ workflowId: conversations.workflowId })
+      .from(conversations)
+      .where(and(eq(conversations.tenantId, tenantId), eq(conversations.contactId, contactId)))
+  ).map((c) => c.workflowId);
+  const deletedRuns = new Set<string>();
+  for (const workflowId of workflowIds) await deleteWorkflowRuns(deps.temporal, workflowId, deletedRuns);
+
   const removed = await db.transaction(async (tx) => {
     const [contact] = await tx
       .select()
@@ -79,18 +90,17 @@ export async function eraseContact(deps: ErasureDeps, tenantId: string, contactI
   });
   if (!removed) return undefined;
 
-  let workflows = 0;
-  for (const workflowId of removed.workflowIds) workflows += await deleteWorkflowRuns(deps.temporal, workflowId);
-  const erased = { ...removed.counts, workflows };
+  for (const workflowId of removed.workflowIds) await deleteWorkflowRuns(deps.temporal, workflowId, deletedRuns);
+  const erased = { ...removed.counts, workflows: deletedRuns.size };
   const [row] = await db.insert(erasures).values({ tenantId, contactId, erased }).returning({ at: erasures.at });
   return { erased, at: row.at.toISOString() };
 }
 
 /**
  * Terminates a workflow and deletes the history of each of its runs (continue-as-new leaves
- * one closed run per step). Returns how many runs were deleted.
+ * one closed run per step), adding their run ids to `deleted` (runs already there are skipped).
  */
-export async function deleteWorkflowRuns(temporal: Client, workflowId: string): Promise<number> {
+export async function deleteWorkflowRuns(temporal: Client, workflowId: string, deleted = new Set<string>()): Promise<Set<string>> {
   const runIds = new Set<string>();
   try {
     const latest = await temporal.workflow.getHandle(workflowId).describe();
@@ -103,14 +113,14 @@ export async function deleteWorkflowRuns(temporal: Client, workflowId: string): 
   // that closed within that moment, and the namespace retention removes those too.
   const escaped = workflowId.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
   for await (const execution of temporal.workflow.list({ query: `WorkflowId = '${escaped}'` })) runIds.add(execution.runId);
-  let deleted = 0;
   for (const runId of runIds) {
+    if (deleted.has(runId)) continue;
     try {
       await temporal.workflowService.deleteWorkflowExecution({
         namespace: temporal.options.namespace,
         workflowExecution: { workflowId, runId },
       });
-      deleted++;
+      deleted.add(runId);
     } catch (err) {
       // Already deleted (a retried erasure): nothing left to remove.
       if ((err as { code?: number }).code !== 5) throw err;
