@@ -113,8 +113,10 @@ try {
     );
   }
   const [on, off] = rows;
+  const d = (a: number, b: number) => `${(a - b).toFixed(1)} ms`;
   console.log(
-    `added by the codec: new conversation mean ${(on.first.mean - off.first.mean).toFixed(1)} ms, follow-up mean ${(on.followUp.mean - off.followUp.mean).toFixed(1)} ms`,
+    `added by the codec: new conversation p50 ${d(on.first.p50, off.first.p50)} (mean ${d(on.first.mean, off.first.mean)}), ` +
+      `follow-up p50 ${d(on.followUp.p50, off.followUp.p50)} (mean ${d(on.followUp.mean, off.followUp.mean)})`,
   );
 } finally {
   for (const cleanup of cleanups) await cleanup().catch(() => undefined);
