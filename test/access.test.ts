@@ -130,6 +130,12 @@ describe('access: declared scopes, keys, tenant isolation', () => {
       assert.ok(res.status === 404 || (res.status === 400 && r.method !== 'GET' && r.method !== 'DELETE'), `${r.method} ${r.url}: ${res.status}`);
       assertNoLeak(res, `${r.method} ${r.url}`);
     }
+    // Listings and look-ups under A's own tenant never reach B's rows.
+    assert.deepEqual(await h.sandbox(a.id, a.key, bPhone), []);
+    const listed = await h.request('GET', `/routes/tenants/${a.id}/conversations`, { key: a.key });
+    assert.equal(listed.status, 200);
+    assertNoLeak(listed, "A's conversation list");
+    assert.ok(!JSON.stringify(listed.body).includes(bConversation));
     const byPhone = await h.request('DELETE', `/routes/tenants/${a.id}/contacts?phone=${encodeURIComponent(bPhone)}`, { key: a.key });
     assert.equal(byPhone.status, 404);
     // Nothing of B's was touched.
