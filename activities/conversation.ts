@@ -6,7 +6,9 @@ import type { Keyring } from '../core/crypto.js';
 import { FailureType } from '../core/errors.js';
 import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge.js';
 import type { Providers } from '../core/providers/index.js';
+import { applyConsentKeyword } from '../core/pulse/contacts.js';
 import type { Exchange } from '../workflows/conversation.js';
+import { planLegacyTurn, type LegacyJobPlan } from './legacy.js';
 
 export interface ConversationDeps {
   db: Db;
@@ -25,7 +27,7 @@ export interface PlanTurnInput {
  * What the workflow does with a turn. Each capability that answers differently
  * (legacy n8n jobs, data lookups, LLM, handover) adds a variant and a case in the workflow.
  */
-export type TurnPlan = { kind: 'reply'; text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string };
+export type TurnPlan = { kind: 'reply'; text: string; source: 'knowledge' | 'fallback' | 'consent'; knowledgeId?: string } | LegacyJobPlan;
 
 export interface SendReplyInput {
   tenantId: string;
@@ -46,13 +48,17 @@ export interface SentReply {
 
 export function createConversationActivities({ db, keyring, providers }: ConversationDeps) {
   return {
-    /** Decides how to answer a turn: from the tenant's knowledge entries, else its fallback message. */
+    /** Decides how to answer a turn: legacy-mode tenants hand it to n8n as a job; others answer from knowledge, else the fallback. */
     async planTurn(input: PlanTurnInput): Promise<TurnPlan> {
       const [tenant] = await db
-        .select({ fallback: tenants.fallbackMessage })
+        .select({ fallback: tenants.fallbackMessage, mode: tenants.mode, settings: tenants.settings })
         .from(tenants)
         .where(eq(tenants.id, input.tenantId));
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'tenant no longer exists', nonRetryable: true });
+      // STOP / UNSUBSCRIBE / START flip consent before anything else and are confirmed, not answered.
+      const consent = await applyConsentKeyword(db, { tenantId: input.tenantId, conversationId: input.conversationId, texts: input.messages.map((m) => m.text) });
+      if (consent) return { kind: 'reply', text: consent.confirmation, source: 'consent' };
+      if (tenant.mode === 'legacy_n8n') return planLegacyTurn({ db, keyring }, input, tenant);
       const question = input.messages.map((m) => m.text).join('\n');
       const [best] = await searchKnowledge(db, input.tenantId, question, 1);
       if (best && best.score >= MIN_KNOWLEDGE_SCORE) return { kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id };

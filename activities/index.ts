@@ -1,5 +1,7 @@
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
 import { createRetentionActivities } from './retention.js';
+import { createLegacyActivities } from './legacy.js';
+import { createPulseActivities } from './pulse.js';
 
 export type ActivityDeps = ConversationDeps;
 
@@ -8,5 +10,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createConversationActivities(deps),
     ...createRetentionActivities(deps),
+    ...createLegacyActivities(deps),
+    ...createPulseActivities(deps),
   };
 }

@@ -7,11 +7,16 @@ import type { ApiDeps } from './deps.js';
 import { frameworkErrors, registerErrorHandling } from './errors.js';
 import { registerSecurity } from './security.js';
 import { codecRoutes } from './routes/codec.js';
+import { contactRoutes } from './routes/contacts.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
 import { keyRoutes } from './routes/keys.js';
+import { legacyModeRoutes } from './routes/legacy-mode.js';
+import { messageRoutes } from './routes/messages.js';
 import { privacyRoutes } from './routes/privacy.js';
+import { queueRoutes } from './routes/queue.js';
+import { pulseRoutes } from './routes/pulse.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
 
@@ -56,6 +61,11 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(inboundRoutes(deps));
   await app.register(sandboxRoutes(deps));
   await app.register(conversationRoutes(deps));
+  await app.register(legacyModeRoutes(deps));
+  await app.register(queueRoutes(deps));
+  await app.register(messageRoutes(deps));
+  await app.register(contactRoutes(deps));
+  await app.register(pulseRoutes(deps));
   await app.register(keyRoutes(deps));
   await app.register(privacyRoutes(deps));
   await app.register(codecRoutes(deps));

@@ -31,6 +31,7 @@ export async function startApi(
       pool: runtime.pool,
       db: runtime.db,
       keyring: runtime.keyring,
+      providers: runtime.providers,
       temporal,
       adminApiKey: runtime.adminApiKey,
       relay: { kick: (id) => relayRef.current?.kick(id) },

@@ -39,6 +39,8 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   /** How often the retention purge runs (a Temporal Schedule interval), e.g. 1h, 15m. */
   RETENTION_PURGE_EVERY: z.string().regex(/^\d+[smhd]$/, 'must be a duration like 30m, 1h or 1d').default('1h'),
+  /** Legacy n8n queue: how long a claimed job is leased before it is handed out again. */
+  QUEUE_LEASE_S: z.coerce.number().int().min(1).max(24 * 60 * 60).default(120),
 });
 
 export type Config = z.infer<typeof configSchema>;

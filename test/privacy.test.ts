@@ -126,7 +126,7 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
 
     const erased = await h.request('DELETE', `/routes/tenants/${t.id}/contacts/${contactId}`, { key: t.key });
     assert.equal(erased.status, 200, JSON.stringify(erased.body));
-    assert.deepEqual(erased.body.erased, { contacts: 1, conversations: 1, messages: 2, sandbox_messages: 1, jobs: 1, consent_events: 2, workflows: 1 });
+    assert.deepEqual(erased.body.erased, { contacts: 1, conversations: 1, messages: 2, sandbox_messages: 1, jobs: 1, consent_events: 2, campaign_sends: 0, workflows: 1 });
     assert.ok(Date.parse(erased.body.at) > 0);
 
     assert.equal((await h.request('GET', `/routes/tenants/${t.id}/contacts/${contactId}/export`, { key: t.key })).status, 404);

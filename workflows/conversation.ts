@@ -10,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import type { JobOutcome } from '../core/queue/jobs.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -55,7 +56,11 @@ export interface ConversationState {
   closing: boolean;
 }
 
+/** n8n answered a legacy job (`/messages/send`, `/queue/jobs/{id}/complete` or `/fail`). */
+export type JobAnswer = { jobId: string } & Exclude<JobOutcome, { outcome: 'timed_out' }>;
+
 export const inboundSignal = defineSignal<[InboundBatch]>('inbound');
+export const jobAnsweredSignal = defineSignal<[JobAnswer]>('jobAnswered');
 export const stateQuery = defineQuery<ConversationState>('state');
 
 /** Memory kept across turns and continue-as-new: the last ten exchanges. */
@@ -64,9 +69,11 @@ export const MEMORY_LIMIT = 20;
 const SEEN_LIMIT = 500;
 /** Start a fresh run well before the history gets large (about 10 events a turn). */
 const DEFAULT_TURNS_PER_RUN = 200;
+/** Answers kept for jobs not (or no longer) awaited: an answer can arrive before its turn waits. */
+const ANSWERS_LIMIT = 20;
 
 // Short database steps run as local activities: no extra history events or server round trips.
-const { planTurn, sendReply, closeConversation } = proxyLocalActivities<Activities>({
+const { planTurn, sendReply, closeConversation, settleLegacyJob } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
 });
@@ -80,6 +87,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
   let turns = input.turns ?? 0;
   let runTurns = 0;
   let closing = false;
+  const answers = new Map<string, JobAnswer>();
 
   setHandler(inboundSignal, (batch) => {
     debounceMs = batch.debounceMs;
@@ -91,6 +99,10 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     }
     if (seen.length > SEEN_LIMIT) seen.splice(0, seen.length - SEEN_LIMIT).forEach((id) => seenSet.delete(id));
     pending.sort((a, b) => a.seq - b.seq);
+  });
+  setHandler(jobAnsweredSignal, (answer) => {
+    answers.set(answer.jobId, answer);
+    if (answers.size > ANSWERS_LIMIT) answers.delete(answers.keys().next().value!);
   });
   setHandler(stateQuery, () => ({ pending: pending.length, turns, memory, closing }));
 
@@ -151,6 +163,16 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       case 'reply':
         await reply(turn, plan.text, plan.source);
         break;
+      case 'legacy_job': {
+        // n8n answers through the API, which signals here; past the timeout the job is closed
+        // (a late answer gets 409) unless the answer won that race, and the fallback goes out.
+        const answered = await condition(() => answers.has(plan.jobId), plan.timeoutMs);
+        const outcome = answered ? answers.get(plan.jobId)! : await settleLegacyJob({ tenantId: input.tenantId, jobId: plan.jobId });
+        answers.delete(plan.jobId);
+        if (outcome.outcome === 'replied') memory.push({ role: 'assistant', text: outcome.text, at: outcome.sentAt });
+        else if (outcome.outcome !== 'completed') await reply(turn, plan.fallbackText, 'fallback');
+        break;
+      }
     }
     if (memory.length > MEMORY_LIMIT) memory.splice(0, memory.length - MEMORY_LIMIT);
     turns++;

@@ -1,2 +1,3 @@
 export { conversationWorkflow } from './conversation.js';
 export { retentionPurgeWorkflow } from './retention.js';
+export { pulseCampaignWorkflow } from './pulse.js';

@@ -19,6 +19,7 @@ const receipt = z.object({
     sandbox_messages: z.number(),
     jobs: z.number(),
     consent_events: z.number(),
+    campaign_sends: z.number(),
     workflows: z.number(),
   }),
   at: z.string(),
@@ -52,6 +53,9 @@ const exported = z.object({
   ),
   sandbox_messages: z.array(z.object({ id: z.string(), text: z.string(), sent_at: z.string() })),
   jobs: z.array(z.object({ id: z.string(), status: z.string(), payload: z.unknown(), created_at: z.string() })),
+  campaign_sends: z.array(
+    z.object({ run_id: z.string(), status: z.string(), template_name: z.string().nullable(), created_at: z.string(), sent_at: z.string().nullable() }),
+  ),
   exported_at: z.string(),
 });
 

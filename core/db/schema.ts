@@ -4,6 +4,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uuid,
@@ -128,6 +129,8 @@ export const sandboxMessages = pgTable('sandbox_messages', {
   inReplyTo: uuid('in_reply_to').array(),
   idempotencyKey: text('idempotency_key').notNull().unique(),
   sentAt: ts('sent_at').notNull().defaultNow(),
+  /** Added by 0800_pulse: the approved template used outside the 24-hour window. */
+  templateName: text('template_name'),
 });
 
 export const jobs = pgTable('jobs', {
@@ -137,6 +140,19 @@ export const jobs = pgTable('jobs', {
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
   tenantId: text('tenant_id'),
+  // migrations/0500_jobs_queue.sql
+  jobType: text('job_type').notNull().default('message'),
+  payloadEnc: text('payload_enc'),
+  attempts: integer('attempts').notNull().default(0),
+  maxAttempts: integer('max_attempts').notNull().default(5),
+  leaseExpiresAt: ts('lease_expires_at'),
+  resultEnc: text('result_enc'),
+  conversationId: uuid('conversation_id'),
+  workflowId: text('workflow_id'),
+  replyKey: text('reply_key'),
+  messageIds: uuid('message_ids').array(),
+  replyMessageId: uuid('reply_message_id'),
+  finishedAt: ts('finished_at'),
 });
 
 // 0400_privacy
@@ -157,9 +173,66 @@ export const erasures = pgTable('erasures', {
   at: ts('at').notNull().defaultNow(),
 });
 
+// Relational Pulse (migrations/0800_pulse.sql)
+
+export interface PulseAudience {
+  tags?: string[];
+}
+
+export interface PulseMessage {
+  template: string;
+  window_template?: string;
+  variants?: { tags: string[]; template: string }[];
+}
+
+export const pulseCampaigns = pgTable('pulse_campaigns', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  name: text('name').notNull(),
+  cron: text('cron').notNull(),
+  timezone: text('timezone').notNull(),
+  audience: jsonb('audience').$type<PulseAudience>().notNull().default({}),
+  message: jsonb('message').$type<PulseMessage>().notNull(),
+  ratePerSecond: integer('rate_per_second').notNull().default(80),
+  overlap: text('overlap').notNull().default('skip'),
+  scheduleId: text('schedule_id').notNull().unique(),
+  paused: boolean('paused').notNull().default(false),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const pulseRuns = pgTable('pulse_runs', {
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  campaignId: uuid('campaign_id').notNull(),
+  status: text('status').notNull().default('running'),
+  targeted: integer('targeted').notNull().default(0),
+  startedAt: ts('started_at').notNull().defaultNow(),
+  finishedAt: ts('finished_at'),
+});
+
+export const campaignSends = pgTable(
+  'campaign_sends',
+  {
+    runId: text('run_id').notNull(),
+    contactId: uuid('contact_id').notNull(),
+    tenantId: text('tenant_id').notNull(),
+    status: text('status', { enum: ['sending', 'sent', 'failed', 'skipped_opted_out', 'skipped_window'] }).notNull(),
+    templateName: text('template_name'),
+    providerMessageId: text('provider_message_id'),
+    error: text('error'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    sentAt: ts('sent_at'),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.contactId] })],
+);
+
+export type PulseCampaign = typeof pulseCampaigns.$inferSelect;
+
 export type Tenant = typeof tenants.$inferSelect;
 export type Channel = typeof channels.$inferSelect;
 export type Conversation = typeof conversations.$inferSelect;
 export type Contact = typeof contacts.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
+export type Job = typeof jobs.$inferSelect;

@@ -2,8 +2,8 @@ import type { Client } from '@temporalio/client';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Keyring } from '../crypto.js';
 import type { Db } from '../db/client.js';
-import { consentEvents, contacts, conversations, erasures, jobs, messages, sandboxMessages } from '../db/schema.js';
-import { jobsMentioning } from './export.js';
+import { campaignSends, consentEvents, contacts, conversations, erasures, jobs, messages, sandboxMessages } from '../db/schema.js';
+import { contactJobs } from './export.js';
 
 export interface ErasureReceipt {
   erased: {
@@ -13,6 +13,7 @@ export interface ErasureReceipt {
     sandbox_messages: number;
     jobs: number;
     consent_events: number;
+    campaign_sends: number;
     workflows: number;
   };
   at: string;
@@ -68,8 +69,12 @@ export async function eraseContact(deps: ErasureDeps, tenantId: string, contactI
       .returning({ id: sandboxMessages.id });
     const jobRows = await tx
       .delete(jobs)
-      .where(and(eq(jobs.tenantId, tenantId), jobsMentioning([contactId, ...convIds, keyring.decrypt(contact.phoneEnc)])))
+      .where(and(eq(jobs.tenantId, tenantId), contactJobs(contactId, convIds, keyring.decrypt(contact.phoneEnc))))
       .returning({ id: jobs.id });
+    const sends = await tx
+      .delete(campaignSends)
+      .where(and(eq(campaignSends.tenantId, tenantId), eq(campaignSends.contactId, contactId)))
+      .returning({ runId: campaignSends.runId });
     const consent = await tx
       .delete(consentEvents)
       .where(and(eq(consentEvents.tenantId, tenantId), eq(consentEvents.contactId, contactId)))
@@ -85,6 +90,7 @@ export async function eraseContact(deps: ErasureDeps, tenantId: string, contactI
         sandbox_messages: sandbox.length,
         jobs: jobRows.length,
         consent_events: consent.length,
+        campaign_sends: sends.length,
       },
     };
   });

@@ -1,7 +1,8 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Keyring } from '../crypto.js';
 import type { Db } from '../db/client.js';
-import { consentEvents, contacts, conversations, jobs, messages, sandboxMessages } from '../db/schema.js';
+import { campaignSends, consentEvents, contacts, conversations, jobs, messages, sandboxMessages } from '../db/schema.js';
+import { openPayload } from '../queue/jobs.js';
 
 /**
  * Everything Parley holds about one contact, decrypted (data portability). Returns undefined
@@ -27,7 +28,7 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
         .where(and(eq(messages.tenantId, tenantId), inArray(messages.conversationId, convIds)))
         .orderBy(asc(messages.seq))
     : [];
-  const [consent, sandbox, jobRows] = await Promise.all([
+  const [consent, sandbox, jobRows, sends] = await Promise.all([
     db.select().from(consentEvents).where(and(eq(consentEvents.tenantId, tenantId), eq(consentEvents.contactId, contactId))).orderBy(asc(consentEvents.at)),
     db
       .select()
@@ -37,8 +38,13 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
     db
       .select()
       .from(jobs)
-      .where(and(eq(jobs.tenantId, tenantId), jobsMentioning([contactId, ...convIds, keyring.decrypt(contact.phoneEnc)])))
+      .where(and(eq(jobs.tenantId, tenantId), contactJobs(contactId, convIds, keyring.decrypt(contact.phoneEnc))))
       .orderBy(asc(jobs.createdAt)),
+    db
+      .select()
+      .from(campaignSends)
+      .where(and(eq(campaignSends.tenantId, tenantId), eq(campaignSends.contactId, contactId)))
+      .orderBy(asc(campaignSends.createdAt)),
   ]);
 
   return {
@@ -73,17 +79,27 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
         })),
     })),
     sandbox_messages: sandbox.map((s) => ({ id: s.id, text: keyring.decrypt(s.textEnc), sent_at: s.sentAt.toISOString() })),
-    jobs: jobRows.map((j) => ({ id: j.id, status: j.status, payload: j.payload, created_at: j.createdAt.toISOString() })),
+    jobs: jobRows.map((j) => ({ id: j.id, status: j.status, payload: openPayload(keyring, j), created_at: j.createdAt.toISOString() })),
+    campaign_sends: sends.map((c) => ({
+      run_id: c.runId,
+      status: c.status,
+      template_name: c.templateName,
+      created_at: c.createdAt.toISOString(),
+      sent_at: c.sentAt?.toISOString() ?? null,
+    })),
     exported_at: new Date().toISOString(),
   };
 }
 
 /**
- * Job payloads are the legacy n8n shape and have no contact column (the seed's carry the
- * sender's number); a job belongs to the contact when its payload names the contact, one of
- * its conversations or its number.
+ * A contact's legacy n8n jobs: those of their conversations, and rows in the seed's shape (no
+ * conversation column, the sender's number in the clear payload) that name them.
  */
-export function jobsMentioning(needles: string[]) {
+export function contactJobs(contactId: string, conversationIds: string[], phone: string) {
+  return or(conversationIds.length ? inArray(jobs.conversationId, conversationIds) : undefined, jobsMentioning([contactId, ...conversationIds, phone]));
+}
+
+function jobsMentioning(needles: string[]) {
   const patterns = needles.map((n) => `%${n.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
   return sql`${jobs.payload}::text LIKE ANY (ARRAY[${sql.join(
     patterns.map((p) => sql`${p}`),

@@ -9,6 +9,11 @@ export interface OutboundText {
   /** Stable per reply: a retried send with the same key must not message the customer twice. */
   idempotencyKey: string;
   inReplyTo: string[];
+  /**
+   * An approved template, required outside WhatsApp's 24-hour customer-service window;
+   * `text` is then the rendered body the template's parameters fill in.
+   */
+  template?: { name: string; parameters: string[] };
 }
 
 export interface SendResult {
