@@ -79,7 +79,7 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
     return out;
   }
 
-  it('1,200 generated bodies across the body-taking routes', async () => {
+  it('1,400 generated bodies across the body-taking routes', async () => {
     const key = () => t.key;
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     const targets: Target[] = [
@@ -96,6 +96,40 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
           tenant_id: [...NON_STRINGS, ...BAD_STRINGS, 'A', 'Upper-Case', '-x', other.id, 'no-such-tenant'],
           timestamp: [...NON_STRINGS, ...BAD_STRINGS, '2025-13-45T99:00:00Z', '1699999999', 'yesterday'],
           message_id: [...NON_STRINGS, '', 'x'.repeat(257)],
+        },
+      },
+      {
+        name: 'messages/send',
+        method: 'POST',
+        path: () => '/messages/send',
+        key,
+        base: () => ({ to: uniquePhone(), message: 'hello', tenant_id: t.id }),
+        required: ['to', 'message', 'tenant_id'],
+        invalid: {
+          to: [...NON_STRINGS, ...BAD_STRINGS, '+1234', '15551234567'],
+          message: [...NON_STRINGS, '', 'x'.repeat(4097)],
+          tenant_id: [...NON_STRINGS, ...BAD_STRINGS, 'Upper-Case', other.id, 'no-such-tenant'],
+          job_id: [...NON_STRINGS, ...BAD_STRINGS, 'not-a-uuid'],
+        },
+      },
+      {
+        name: 'contacts',
+        method: 'PUT',
+        path: () => `/routes/tenants/${t.id}/contacts`,
+        key,
+        base: () => ({ contacts: [{ phone: uniquePhone(), opted_in: true }] }),
+        required: ['contacts'],
+        invalid: {
+          contacts: [
+            ...NON_STRINGS,
+            [{ phone: "'; DROP TABLE contacts; --", opted_in: true }],
+            [{ phone: '+15551234567' }],
+            [{ phone: '+15551234567', opted_in: 'yes' }],
+            [{ phone: '+15551234567', opted_in: true, tags: ['bad tag!'] }],
+            [{ phone: '+15551234567', opted_in: true, consent_at: 'yesterday' }],
+            [{ phone: '+15551234567', opted_in: true, name: '' }],
+            Array.from({ length: 1001 }, () => ({ phone: '+15551234567', opted_in: true })),
+          ],
         },
       },
       {
@@ -207,7 +241,7 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
       contentType: string;
     }
     const cases: Case[] = [];
-    for (let i = 0; i < 1200; i++) {
+    for (let i = 0; i < 1400; i++) {
       const target = targets[i % targets.length];
       const body = target.base();
       // At least one field broken for certain; the rest hostile or left alone.
