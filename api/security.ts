@@ -26,6 +26,8 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
         styleSrc: ["'self'", "'unsafe-inline'"],
         imgSrc: ["'self'", 'data:'],
         frameAncestors: ["'none'"],
+        // Local and embedded deployments serve /docs over plain http.
+        upgradeInsecureRequests: null,
       },
     },
     // The codec endpoint is called cross-origin by the Temporal Web UI (CORS decides who may).

@@ -177,7 +177,8 @@ describe('access: declared scopes, keys, tenant isolation', () => {
   it('security headers and body size limit', async () => {
     const res = await h.request('GET', '/');
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
-    assert.ok(res.headers['content-security-policy']);
+    assert.match(res.headers['content-security-policy'], /frame-ancestors 'none'/);
+    assert.doesNotMatch(res.headers['content-security-policy'], /upgrade-insecure-requests/, '/docs must work over plain http');
     assert.ok(res.headers['strict-transport-security']);
     assert.equal(res.headers['x-frame-options'], 'SAMEORIGIN');
     const huge = await h.request('POST', '/webhook/inbound', { key: a.key, body: JSON.stringify({ message: 'x'.repeat(1_100_000) }) });
