@@ -1,5 +1,6 @@
 import { createAiActivities, type AiDeps } from './ai.js';
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
+import { createRetentionActivities } from './retention.js';
 import { createLegacyActivities } from './legacy.js';
 import { createPulseActivities } from './pulse.js';
 import { createKnowledgeActivities } from './knowledge.js';
@@ -11,6 +12,7 @@ export type ActivityDeps = ConversationDeps & AiDeps & DeliveryDeps;
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createConversationActivities(deps),
+    ...createRetentionActivities(deps),
     ...createLegacyActivities(deps),
     ...createPulseActivities(deps),
     ...createAiActivities(deps),

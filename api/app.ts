@@ -4,13 +4,17 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { registerErrorHandling } from './errors.js';
+import { frameworkErrors, registerErrorHandling } from './errors.js';
+import { registerSecurity } from './security.js';
+import { codecRoutes } from './routes/codec.js';
 import { contactRoutes } from './routes/contacts.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
+import { keyRoutes } from './routes/keys.js';
 import { legacyModeRoutes } from './routes/legacy-mode.js';
 import { messageRoutes } from './routes/messages.js';
+import { privacyRoutes } from './routes/privacy.js';
 import { queueRoutes } from './routes/queue.js';
 import { pulseRoutes } from './routes/pulse.js';
 import { aiRoutes } from './routes/ai.js';
@@ -39,11 +43,13 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   const app = Fastify({
     logger: loggerOptions(deps.config.LOG_LEVEL, options.logStream),
     bodyLimit: 1024 * 1024,
+    frameworkErrors,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
-  registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey });
+  registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey, opsApiKey: deps.config.OPS_API_KEY });
+  await registerSecurity(app, deps.config);
 
   await app.register(swagger, {
     openapi: {
@@ -70,5 +76,8 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(channelRoutes(deps));
   await app.register(webhookRoutes(deps));
   await app.register(mediaRoutes(deps));
+  await app.register(keyRoutes(deps));
+  await app.register(privacyRoutes(deps));
+  await app.register(codecRoutes(deps));
   return app;
 }

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError } from '../core/errors.js';
 
@@ -23,6 +23,24 @@ function describePath(context: string | undefined, instancePath: string): string
   return [context, field].filter(Boolean).join('.') || 'request';
 }
 
+/**
+ * Errors fastify's router raises before any route runs (a malformed URL, a path segment over
+ * maxParamLength). Its default answer echoes the URL, which may carry a phone number.
+ */
+export const frameworkErrors: NonNullable<FastifyServerOptions['frameworkErrors']> = (err, _request, reply) => {
+  const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : 'the URL is malformed';
+  // The reply is typed per route generic here; this answer fits every route.
+  void (reply as unknown as FastifyReply).status(400).send(body('BAD_REQUEST', message));
+};
+
+/** PostgreSQL text cannot hold NUL: it refuses such a value (22021, 22P05) and nothing is written. */
+function isUnstorableText(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 3; e = e.cause as typeof e, depth++) {
+    if (e.code === '22021' || e.code === '22P05') return true;
+  }
+  return false;
+}
+
 /** The one HTTP error mapper: every error leaves as `{ error: { code, message } }`; 5xx never expose internals. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
@@ -32,6 +50,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
       const where = describePath(err.validationContext, first.instancePath);
       const more = err.validation.length > 1 ? ` (and ${err.validation.length - 1} more)` : '';
       return reply.status(400).send(body('VALIDATION_FAILED', `${where}: ${first.message}${more}`));
+    }
+    if (isUnstorableText(err)) {
+      return reply.status(400).send(body('INVALID_TEXT', 'body: text must not contain NUL (\\u0000) characters'));
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {

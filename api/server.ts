@@ -4,6 +4,7 @@ import { OutboxRelay } from '../core/outbox-relay.js';
 import { createPool } from '../core/db/client.js';
 import type { Runtime } from '../core/runtime.js';
 import { createTemporalClient } from '../core/temporal/client.js';
+import { ensureRetentionSchedule } from '../core/privacy/retention.js';
 import { buildApp } from './app.js';
 
 const RELAY_CONCURRENCY = 8;
@@ -22,7 +23,7 @@ export async function startApi(
   temporalAddress: string,
   opts: { listen?: boolean; logStream?: NodeJS.WritableStream } = {},
 ): Promise<RunningApi> {
-  const temporal = await createTemporalClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, keyring: runtime.keyring });
+  const temporal = await createTemporalClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, keyring: runtime.keyring, payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on' });
   const relayRef: { current?: OutboxRelay } = {};
   const app = await buildApp(
     {
@@ -53,6 +54,9 @@ export async function startApi(
   });
   relayRef.current = relay;
   relay.start();
+  await ensureRetentionSchedule(temporal, { taskQueue: config.TEMPORAL_TASK_QUEUE, every: config.RETENTION_PURGE_EVERY }).catch((err: Error) =>
+    app.log.warn({ err: { message: err.message } }, 'retention schedule not created; retried at the next start'),
+  );
   let url = '';
   if (opts.listen !== false) url = await app.listen({ port: config.PORT, host: config.HOST });
   await app.ready();

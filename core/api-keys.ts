@@ -43,3 +43,22 @@ export async function findActiveKey(db: Db, key: string): Promise<KeyPrincipal |
   }
   return { keyId: row.id, tenantId: row.tenantId, scopes: row.scopes as Scope[] };
 }
+
+/** A tenant's live keys: the prefix identifies a key, the key itself is never stored. */
+export async function listApiKeys(db: Db, tenantId: string) {
+  return db
+    .select({ id: apiKeys.id, prefix: apiKeys.prefix, name: apiKeys.name, scopes: apiKeys.scopes, createdAt: apiKeys.createdAt, lastUsedAt: apiKeys.lastUsedAt })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
+    .orderBy(apiKeys.createdAt);
+}
+
+/** Revokes at once: every request looks its key up, so no replica keeps accepting it. */
+export async function revokeApiKey(db: Db, tenantId: string, id: string): Promise<boolean> {
+  const rows = await db
+    .update(apiKeys)
+    .set({ revokedAt: sql`now()` })
+    .where(and(eq(apiKeys.id, id), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
+    .returning({ id: apiKeys.id });
+  return rows.length > 0;
+}

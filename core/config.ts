@@ -29,6 +29,16 @@ export const configSchema = z.object({
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** A key for operators who may decode Temporal payloads (codec endpoint) but not manage tenants. */
+  OPS_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Origins allowed to call the codec endpoint from a browser (the Temporal Web UI), comma-separated. */
+  CODEC_CORS_ORIGINS: z.string().default('http://localhost:8233,http://127.0.0.1:8233'),
+  /** Benchmark-only: `off` sends Temporal payloads unencrypted, to measure the codec's cost. */
+  PARLEY_PAYLOAD_CODEC: z.enum(['on', 'off']).default('on'),
+  /** Requests per key (or per IP without a key) per minute on each API replica; 0 turns the limit off. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
+  /** How often the retention purge runs (a Temporal Schedule interval), e.g. 1h, 15m. */
+  RETENTION_PURGE_EVERY: z.string().regex(/^\d+[smhd]$/, 'must be a duration like 30m, 1h or 1d').default('1h'),
   /** Legacy n8n queue: how long a claimed job is leased before it is handed out again. */
   QUEUE_LEASE_S: z.coerce.number().int().min(1).max(24 * 60 * 60).default(120),
   /** Per-request timeout of LLM and embeddings calls; the activity retries 429/5xx/timeouts, then falls back. */

@@ -24,6 +24,8 @@ export interface WorkerOptions {
   logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /** LLM tool sources and provider timeout (activities/ai.ts). */
   ai?: AiDeps['ai'];
+  /** Benchmark-only switch (PARLEY_PAYLOAD_CODEC=off); payloads are encrypted otherwise. */
+  payloadCodec?: boolean;
 }
 
 let runtimeInstalled = false;
@@ -48,7 +50,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers, ai: opts.ai }),
-    dataConverter: dataConverter(opts.keyring),
+    dataConverter: dataConverter(opts.keyring, opts),
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,
   });
@@ -66,5 +68,6 @@ export function createWorkerFor(config: Config, runtime: ParleyRuntime, address:
     providers: runtime.providers,
     workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
     ai: { tools: extra.aiTools, requestTimeoutMs: config.AI_REQUEST_TIMEOUT_MS },
+    payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on',
   });
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { and, asc, eq } from 'drizzle-orm';
-import { messageMedia } from '../../core/db/schema.js';
+import { messageMedia, messages } from '../../core/db/schema.js';
 import { notFound } from '../../core/errors.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantParams } from '../schemas.js';
@@ -32,6 +32,11 @@ export const mediaRoutes =
         },
       },
       async (request) => {
+        const [message] = await deps.db
+          .select({ id: messages.id })
+          .from(messages)
+          .where(and(eq(messages.tenantId, request.params.tenant_id), eq(messages.id, request.params.message_id)));
+        if (!message) throw notFound('MESSAGE_NOT_FOUND', `message_id: no message "${request.params.message_id}"`);
         const rows = await deps.db
           .select()
           .from(messageMedia)

@@ -73,6 +73,8 @@ export async function startStack(env: Record<string, string> = {}, log = (l: str
         PARLEY_ENCRYPTION_KEY: encryptionKey,
         DATA_DIR: path.join(dir, 'data'),
         LOG_LEVEL: 'warn',
+        // Benchmarks measure the engine, not the per-key request limit.
+        RATE_LIMIT_PER_MINUTE: '0',
         ...env,
       },
     });

@@ -29,6 +29,8 @@ export const tenants = pgTable('tenants', {
   settings: jsonb('settings').$type<Record<string, unknown>>().notNull().default({}),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
+  /** 0400_privacy: messages and closed conversations older than this are purged; null keeps them. */
+  retentionDays: integer('retention_days'),
 });
 
 export const apiKeys = pgTable('api_keys', {
@@ -167,6 +169,24 @@ export const jobs = pgTable('jobs', {
   messageIds: uuid('message_ids').array(),
   replyMessageId: uuid('reply_message_id'),
   finishedAt: ts('finished_at'),
+});
+
+// 0400_privacy
+export const consentEvents = pgTable('consent_events', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  contactId: uuid('contact_id').notNull(),
+  optedIn: boolean('opted_in').notNull(),
+  source: text('source').notNull(),
+  at: ts('at').notNull().defaultNow(),
+});
+
+export const erasures = pgTable('erasures', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  contactId: uuid('contact_id').notNull(),
+  erased: jsonb('erased').$type<Record<string, number>>().notNull(),
+  at: ts('at').notNull().defaultNow(),
 });
 
 // Relational Pulse (migrations/0800_pulse.sql)

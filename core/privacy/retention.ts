@@ -1,0 +1,88 @@
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { eq, isNotNull, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { tenants } from '../db/schema.js';
+
+export interface PurgeCounts {
+  tenants: number;
+  messages: number;
+  conversations: number;
+  sandbox_messages: number;
+  jobs: number;
+}
+
+const BATCH = 1000;
+
+/** Deletes in batches so no purge holds long locks against live traffic. */
+async function deleteInBatches(db: Db, statement: (limit: number) => ReturnType<typeof sql>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const res = await db.execute(statement(BATCH));
+    total += res.rowCount ?? 0;
+    if ((res.rowCount ?? 0) < BATCH) return total;
+  }
+}
+
+/**
+ * Applies each tenant's retention: messages older than it, closed conversations idle for
+ * longer (their messages and outbox rows by cascade), sandbox sends, and finished jobs.
+ * Open conversations stay; only their old messages go. Temporal removes closed workflow
+ * histories itself after the namespace's retention period.
+ */
+export async function purgeExpired(db: Db): Promise<PurgeCounts> {
+  const due = await db.select({ id: tenants.id, days: tenants.retentionDays }).from(tenants).where(isNotNull(tenants.retentionDays));
+  const counts: PurgeCounts = { tenants: due.length, messages: 0, conversations: 0, sandbox_messages: 0, jobs: 0 };
+  for (const t of due) {
+    const cutoff = sql`now() - make_interval(days => ${t.days})`;
+    counts.conversations += await deleteInBatches(
+      db,
+      (n) => sql`DELETE FROM conversations WHERE id IN (SELECT id FROM conversations
+                   WHERE tenant_id = ${t.id} AND status = 'closed' AND updated_at < ${cutoff} LIMIT ${n})`,
+    );
+    counts.messages += await deleteInBatches(
+      db,
+      (n) => sql`DELETE FROM messages WHERE id IN (SELECT id FROM messages
+                   WHERE tenant_id = ${t.id} AND created_at < ${cutoff} LIMIT ${n})`,
+    );
+    counts.sandbox_messages += await deleteInBatches(
+      db,
+      (n) => sql`DELETE FROM sandbox_messages WHERE id IN (SELECT id FROM sandbox_messages
+                   WHERE tenant_id = ${t.id} AND sent_at < ${cutoff} LIMIT ${n})`,
+    );
+    // Jobs still waiting for or held by an n8n worker are live work, not history.
+    counts.jobs += await deleteInBatches(
+      db,
+      (n) => sql`DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+                   WHERE tenant_id = ${t.id} AND status NOT IN ('queued', 'processing') AND updated_at < ${cutoff} LIMIT ${n})`,
+    );
+  }
+  return counts;
+}
+
+export async function setRetention(db: Db, tenantId: string, days: number | null): Promise<boolean> {
+  const rows = await db
+    .update(tenants)
+    .set({ retentionDays: days, updatedAt: sql`now()` })
+    .where(eq(tenants.id, tenantId))
+    .returning({ id: tenants.id });
+  return rows.length > 0;
+}
+
+export const retentionScheduleId = (taskQueue: string) => `parley-retention-purge/${taskQueue}`;
+
+/**
+ * One Schedule per deployment (per task queue) runs the purge workflow; every API replica
+ * calls this at start-up and all but the first find it already there.
+ */
+export async function ensureRetentionSchedule(client: Client, opts: { taskQueue: string; every: string }): Promise<void> {
+  try {
+    await client.schedule.create({
+      scheduleId: retentionScheduleId(opts.taskQueue),
+      spec: { intervals: [{ every: opts.every as `${number}${'s' | 'm' | 'h' | 'd'}` }] },
+      action: { type: 'startWorkflow', workflowType: 'retentionPurgeWorkflow', taskQueue: opts.taskQueue, workflowId: `retention-purge/${opts.taskQueue}`, args: [] },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    });
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+  }
+}

@@ -1,0 +1,21 @@
+import { loadConfig } from '../core/config.js';
+import { Keyring } from '../core/crypto.js';
+import { createPool } from '../core/db/client.js';
+import { countStale, reencryptAll } from '../core/privacy/reencrypt.js';
+import { requireSetting } from '../core/runtime.js';
+import { resolveSecrets } from '../core/secrets.js';
+
+// `npm run reencrypt`: after a new key was put first in PARLEY_ENCRYPTION_KEY, rewrite every
+// encrypted column with it while the API and workers keep running.
+const config = loadConfig();
+const pool = createPool(requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'for `npm run reencrypt`'), 2);
+try {
+  const keyring = new Keyring((await resolveSecrets(config)).encryptionKey);
+  console.log(`primary key: ${keyring.primary.id}; keyring: ${keyring.keyIds().join(', ')}`);
+  const result = await reencryptAll(pool, keyring, { log: (line) => console.log(line) });
+  const stale = await countStale(pool, keyring);
+  console.log(`done: ${Object.values(result.columns).reduce((a, b) => a + b, 0)} values re-encrypted, ${result.failed} undecryptable, ${stale} still under older keys`);
+  process.exitCode = result.failed > 0 || stale > 0 ? 1 : 0;
+} finally {
+  await pool.end();
+}
