@@ -7,6 +7,8 @@ import { FailureType } from '../core/errors.js';
 import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge.js';
 import type { Providers } from '../core/providers/index.js';
 import type { Exchange } from '../workflows/conversation.js';
+import type { LookupTurnPlan } from '../core/data-engine/types.js';
+import { planDataLookup } from './data.js';
 
 export interface ConversationDeps {
   db: Db;
@@ -25,7 +27,7 @@ export interface PlanTurnInput {
  * What the workflow does with a turn. Each capability that answers differently
  * (legacy n8n jobs, data lookups, LLM, handover) adds a variant and a case in the workflow.
  */
-export type TurnPlan = { kind: 'reply'; text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string };
+export type TurnPlan = { kind: 'reply'; text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string } | LookupTurnPlan;
 
 export interface SendReplyInput {
   tenantId: string;
@@ -54,6 +56,9 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         .where(eq(tenants.id, input.tenantId));
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'tenant no longer exists', nonRetryable: true });
       const question = input.messages.map((m) => m.text).join('\n');
+      // Live data first: a question an intent recognises is answered from the tenant's systems.
+      const lookup = await planDataLookup(db, keyring, { tenantId: input.tenantId, conversationId: input.conversationId, text: question }, tenant.fallback);
+      if (lookup) return lookup;
       const [best] = await searchKnowledge(db, input.tenantId, question, 1);
       if (best && best.score >= MIN_KNOWLEDGE_SCORE) return { kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id };
       return { kind: 'reply', text: tenant.fallback, source: 'fallback' };

@@ -1,4 +1,5 @@
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
+import { createDataActivities } from './data.js';
 
 export type ActivityDeps = ConversationDeps;
 
@@ -6,5 +7,6 @@ export type ActivityDeps = ConversationDeps;
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createConversationActivities(deps),
+    ...createDataActivities(deps),
   };
 }

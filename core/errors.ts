@@ -30,6 +30,8 @@ export const FailureType = {
   ProviderRejected: 'ProviderRejected',
   /** The provider is throttling; retried with backoff. */
   ProviderThrottled: 'ProviderThrottled',
+  /** A tenant's data source is down, slow or erroring; retried with backoff within the lookup budget. */
+  DataSourceUnavailable: 'DataSourceUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -9,6 +9,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import { lookupReply, runLookup } from './data.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -132,6 +133,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       case 'reply':
         await reply(turn, plan.text, plan.source);
         break;
+      case 'lookup': {
+        const outcome = await runLookup(plan.lookup);
+        await reply(turn, lookupReply(plan, outcome), outcome.ok ? 'data' : 'data_fallback');
+        break;
+      }
     }
     if (memory.length > MEMORY_LIMIT) memory.splice(0, memory.length - MEMORY_LIMIT);
     turns++;

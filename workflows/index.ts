@@ -1,1 +1,2 @@
 export { conversationWorkflow } from './conversation.js';
+export * from './data.js';
