@@ -6,6 +6,7 @@ import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerErrorHandling } from './errors.js';
 import { conversationRoutes } from './routes/conversations.js';
+import { dataRoutes } from './routes/data.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
 import { sandboxRoutes } from './routes/sandbox.js';
@@ -50,5 +51,6 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(inboundRoutes(deps));
   await app.register(sandboxRoutes(deps));
   await app.register(conversationRoutes(deps));
+  await app.register(dataRoutes(deps));
   return app;
 }

@@ -27,6 +27,10 @@ export const configSchema = z.object({
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** `npm run data-worker`: the tenant's data sources with credentials, as a JSON file … */
+  DATA_WORKER_SOURCES_FILE: optionalString,
+  /** … or inline JSON (`{ "data_sources": [...] }`, the PUT data-sources shape). */
+  DATA_WORKER_SOURCES: optionalString,
 });
 
 export type Config = z.infer<typeof configSchema>;
