@@ -192,8 +192,9 @@ async function runPg(pools: ConnectorPools, tenantId: string, source: DataSource
       broken = true;
     });
     const code = (err as { code?: string }).code ?? '';
-    // 22xxx data exceptions (a non-numeric order id for an integer column) and 42xxx errors cannot succeed on retry.
-    if (/^(22|42)/.test(code)) throw new LookupError('bad_request', `${code}: ${(err as Error).message}`);
+    // 22xxx data exceptions (a non-numeric id for an integer column), 25xxx (a write in the
+    // read-only transaction) and 42xxx (syntax, missing table) cannot succeed on retry.
+    if (/^(22|25|42)/.test(code)) throw new LookupError('bad_request', `${code}: ${(err as Error).message}`);
     if (code === '57014') throw new LookupError('unavailable', 'the query exceeded its statement timeout');
     throw err;
   } finally {
