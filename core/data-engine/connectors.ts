@@ -32,7 +32,22 @@ export interface RunOptions {
 /** Connection pools per source, keyed by a hash of the whole config so a credential rotation gets a fresh pool. */
 export class ConnectorPools {
   private readonly pg = new Map<string, { key: string; pool: pg.Pool }>();
-  private readonly my = new Map<string, { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql' }>();
+  private readonly my = new Map<string, { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql'; lastUsed: number }>();
+  private sweeper?: NodeJS.Timeout;
+
+  /** Ends MySQL pools unused for a minute (pg pools close idle clients themselves). */
+  private sweepIdle(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      for (const [slot, e] of this.my) {
+        if (Date.now() - e.lastUsed > 60_000) {
+          this.my.delete(slot);
+          void e.pool.end().catch(() => undefined);
+        }
+      }
+    }, 10_000);
+    this.sweeper.unref();
+  }
 
   private static key(tenantId: string, source: DataSourceConfig): string {
     return createHash('sha256').update(JSON.stringify([tenantId, source])).digest('hex');
@@ -67,7 +82,11 @@ export class ConnectorPools {
     const slot = `${tenantId}/${source.id}`;
     const key = ConnectorPools.key(tenantId, source);
     const cur = this.my.get(slot);
-    if (cur?.key === key) return { pool: cur.pool, entry: cur };
+    this.sweepIdle();
+    if (cur?.key === key) {
+      cur.lastUsed = Date.now();
+      return { pool: cur.pool, entry: cur };
+    }
     if (cur) void cur.pool.end().catch(() => undefined);
     const c = source.connection;
     const pool = mysql.createPool({
@@ -79,18 +98,20 @@ export class ConnectorPools {
       ssl: c.ssl ? {} : undefined,
       connectionLimit: 10,
       connectTimeout: timeoutMs,
-      // Short idle life: the pool's idle timer is what keeps a stopping worker alive.
-      maxIdle: 2,
-      idleTimeout: 5_000,
+      // maxIdle = connectionLimit turns off mysql2's forever-rearming idle timer, which would keep
+      // a stopping worker alive; idle pools are ended by sweepIdle instead.
+      maxIdle: 10,
       // Values come back as JS strings/numbers; dates as strings so templates print them as stored.
       dateStrings: true,
     });
-    const entry: { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql' } = { key, pool };
+    const entry: { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql'; lastUsed: number } = { key, pool, lastUsed: Date.now() };
     this.my.set(slot, entry);
     return { pool, entry };
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     await Promise.all([...this.pg.values()].map((e) => e.pool.end().catch(() => undefined)));
     await Promise.all([...this.my.values()].map((e) => e.pool.end().catch(() => undefined)));
     this.pg.clear();
