@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once as onceEvent } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,8 +19,7 @@ import { createWorker } from '../worker/create-worker.js';
 import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
-import { startTestTemporal } from '../scripts/lib/test-env.js';
-import { fakeInventory } from '../test/helpers/fake-sources.js';
+import { startTemporalDev } from '../scripts/lib/temporal-dev.js';
 
 /**
  * `npm run bench:lookups`: 100 concurrent lookups for one tenant against a fake REST source
@@ -40,8 +42,9 @@ const line = (name: string, xs: number[]) =>
 
 try {
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI, (l) => say(`[bench] ${l}`));
-  const temporal = await startTestTemporal(cli);
-  cleanups.push(() => temporal.teardown());
+  // A CLI dev server in its own process: this process's Temporal runtime belongs to the worker.
+  const temporal = await startTemporalDev({ cli, port: await freePort(), uiPort: await freePort(), headless: true });
+  cleanups.push(() => temporal.stop());
 
   let serverUrl = process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL;
   if (!serverUrl) {
@@ -76,10 +79,16 @@ try {
   const runtime = await createRuntime(config, dbUrl.toString(), { poolSize: 20 });
   cleanups.push(() => runtime.pool.end());
 
-  const source = fakeInventory('bench-key');
-  source.latencyMs = SOURCE_LATENCY_MS;
-  await source.start();
-  cleanups.push(() => source.stop());
+  // The source runs in its own process so its event loop does not compete with the worker's.
+  const source = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fake-source.ts', import.meta.url)), String(SOURCE_LATENCY_MS), 'bench-key'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanups.push(async () => {
+    source.kill('SIGTERM');
+    if (source.exitCode === null) await onceEvent(source, 'exit');
+  });
+  const [firstLine] = (await onceEvent(source.stdout!, 'data')) as [Buffer];
+  const sourceUrl = firstLine.toString().trim();
 
   const { tenant } = await createTenant(runtime.db, { id: 'bench-tenant', name: 'Bench' });
   const body = dataSourcesSchema.parse({
@@ -88,7 +97,7 @@ try {
         id: 'inventory_api',
         name: 'Inventory',
         type: 'rest_api',
-        connection: { base_url: `${source.url}/api`, api_key: 'bench-key', headers: { Authorization: 'Bearer {api_key}' } },
+        connection: { base_url: `${sourceUrl}/api`, api_key: 'bench-key', headers: { Authorization: 'Bearer {api_key}' } },
         endpoints: { check_stock: '/products/{sku}/stock' },
       },
     ],
