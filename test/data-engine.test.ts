@@ -195,6 +195,21 @@ describe('data engine: live lookups', () => {
     const stored = JSON.parse(testKeyring().decrypt((await h.runtime.pool.query("SELECT credentials_enc FROM data_sources WHERE tenant_id = $1 AND id = 'inventory_api'", [a.id])).rows[0].credentials_enc));
     assert.equal(stored.api_key, API_KEY);
     assert.equal(stored.headers.Authorization, 'Bearer {api_key}');
+
+    // Rotation: a new key takes effect on the next lookup (the source refuses the wrong one).
+    const rotate = (apiKey: string) =>
+      h.request('PUT', `/routes/tenants/${a.id}/data-sources`, {
+        key: a.key,
+        body: { data_sources: back.map((s: any) => (s.id === 'inventory_api' ? { ...s, connection: { ...s.connection, api_key: apiKey } } : s)) },
+      });
+    const stock = () => h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'is SKU-789 in stock?' } });
+    inventory.setMode('ok');
+    assert.equal((await rotate('a-wrong-key-000')).status, 200);
+    const refused = await stock();
+    assert.equal(refused.body.result.ok, false);
+    assert.match(refused.body.result.error, /HTTP 401/);
+    assert.equal((await rotate(API_KEY)).status, 200);
+    assert.equal((await stock()).body.reply, 'Blue kettle: 14 in stock');
   });
 
   it('refuses bad configuration with 400 naming the field', async () => {

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { dataSourcesSchema, scrub, secretValues, splitSecrets } from '../../core/data-engine/config.js';
-import { ConnectorPools, LookupError, probe } from '../../core/data-engine/connectors.js';
+import { dataSourcesSchema } from '../../core/data-engine/config.js';
 import {
   CUSTOMER_PHONE,
   intentSchema,
@@ -14,7 +13,7 @@ import {
   replaceDataSources,
   replaceIntents,
 } from '../../core/data-engine/store.js';
-import { dataWorkerQueue, type LookupOutcome } from '../../core/data-engine/types.js';
+import { dataWorkerQueue, type DataLookupJob, type LookupOutcome } from '../../core/data-engine/types.js';
 import { notFound } from '../../core/errors.js';
 import { findTenant } from '../../core/tenants.js';
 import { lookupPlan } from '../../activities/data.js';
@@ -50,10 +49,6 @@ async function requireTenant(deps: ApiDeps, id: string) {
 export const dataRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
-    // Connectivity tests from the API reuse pools; lookups themselves run on workers.
-    const pools = new ConnectorPools();
-    app.addHook('onClose', () => pools.close());
-
     async function execute<T>(workflow: string, args: unknown[], tenant: string): Promise<T> {
       return deps.temporal.workflow.execute(workflow, {
         taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
@@ -142,22 +137,13 @@ export const dataRoutes =
         const { tenant_id, id } = request.params;
         const stored = await loadDataSource(deps.db, deps.keyring, tenant_id, id);
         if (!stored) throw notFound('DATA_SOURCE_NOT_FOUND', `id: no data source "${id}" for this tenant`);
-        if (stored.servedBy === 'tenant_worker') {
-          const r = await execute<Awaited<ReturnType<typeof dataSourceTestWorkflow>>>(
-            'dataSourceTestWorkflow',
-            [{ tenantId: tenant_id, dataSourceId: id, taskQueue: dataWorkerQueue(tenant_id) }],
-            tenant_id,
-          );
-          return { ok: r.ok, latency_ms: r.latencyMs ?? null, error: r.error ?? null, via: 'tenant_worker' as const };
-        }
-        const started = performance.now();
-        try {
-          await probe(pools, tenant_id, stored.source, { timeoutMs: stored.source.connection.timeout_ms ?? 5000 });
-          return { ok: true, latency_ms: Math.round(performance.now() - started), error: null, via: 'parley' as const };
-        } catch (err) {
-          const message = err instanceof LookupError ? err.message : 'the check failed';
-          return { ok: false, latency_ms: null, error: scrub(message, secretValues(splitSecrets(stored.source).secrets)), via: 'parley' as const };
-        }
+        // Checked from a worker, where lookups run: the shared queue, or the tenant's own data worker.
+        const r = await execute<Awaited<ReturnType<typeof dataSourceTestWorkflow>>>(
+          'dataSourceTestWorkflow',
+          [{ tenantId: tenant_id, dataSourceId: id, taskQueue: stored.servedBy === 'tenant_worker' ? dataWorkerQueue(tenant_id) : deps.config.TEMPORAL_TASK_QUEUE }],
+          tenant_id,
+        );
+        return { ok: r.ok, latency_ms: r.latencyMs ?? null, error: r.error ?? null, via: stored.servedBy };
       },
     );
 
@@ -285,7 +271,7 @@ export const dataRoutes =
         },
       },
       async (request) => {
-        const job = request.body;
+        const job: DataLookupJob = request.body;
         assertTenantAccess(request, job.tenant_id);
         const tenant = await requireTenant(deps, job.tenant_id);
         const stored = await loadDataSource(deps.db, deps.keyring, job.tenant_id, job.data_source);
