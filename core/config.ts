@@ -31,6 +31,8 @@ export const configSchema = z.object({
   DATA_WORKER_SOURCES_FILE: optionalString,
   /** … or inline JSON (`{ "data_sources": [...] }`, the PUT data-sources shape). */
   DATA_WORKER_SOURCES: optionalString,
+  /** … and the tenant's data-worker key (POST /routes/tenants/{id}/data-worker-key), base64. */
+  PARLEY_DATA_WORKER_KEY: optionalString,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -5,8 +5,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { createHarness, TEST_ENCRYPTION_KEY, testTemporalAddress, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
+import { createHarness, testKeyring, testTemporalAddress, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 import { createPgCrm, type Crm } from './helpers/tenant-crm.js';
+import { DataWorkerCodec, EncryptionCodec } from '../core/temporal/codec.js';
 
 const FALLBACK = 'A human will get back to you.';
 const QUERIES = { order_status: 'SELECT status, tracking_number FROM orders WHERE order_id = $1' };
@@ -37,9 +38,13 @@ describe("data engine: the tenant's own data worker", () => {
   async function startDataWorker(): Promise<ChildProcess> {
     const file = path.join(dir, 'sources.json');
     await writeFile(file, JSON.stringify({ data_sources: [{ id: 'primary_crm', name: 'CRM', type: 'postgresql', connection: crm.connection, queries: QUERIES }] }));
-    const { DATABASE_URL: _d, TEST_DATABASE_URL: _t, ...env } = process.env;
+    const key = await h.request('POST', `/routes/tenants/${tenant.id}/data-worker-key`, { key: tenant.key });
+    assert.equal(key.status, 200);
+    assert.equal(key.body.task_queue, `data-${tenant.id}`);
+    // Neither Parley's database nor its encryption key: only the tenant's data-worker key.
+    const { DATABASE_URL: _d, TEST_DATABASE_URL: _t, PARLEY_ENCRYPTION_KEY: _k, ...env } = process.env;
     const child = spawn(process.execPath, ['--import', 'tsx', 'worker/data-worker.ts', '--tenant', tenant.id, '--sources', file], {
-      env: { ...env, TEMPORAL_ADDRESS: testTemporalAddress(), PARLEY_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY },
+      env: { ...env, TEMPORAL_ADDRESS: testTemporalAddress(), PARLEY_DATA_WORKER_KEY: key.body.data_worker_key },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -107,5 +112,26 @@ describe("data engine: the tenant's own data worker", () => {
     const logs = (await h.runtime.pool.query("SELECT error FROM data_access_logs WHERE tenant_id = $1 AND outcome = 'error'", [tenant.id])).rows;
     assert.equal(logs.length, 1);
     assert.match(logs[0].error, /timed out/);
+  });
+
+  it("seals a data worker's payloads with its tenant's key only", async () => {
+    const keyring = testKeyring();
+    const parley = new EncryptionCodec(keyring);
+    const payload = { metadata: { encoding: new TextEncoder().encode('json/plain') }, data: new TextEncoder().encode('{"order_id":"4711"}') };
+    const context = (t: string) => ({ type: 'activity' as const, namespace: 'default', activityId: `data-worker/${t}/x`, isLocal: false });
+    const [forA] = await parley.encode([payload], context('tenant-a'));
+    const [forB] = await parley.encode([payload], context('tenant-b'));
+    const workerA = new DataWorkerCodec('tenant-a', keyring.dataWorkerKey('tenant-a'));
+    const text = (p: { data?: Uint8Array | null }) => Buffer.from(p.data!).toString();
+    assert.equal(text((await workerA.decode([forA]))[0]), '{"order_id":"4711"}');
+    await assert.rejects(workerA.decode([forB]), /not this data worker's/);
+    // A worker given the wrong key cannot open its own tenant's payloads either.
+    await assert.rejects(new DataWorkerCodec('tenant-b', keyring.dataWorkerKey('tenant-a')).decode([forB]));
+    // Ordinary payloads stay under Parley's keys, which the data worker does not have.
+    const [ordinary] = await parley.encode([payload]);
+    await assert.rejects(workerA.decode([ordinary]));
+    // And Parley opens what the worker sends back.
+    const [reply] = await workerA.encode([payload]);
+    assert.equal(text((await parley.decode([reply]))[0]), '{"order_id":"4711"}');
   });
 });

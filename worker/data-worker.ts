@@ -2,12 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { loadConfig } from '../core/config.js';
-import { Keyring } from '../core/crypto.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { ConnectorPools } from '../core/data-engine/connectors.js';
 import { dataWorkerQueue } from '../core/data-engine/types.js';
 import { requireSetting } from '../core/runtime.js';
-import { dataConverter } from '../core/temporal/client.js';
+import { DataWorkerCodec } from '../core/temporal/codec.js';
 import { createLookupActivities } from '../activities/data.js';
 
 /**
@@ -19,7 +18,11 @@ const { values } = parseArgs({ options: { tenant: { type: 'string' }, sources: {
 const config = loadConfig();
 const tenant = requireSetting(values.tenant, '--tenant', 'for `npm run data-worker`');
 const address = requireSetting(config.TEMPORAL_ADDRESS, 'TEMPORAL_ADDRESS', 'for `npm run data-worker`');
-const payloadKey = requireSetting(config.PARLEY_ENCRYPTION_KEY, 'PARLEY_ENCRYPTION_KEY', 'to read the encrypted lookup requests');
+const payloadKey = Buffer.from(
+  requireSetting(config.PARLEY_DATA_WORKER_KEY, 'PARLEY_DATA_WORKER_KEY', '(from POST /routes/tenants/<id>/data-worker-key) to open the lookup requests'),
+  'base64',
+);
+if (payloadKey.length !== 32) throw new Error('PARLEY_DATA_WORKER_KEY must be 32 bytes, base64-encoded');
 const file = values.sources ?? config.DATA_WORKER_SOURCES_FILE;
 const raw = file ? await readFile(file, 'utf8') : requireSetting(config.DATA_WORKER_SOURCES, 'DATA_WORKER_SOURCES or --sources <file>', 'for `npm run data-worker`');
 const parsed = dataSourcesSchema.safeParse(JSON.parse(raw));
@@ -44,7 +47,8 @@ const worker = await Worker.create({
     via: 'tenant_worker',
     pools,
   }),
-  dataConverter: dataConverter(new Keyring(payloadKey)),
+  // Only this tenant's key: the worker can open its own lookups and nothing else of Parley's.
+  dataConverter: { payloadCodecs: [new DataWorkerCodec(tenant, payloadKey)] },
   maxConcurrentActivityTaskExecutions: 200,
 });
 process.stdout.write(`data worker for tenant ${tenant}: polling ${dataWorkerQueue(tenant)} with ${sources.size} data source(s)\n`);

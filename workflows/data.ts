@@ -1,7 +1,7 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, TimeoutFailure, uuid4 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { renderTemplate } from '../core/data-engine/template.js';
-import type { LookupOutcome, LookupPlan, LookupTurnPlan } from '../core/data-engine/types.js';
+import { DATA_WORKER_ACTIVITY_PREFIX, type LookupOutcome, type LookupPlan, type LookupTurnPlan } from '../core/data-engine/types.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -23,13 +23,16 @@ function failureMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Marks an activity for the tenant's data worker: the codec seals its payloads with that tenant's key. */
+const dataWorkerActivityId = (tenantId: string) => `${DATA_WORKER_ACTIVITY_PREFIX}${tenantId}/${uuid4()}`;
+
 /**
  * Runs one lookup as a regular activity (on the tenant's data-worker queue when the source is
  * served there), retried with backoff inside the budget, and writes the audit row either way.
  */
 export async function runLookup(plan: LookupPlan): Promise<LookupOutcome> {
   const { dataLookup } = proxyActivities<Activities>({
-    ...(plan.taskQueue ? { taskQueue: plan.taskQueue } : {}),
+    ...(plan.taskQueue ? { taskQueue: plan.taskQueue, activityId: dataWorkerActivityId(plan.request.tenantId) } : {}),
     startToCloseTimeout: plan.attemptTimeoutMs + 500,
     scheduleToCloseTimeout: LOOKUP_BUDGET_MS,
     retry: {
@@ -87,10 +90,16 @@ export async function dataLookupWorkflow(input: DataLookupWorkflowInput): Promis
   return { outcome, reply };
 }
 
-/** Connectivity check of a source served by the tenant's data worker, on that worker's queue. */
-export async function dataSourceTestWorkflow(input: { tenantId: string; dataSourceId: string; taskQueue: string }): Promise<{ ok: boolean; latencyMs?: number; error?: string }> {
+/** Connectivity check of a source, on the queue of the worker that serves it. */
+export async function dataSourceTestWorkflow(input: {
+  tenantId: string;
+  dataSourceId: string;
+  taskQueue: string;
+  tenantWorker: boolean;
+}): Promise<{ ok: boolean; latencyMs?: number; error?: string }> {
   const { testDataSource } = proxyActivities<Activities>({
     taskQueue: input.taskQueue,
+    ...(input.tenantWorker ? { activityId: dataWorkerActivityId(input.tenantId) } : {}),
     startToCloseTimeout: '10s',
     scheduleToCloseTimeout: '10s',
     retry: { maximumAttempts: 1 },

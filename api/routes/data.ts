@@ -140,10 +140,37 @@ export const dataRoutes =
         // Checked from a worker, where lookups run: the shared queue, or the tenant's own data worker.
         const r = await execute<Awaited<ReturnType<typeof dataSourceTestWorkflow>>>(
           'dataSourceTestWorkflow',
-          [{ tenantId: tenant_id, dataSourceId: id, taskQueue: stored.servedBy === 'tenant_worker' ? dataWorkerQueue(tenant_id) : deps.config.TEMPORAL_TASK_QUEUE }],
+          [
+            {
+              tenantId: tenant_id,
+              dataSourceId: id,
+              taskQueue: stored.servedBy === 'tenant_worker' ? dataWorkerQueue(tenant_id) : deps.config.TEMPORAL_TASK_QUEUE,
+              tenantWorker: stored.servedBy === 'tenant_worker',
+            },
+          ],
           tenant_id,
         );
         return { ok: r.ok, latency_ms: r.latencyMs ?? null, error: r.error ?? null, via: stored.servedBy };
+      },
+    );
+
+    app.post(
+      '/routes/tenants/:tenant_id/data-worker-key',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          summary: "The key and task queue for the tenant's own data worker (npm run data-worker)",
+          description: "The key opens only this tenant's lookup payloads; give it to the worker as PARLEY_DATA_WORKER_KEY.",
+          tags: ['data'],
+          security: bearer,
+          params: tenantParams,
+          response: { 200: z.object({ tenant_id: z.string(), task_queue: z.string(), data_worker_key: z.string() }), ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { tenant_id } = request.params;
+        await requireTenant(deps, tenant_id);
+        return { tenant_id, task_queue: dataWorkerQueue(tenant_id), data_worker_key: deps.keyring.dataWorkerKey(tenant_id).toString('base64') };
       },
     );
 

@@ -58,6 +58,9 @@ export interface DataLookupJob {
 
 export const dataWorkerQueue = (tenantId: string): string => `data-${tenantId}`;
 
+/** Activity id prefix of lookups for a tenant's data worker; the payload codec keys on it (core/temporal/codec.ts). */
+export const DATA_WORKER_ACTIVITY_PREFIX = 'data-worker/';
+
 /** The conversation's TurnPlan variant for a question an intent maps to a lookup. */
 export interface LookupTurnPlan {
   kind: 'lookup';
