@@ -105,7 +105,6 @@ export async function planDataLookup(
     intentId: match.intent.id,
     lookup: lookupPlan(input.tenantId, stored, match.intent.query, match.params, match.intent.params, {
       customerHash: phone ? keyring.blindIndex(phone) : undefined,
-      intentId: match.intent.id,
     }),
     replyTemplate: match.intent.replyTemplate,
     fallbackText,
@@ -119,7 +118,7 @@ export function lookupPlan(
   query: string,
   params: Record<string, string>,
   order: string[],
-  extra: { customerHash?: string; intentId?: string } = {},
+  extra: { customerHash?: string } = {},
 ): LookupPlan {
   return {
     request: { tenantId, dataSourceId: stored.source.id, query, params, order },

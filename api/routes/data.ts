@@ -257,7 +257,6 @@ export const dataRoutes =
         const fallbackText = match.intent.fallbackMessage ?? tenant.fallbackMessage;
         const plan = lookupPlan(tenant_id, stored, match.intent.query, match.params, match.intent.params, {
           customerHash: customer_phone ? deps.keyring.blindIndex(customer_phone) : undefined,
-          intentId: match.intent.id,
         });
         const r = await execute<Awaited<ReturnType<typeof dataLookupWorkflow>>>(
           'dataLookupWorkflow',

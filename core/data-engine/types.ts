@@ -31,7 +31,6 @@ export interface LookupPlan {
   attemptTimeoutMs: number;
   /** Keyed hash of the customer's phone number, for the audit log. */
   customerHash?: string;
-  intentId?: string;
 }
 
 export interface LookupOutcome {
