@@ -128,10 +128,31 @@ export function lookupPlan(
   };
 }
 
+/** How long a worker reuses a source's configuration: a PUT (credential rotation) takes effect within this. */
+export const SOURCE_CACHE_MS = 1000;
+
+/**
+ * Reads each source at most once per SOURCE_CACHE_MS, and once for any number of concurrent
+ * lookups: 100 simultaneous lookups would otherwise queue on the database pool for their config.
+ */
+function cachedResolver(load: SourceResolver): SourceResolver {
+  const cache = new Map<string, { at: number; value: Promise<StoredSource | undefined> }>();
+  return (tenantId, id) => {
+    const key = JSON.stringify([tenantId, id]);
+    const hit = cache.get(key);
+    if (hit && performance.now() - hit.at < SOURCE_CACHE_MS) return hit.value;
+    const value = load(tenantId, id);
+    cache.set(key, { at: performance.now(), value });
+    value.catch(() => cache.delete(key));
+    if (cache.size > 10_000) cache.delete(cache.keys().next().value!);
+    return value;
+  };
+}
+
 /** Parley's side: lookups against sources in its database, and the audit log. */
 export function createDataActivities({ db, keyring, pools = new ConnectorPools() }: DataDeps) {
   return {
-    ...createLookupActivities({ resolve: (tenantId, id) => loadDataSource(db, keyring, tenantId, id), via: 'parley', pools }),
+    ...createLookupActivities({ resolve: cachedResolver((tenantId, id) => loadDataSource(db, keyring, tenantId, id)), via: 'parley', pools }),
 
     async recordLookup(entry: AccessLogEntry): Promise<void> {
       await recordAccess(db, entry);

@@ -204,12 +204,15 @@ describe('data engine: live lookups', () => {
       });
     const stock = () => h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'is SKU-789 in stock?' } });
     inventory.setMode('ok');
+    // Workers reuse a source's configuration for up to a second, so the change shows within that.
     assert.equal((await rotate('a-wrong-key-000')).status, 200);
-    const refused = await stock();
-    assert.equal(refused.body.result.ok, false);
+    const refused = await waitFor(async () => {
+      const r = await stock();
+      return r.body.result.ok === false && r;
+    }, { timeoutMs: 15_000, what: 'the rotated (wrong) key to be used' });
     assert.match(refused.body.result.error, /HTTP 401/);
     assert.equal((await rotate(API_KEY)).status, 200);
-    assert.equal((await stock()).body.reply, 'Blue kettle: 14 in stock');
+    await waitFor(async () => (await stock()).body.reply === 'Blue kettle: 14 in stock', { timeoutMs: 15_000, what: 'the restored key' });
   });
 
   it('refuses bad configuration with 400 naming the field', async () => {
