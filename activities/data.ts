@@ -4,7 +4,7 @@ import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
 import { contacts, conversations } from '../core/db/schema.js';
 import { FailureType } from '../core/errors.js';
-import { MAX_LOOKUP_TIMEOUT_MS } from '../core/data-engine/config.js';
+import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
 import { listIntents, loadDataSource, matchIntent, recordAccess, type AccessLogEntry, type StoredSource } from '../core/data-engine/store.js';
 import { dataWorkerQueue, type DataLookupInput, type LookupPlan, type LookupResult, type LookupTurnPlan } from '../core/data-engine/types.js';
@@ -14,11 +14,15 @@ export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
 
 export type SourceResolver = (tenantId: string, dataSourceId: string) => Promise<StoredSource | undefined>;
 
-function toFailure(err: unknown): never {
+/**
+ * Failure messages travel in clear (Temporal history, worker logs, the audit row), and a
+ * database may echo a parameter back ("invalid input syntax: …"), so parameter values are cut out.
+ */
+function toFailure(err: unknown, params: Record<string, string> = {}): never {
   if (err instanceof LookupError) {
     throw ApplicationFailure.create({
       type: err.kind === 'bad_request' ? FailureType.BadRequest : FailureType.DataSourceUnavailable,
-      message: err.message,
+      message: scrub(err.message, Object.values(params).filter((v) => v.length >= 3)),
       nonRetryable: err.kind === 'bad_request',
     });
   }
@@ -57,7 +61,7 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
         });
         return { rows, sourceMs: Math.round(performance.now() - started), via: opts.via };
       } catch (err) {
-        return toFailure(err);
+        return toFailure(err, input.params);
       }
     },
 

@@ -31,6 +31,7 @@ describe('data engine: live lookups', () => {
         order_status: 'SELECT status, tracking_number FROM orders WHERE order_id = $1',
         next_appointment: 'SELECT starts_at, with_whom FROM appointments WHERE customer_phone = $1 ORDER BY starts_at LIMIT 1',
         purge: 'WITH d AS (DELETE FROM orders RETURNING order_id) SELECT order_id FROM d',
+        order_by_number: 'SELECT status FROM orders WHERE order_id::int = $1::int',
       },
     },
   ];
@@ -150,6 +151,7 @@ describe('data engine: live lookups', () => {
           },
           { id: 'gql', patterns: ['how many (?<sku>SKU-\\d+)'], data_source: 'catalog', query: 'product', params: ['sku'], reply_template: 'We have {{quantity}} of {{name}}' },
           { id: 'purge', patterns: ['purge everything'], data_source: 'primary_crm', query: 'purge', params: [], reply_template: 'purged {{order_id}}' },
+          { id: 'order_number', patterns: ['^order number (?<n>.+)$'], data_source: 'primary_crm', query: 'order_by_number', params: ['n'], reply_template: '{{status}}' },
           ...(mysqlCrm
             ? [{ id: 'shop', patterns: ['shop order (?<order_id>.+)$'], data_source: 'shop_mysql', query: 'order_status', params: ['order_id'], reply_template: 'Shop order {{order_id}} is {{status}}', not_found_message: 'No such shop order.' }]
             : []),
@@ -157,7 +159,7 @@ describe('data engine: live lookups', () => {
       },
     });
     assert.equal(intents.status, 200, JSON.stringify(intents.body));
-    assert.equal(intents.body.count, mysqlCrm ? 7 : 6);
+    assert.equal(intents.body.count, mysqlCrm ? 8 : 7);
 
     assert.equal((await h.request('PUT', `/routes/tenants/${b.id}/data-sources`, { key: b.key, body: { data_sources: sourcesFor(crmB) } })).status, 200);
     const bIntents = await h.request('PUT', `/routes/tenants/${b.id}/intents`, {
@@ -350,6 +352,14 @@ describe('data engine: live lookups', () => {
     assert.equal(purge.body.result.ok, false);
     assert.match(purge.body.result.error, /read-only transaction/);
     assert.equal((await crmA.query('SELECT COUNT(*)::int AS n FROM orders'))[0].n, 2);
+    // A database error that would echo the customer's input does not carry it into history, logs or the audit row.
+    const echo = await h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'order number call me at 555-0199' } });
+    assert.equal(echo.body.result.ok, false);
+    assert.match(echo.body.result.error, /BadRequest: 22P02: invalid input syntax for type integer/);
+    assert.ok(!echo.body.result.error.includes('555-0199'), echo.body.result.error);
+    const audit = await logs(a.id);
+    assert.ok(audit.some((l) => l.query_type === 'order_by_number' && l.outcome === 'error'));
+    assert.ok(!JSON.stringify(audit).includes('555-0199'));
   });
 
   it("tenant A never runs tenant B's queries", async () => {
