@@ -6,7 +6,10 @@ import type { Keyring } from '../core/crypto.js';
 import { FailureType } from '../core/errors.js';
 import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge.js';
 import type { Providers } from '../core/providers/index.js';
+import { applyConsentKeyword } from '../core/pulse/contacts.js';
 import type { Exchange } from '../workflows/conversation.js';
+import { planLegacyTurn, type LegacyJobPlan } from './legacy.js';
+import { aiRoute } from './ai.js';
 import type { LookupTurnPlan } from '../core/data-engine/types.js';
 import { planDataLookup } from './data.js';
 
@@ -27,7 +30,15 @@ export interface PlanTurnInput {
  * What the workflow does with a turn. Each capability that answers differently
  * (legacy n8n jobs, data lookups, LLM, handover) adds a variant and a case in the workflow.
  */
-export type TurnPlan = { kind: 'reply'; text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string } | LookupTurnPlan;
+export type TurnPlan =
+  | { kind: 'reply'; text: string; source: 'knowledge' | 'fallback' | 'consent'; knowledgeId?: string }
+  /** Ask the tenant's LLM (aiReply activity); `noLlm` answers if it fails, `fallbackText` tells the customer about a handover. */
+  | { kind: 'ai'; noLlm: { text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string }; fallbackText: string }
+  /** The conversation was handed to a person: the bot stays silent. */
+  | { kind: 'human' }
+  | LegacyJobPlan
+  /** An intent matched: look the answer up in the tenant's data source (workflows/data.ts). */
+  | LookupTurnPlan;
 
 export interface SendReplyInput {
   tenantId: string;
@@ -38,30 +49,46 @@ export interface SendReplyInput {
   inReplyTo: string[];
   text: string;
   source: string;
+  /** Knowledge chunks the reply was grounded in. */
+  sourceChunkIds?: string[];
 }
 
 export interface SentReply {
   messageId: string;
-  status: 'sent' | 'failed';
+  /** `queued`: recorded for a real provider; the workflow delivers it with the deliverReply activity. */
+  status: 'sent' | 'failed' | 'queued';
   sentAt: string;
 }
 
 export function createConversationActivities({ db, keyring, providers }: ConversationDeps) {
   return {
-    /** Decides how to answer a turn: from the tenant's knowledge entries, else its fallback message. */
+    /**
+     * Decides how to answer a turn: consent keywords first; not at all once a person has taken
+     * over; legacy-mode tenants hand it to n8n as a job; with the LLM when the tenant has an AI
+     * profile and budget left; else from its knowledge, else its fallback.
+     */
     async planTurn(input: PlanTurnInput): Promise<TurnPlan> {
       const [tenant] = await db
-        .select({ fallback: tenants.fallbackMessage })
+        .select({ fallback: tenants.fallbackMessage, mode: tenants.mode, settings: tenants.settings })
         .from(tenants)
         .where(eq(tenants.id, input.tenantId));
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'tenant no longer exists', nonRetryable: true });
+      // STOP / UNSUBSCRIBE / START flip consent before anything else and are confirmed, not answered.
+      const consent = await applyConsentKeyword(db, { tenantId: input.tenantId, conversationId: input.conversationId, texts: input.messages.map((m) => m.text) });
+      if (consent) return { kind: 'reply', text: consent.confirmation, source: 'consent' };
+      const route = await aiRoute(db, input.tenantId, input.conversationId);
+      if (route === 'human') return { kind: 'human' };
+      if (tenant.mode === 'legacy_n8n') return planLegacyTurn({ db, keyring }, input, tenant);
       const question = input.messages.map((m) => m.text).join('\n');
       // Live data first: a question an intent recognises is answered from the tenant's systems.
       const lookup = await planDataLookup(db, keyring, { tenantId: input.tenantId, conversationId: input.conversationId, text: question }, tenant.fallback);
       if (lookup) return lookup;
       const [best] = await searchKnowledge(db, input.tenantId, question, 1);
-      if (best && best.score >= MIN_KNOWLEDGE_SCORE) return { kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id };
-      return { kind: 'reply', text: tenant.fallback, source: 'fallback' };
+      const noLlm =
+        best && best.score >= MIN_KNOWLEDGE_SCORE
+          ? ({ kind: 'reply', text: best.content, source: 'knowledge', knowledgeId: best.id } as const)
+          : ({ kind: 'reply', text: tenant.fallback, source: 'fallback' } as const);
+      return route === 'llm' ? { kind: 'ai', noLlm, fallbackText: tenant.fallback } : noLlm;
     },
 
     /**
@@ -81,6 +108,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
           status: 'sending',
           inReplyTo: input.inReplyTo,
           replySource: input.source,
+          sourceChunkIds: input.sourceChunkIds?.length ? input.sourceChunkIds : null,
         })
         .onConflictDoNothing({ target: [messages.tenantId, messages.dedupeKey] });
       const [outbound] = await db
@@ -97,6 +125,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         .innerJoin(contacts, eq(contacts.id, input.contactId))
         .where(and(eq(channels.id, input.channelId), eq(channels.tenantId, input.tenantId), eq(contacts.tenantId, input.tenantId)));
       if (!target) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'channel or contact no longer exists', nonRetryable: true });
+      if (target.channel.provider !== 'sandbox') return { messageId: outbound.id, status: 'queued', sentAt: new Date().toISOString() };
 
       const result = await providers.forChannel(target.channel).sendText({
         tenantId: input.tenantId,

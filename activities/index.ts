@@ -1,12 +1,22 @@
+import { createAiActivities, type AiDeps } from './ai.js';
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
+import { createLegacyActivities } from './legacy.js';
+import { createPulseActivities } from './pulse.js';
+import { createKnowledgeActivities } from './knowledge.js';
+import { createDeliveryActivities, type DeliveryDeps } from './delivery.js';
 import { createDataActivities } from './data.js';
 
-export type ActivityDeps = ConversationDeps;
+export type ActivityDeps = ConversationDeps & AiDeps & DeliveryDeps;
 
 /** All activities, built from their dependencies so tests can pass real or local ones. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createConversationActivities(deps),
+    ...createLegacyActivities(deps),
+    ...createPulseActivities(deps),
+    ...createAiActivities(deps),
+    ...createKnowledgeActivities(deps),
+    ...createDeliveryActivities(deps),
     ...createDataActivities(deps),
   };
 }

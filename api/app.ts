@@ -5,12 +5,22 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { registerErrorHandling } from './errors.js';
+import { contactRoutes } from './routes/contacts.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { dataRoutes } from './routes/data.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
+import { legacyModeRoutes } from './routes/legacy-mode.js';
+import { messageRoutes } from './routes/messages.js';
+import { queueRoutes } from './routes/queue.js';
+import { pulseRoutes } from './routes/pulse.js';
+import { aiRoutes } from './routes/ai.js';
+import { knowledgeDocumentRoutes } from './routes/knowledge-documents.js';
 import { sandboxRoutes } from './routes/sandbox.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { channelRoutes } from './routes/channels.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import { mediaRoutes } from './routes/media.js';
 
 /**
  * Request logs carry the method and path only: query strings may hold phone numbers and
@@ -51,6 +61,16 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(inboundRoutes(deps));
   await app.register(sandboxRoutes(deps));
   await app.register(conversationRoutes(deps));
+  await app.register(legacyModeRoutes(deps));
+  await app.register(queueRoutes(deps));
+  await app.register(messageRoutes(deps));
+  await app.register(contactRoutes(deps));
+  await app.register(pulseRoutes(deps));
+  await app.register(aiRoutes(deps));
+  await app.register(knowledgeDocumentRoutes(deps));
+  await app.register(channelRoutes(deps));
+  await app.register(webhookRoutes(deps));
+  await app.register(mediaRoutes(deps));
   await app.register(dataRoutes(deps));
   return app;
 }

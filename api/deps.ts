@@ -4,12 +4,14 @@ import type { Config } from '../core/config.js';
 import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
 import type { OutboxRelay } from '../core/outbox-relay.js';
+import type { Providers } from '../core/providers/index.js';
 
 export interface ApiDeps {
   config: Config;
   pool: pg.Pool;
   db: Db;
   keyring: Keyring;
+  providers: Providers;
   temporal: Client;
   relay: Pick<OutboxRelay, 'kick'>;
   adminApiKey: string;

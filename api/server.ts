@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
 import { OutboxRelay } from '../core/outbox-relay.js';
+import { createPool } from '../core/db/client.js';
 import type { Runtime } from '../core/runtime.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import { buildApp } from './app.js';
+
+const RELAY_CONCURRENCY = 8;
 
 export interface RunningApi {
   app: FastifyInstance;
@@ -27,14 +30,18 @@ export async function startApi(
       pool: runtime.pool,
       db: runtime.db,
       keyring: runtime.keyring,
+      providers: runtime.providers,
       temporal,
       adminApiKey: runtime.adminApiKey,
       relay: { kick: (id) => relayRef.current?.kick(id) },
     },
     { logStream: opts.logStream },
   );
+  // The relay holds a connection while it signals Temporal; its own pool keeps that off the request path.
+  const relayPool = createPool(runtime.databaseUrl, RELAY_CONCURRENCY + 1);
   const relay = new OutboxRelay({
-    pool: runtime.pool,
+    pool: relayPool,
+    concurrency: RELAY_CONCURRENCY,
     temporal,
     keyring: runtime.keyring,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -42,6 +49,7 @@ export async function startApi(
     sweepMs: config.RELAY_SWEEP_MS,
     defaultDebounceMs: config.CONVERSATION_DEBOUNCE_MS,
     windowSeconds: config.CONVERSATION_WINDOW_S,
+    turnsPerRun: config.CONVERSATION_TURNS_PER_RUN,
   });
   relayRef.current = relay;
   relay.start();
@@ -55,6 +63,7 @@ export async function startApi(
     async close() {
       await app.close();
       await relay.stop();
+      await relayPool.end();
       await temporal.connection.close();
     },
   };

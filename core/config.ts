@@ -24,9 +24,26 @@ export const configSchema = z.object({
   CONVERSATION_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   /** Inactivity after which a conversation workflow closes: WhatsApp's customer-service window. */
   CONVERSATION_WINDOW_S: z.coerce.number().int().min(1).default(24 * 60 * 60),
+  /** Turns a conversation run takes before it continues as new (history stays small). */
+  CONVERSATION_TURNS_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+  /** Legacy n8n queue: how long a claimed job is leased before it is handed out again. */
+  QUEUE_LEASE_S: z.coerce.number().int().min(1).max(24 * 60 * 60).default(120),
+  /** Per-request timeout of LLM and embeddings calls; the activity retries 429/5xx/timeouts, then falls back. */
+  AI_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
+  /** Largest knowledge document accepted by POST …/knowledge/documents (JSON or multipart). */
+  KNOWLEDGE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(20 * 1024 * 1024),
+  /** The URL providers call us on (e.g. https://parley.example.com); Twilio signs the full URL it called. */
+  PUBLIC_BASE_URL: z.string().url('must be an http(s) URL').optional(),
+  /** Default provider endpoints; a channel's api_base_url overrides them (tests, regional endpoints). */
+  META_GRAPH_URL: z.string().url().default('https://graph.facebook.com'),
+  META_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
+  TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
+  INFOBIP_API_URL: z.string().url().default('https://api.infobip.com'),
+  /** Timeout of one provider HTTP request. */
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   /** `npm run data-worker`: the tenant's data sources with credentials, as a JSON file … */
   DATA_WORKER_SOURCES_FILE: optionalString,
   /** … or inline JSON (`{ "data_sources": [...] }`, the PUT data-sources shape). */

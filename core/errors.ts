@@ -30,6 +30,10 @@ export const FailureType = {
   ProviderRejected: 'ProviderRejected',
   /** The provider is throttling; retried with backoff. */
   ProviderThrottled: 'ProviderThrottled',
+  /** The LLM or embeddings endpoint is throttling (429), failing (5xx) or unreachable; retried with backoff. */
+  LlmUnavailable: 'LlmUnavailable',
+  /** The provider failed or could not be reached (5xx, timeout, network); retried with backoff. */
+  ProviderUnavailable: 'ProviderUnavailable',
   /** A tenant's data source is down, slow or erroring; retried with backoff within the lookup budget. */
   DataSourceUnavailable: 'DataSourceUnavailable',
 } as const;

@@ -38,7 +38,7 @@ export async function acceptInbound(db: Db, keyring: Keyring, input: InboundInpu
 
   return db.transaction(async (tx) => {
     const [channel] = await tx
-      .select({ id: channels.id })
+      .select({ id: channels.id, team: channels.team })
       .from(channels)
       .where(
         input.channelId
@@ -68,6 +68,8 @@ export async function acceptInbound(db: Db, keyring: Keyring, input: InboundInpu
         contactId,
         workflowId: conversationWorkflowId(input.tenantId, channel.id, contactId),
         lastInboundAt: sql`now()`,
+        // The channel's team owns the conversation from its start; handover may reassign it later.
+        team: channel.team,
       })
       .onConflictDoUpdate({
         target: [conversations.tenantId, conversations.channelId, conversations.contactId],

@@ -13,6 +13,7 @@ export interface RelayOptions {
   sweepMs: number;
   defaultDebounceMs: number;
   windowSeconds: number;
+  turnsPerRun: number;
   /** Conversations relayed at once. */
   concurrency?: number;
 }
@@ -127,10 +128,12 @@ export class OutboxRelay {
            JOIN messages m ON m.id = o.message_id
            JOIN conversations c ON c.id = o.conversation_id
            JOIN tenants t ON t.id = c.tenant_id
-          WHERE o.conversation_id = $1 AND o.delivered_at IS NULL AND o.next_attempt_at <= now()
+          WHERE o.conversation_id = $1 AND o.delivered_at IS NULL
           ORDER BY o.id`,
         [conversationId],
       );
+      // All of the conversation's pending rows go together, whatever their backoff says: a row
+      // accepted during an outage must not overtake an older one still waiting out its backoff.
       if (rows.length === 0) {
         await client.query('COMMIT');
         return;
@@ -150,6 +153,7 @@ export class OutboxRelay {
         contactId: first.contact_id,
         conversationId,
         windowSeconds: this.opts.windowSeconds,
+        turnsPerRun: this.opts.turnsPerRun,
         debounceMs,
       };
       await this.opts.temporal.connection.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>

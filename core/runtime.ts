@@ -7,6 +7,7 @@ import { createProviders, type Providers } from './providers/index.js';
 import { resolveSecrets } from './secrets.js';
 
 export interface Runtime {
+  databaseUrl: string;
   pool: pg.Pool;
   db: Db;
   keyring: Keyring;
@@ -15,14 +16,42 @@ export interface Runtime {
 }
 
 /** The shared dependencies of the API and the worker: database, keys and providers. */
-export async function createRuntime(config: Config, databaseUrl: string, opts: { poolSize?: number } = {}): Promise<Runtime> {
+export async function createRuntime(
+  config: Config,
+  databaseUrl: string,
+  opts: { poolSize?: number } = {},
+): Promise<Runtime & { config: Config }> {
   const secrets = await resolveSecrets(config);
   const keyring = new Keyring(secrets.encryptionKey);
   const pool = createPool(databaseUrl, opts.poolSize);
   await migrate(pool);
+  return withPool({ config, databaseUrl, keyring, adminApiKey: secrets.adminApiKey }, pool);
+}
+
+/**
+ * The same runtime on its own connection pool. The API, the relay and the worker each get one
+ * when they share a process, so a worker backlog can never starve webhook acknowledgements.
+ */
+export function forkRuntime(runtime: Runtime & { config: Config }, poolSize: number): Runtime & { config: Config } {
+  return withPool(runtime, createPool(runtime.databaseUrl, poolSize));
+}
+
+function withPool(base: { config: Config; databaseUrl: string; keyring: Keyring; adminApiKey: string }, pool: pg.Pool) {
   const db = createDb(pool);
-  const providers = createProviders({ db, keyring, sandboxLatencyMs: config.SANDBOX_LATENCY_MS });
-  return { pool, db, keyring, providers, adminApiKey: secrets.adminApiKey };
+  const providers = createProviders({
+    db,
+    keyring: base.keyring,
+    sandboxLatencyMs: base.config.SANDBOX_LATENCY_MS,
+    settings: {
+      timeoutMs: base.config.PROVIDER_TIMEOUT_MS,
+      metaGraphUrl: base.config.META_GRAPH_URL,
+      metaApiVersion: base.config.META_API_VERSION,
+      twilioApiUrl: base.config.TWILIO_API_URL,
+      infobipApiUrl: base.config.INFOBIP_API_URL,
+      publicBaseUrl: base.config.PUBLIC_BASE_URL,
+    },
+  });
+  return { config: base.config, databaseUrl: base.databaseUrl, pool, db, keyring: base.keyring, providers, adminApiKey: base.adminApiKey };
 }
 
 export function requireSetting(value: string | undefined, name: string, why: string): string {

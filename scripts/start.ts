@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig } from '../core/config.js';
-import { createRuntime } from '../core/runtime.js';
+import { createRuntime, forkRuntime } from '../core/runtime.js';
 import { startApi } from '../api/server.js';
-import { createWorker } from '../worker/create-worker.js';
+import { createWorkerFor } from '../worker/create-worker.js';
 import { startEmbeddedPostgres, type EmbeddedPg } from './lib/embedded-postgres.js';
 import { isPortFree } from './lib/ports.js';
 import { ensureTemporalCli } from './lib/temporal-cli.js';
@@ -59,17 +59,11 @@ try {
     temporalUi = dev.uiUrl;
   }
 
-  const runtime = await createRuntime(config, databaseUrl, { poolSize: 30 });
+  const runtime = await createRuntime(config, databaseUrl, { poolSize: 10 });
   stops.push(() => runtime.pool.end());
-  const { worker, connection } = await createWorker({
-    address: temporalAddress,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    db: runtime.db,
-    keyring: runtime.keyring,
-    providers: runtime.providers,
-    workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
-  });
+  const workerRuntime = forkRuntime(runtime, 20);
+  stops.push(() => workerRuntime.pool.end());
+  const { worker, connection } = await createWorkerFor(config, workerRuntime, temporalAddress);
   const running = worker.run();
   stops.push(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();

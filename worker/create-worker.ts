@@ -1,8 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { Config } from '../core/config.js';
 import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
 import type { Providers } from '../core/providers/index.js';
+import type { Runtime as ParleyRuntime } from '../core/runtime.js';
+import type { AiDeps } from '../activities/ai.js';
+import type { AiToolSource } from '../core/ai/tools.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { createActivities } from '../activities/index.js';
 
@@ -18,6 +22,8 @@ export interface WorkerOptions {
   /** A workflow bundle prepared ahead (bundleWorkflowCode); otherwise bundled at start. */
   workflowBundlePath?: string;
   logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** LLM tool sources and provider timeout (activities/ai.ts). */
+  ai?: AiDeps['ai'];
 }
 
 let runtimeInstalled = false;
@@ -26,7 +32,11 @@ let runtimeInstalled = false;
 function installRuntime(level: WorkerOptions['logLevel']): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
+  try {
+    Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
+  } catch {
+    // Already instantiated in this process (e.g. by @temporalio/testing): keep that one.
+  }
 }
 
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -37,10 +47,24 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers }),
+    activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers, ai: opts.ai }),
     dataConverter: dataConverter(opts.keyring),
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,
   });
   return { worker, connection };
+}
+
+/** The worker for a runtime (its pool, keyring and providers) on the configured namespace and task queue. */
+export function createWorkerFor(config: Config, runtime: ParleyRuntime, address: string, extra: { aiTools?: AiToolSource[] } = {}) {
+  return createWorker({
+    address,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    db: runtime.db,
+    keyring: runtime.keyring,
+    providers: runtime.providers,
+    workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
+    ai: { tools: extra.aiTools, requestTimeoutMs: config.AI_REQUEST_TIMEOUT_MS },
+  });
 }

@@ -1,20 +1,12 @@
 import { loadConfig } from '../core/config.js';
 import { createRuntime, requireSetting } from '../core/runtime.js';
-import { createWorker } from './create-worker.js';
+import { createWorkerFor } from './create-worker.js';
 
 const config = loadConfig();
 const databaseUrl = requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'for `npm run worker` (use `npm start` for the embedded default)');
 const address = requireSetting(config.TEMPORAL_ADDRESS, 'TEMPORAL_ADDRESS', 'for `npm run worker`');
 const runtime = await createRuntime(config, databaseUrl, { poolSize: 20 });
-const { worker, connection } = await createWorker({
-  address,
-  namespace: config.TEMPORAL_NAMESPACE,
-  taskQueue: config.TEMPORAL_TASK_QUEUE,
-  db: runtime.db,
-  keyring: runtime.keyring,
-  providers: runtime.providers,
-  workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
-});
+const { worker, connection } = await createWorkerFor(config, runtime, address);
 // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains in-flight tasks.
 await worker.run();
 await connection.close();

@@ -1,14 +1,19 @@
 import {
+  ActivityFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   defineQuery,
   defineSignal,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import type { JobOutcome } from '../core/queue/jobs.js';
+import { deliverQueuedReply } from './delivery.js';
 import { lookupReply, runLookup } from './data.js';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -39,6 +44,8 @@ export interface ConversationInput {
   conversationId: string;
   /** Inactivity that closes the conversation: WhatsApp's 24-hour customer-service window. */
   windowSeconds: number;
+  /** Turns per run before continue-as-new, even if the server does not suggest it yet. */
+  turnsPerRun?: number;
   memory?: Exchange[];
   seenIds?: string[];
   pending?: InboundMessage[];
@@ -53,20 +60,34 @@ export interface ConversationState {
   closing: boolean;
 }
 
+/** n8n answered a legacy job (`/messages/send`, `/queue/jobs/{id}/complete` or `/fail`). */
+export type JobAnswer = { jobId: string } & Exclude<JobOutcome, { outcome: 'timed_out' }>;
+
 export const inboundSignal = defineSignal<[InboundBatch]>('inbound');
+export const jobAnsweredSignal = defineSignal<[JobAnswer]>('jobAnswered');
 export const stateQuery = defineQuery<ConversationState>('state');
 
 /** Memory kept across turns and continue-as-new: the last ten exchanges. */
 export const MEMORY_LIMIT = 20;
 /** Message ids remembered for de-duplication; the database is the first line, this the second. */
 const SEEN_LIMIT = 500;
-/** Start a fresh run well before the history gets large, even if the server does not suggest it. */
-const TURNS_PER_RUN = 200;
+/** Start a fresh run well before the history gets large (about 10 events a turn). */
+const DEFAULT_TURNS_PER_RUN = 200;
+/** Answers kept for jobs not (or no longer) awaited: an answer can arrive before its turn waits. */
+const ANSWERS_LIMIT = 20;
 
 // Short database steps run as local activities: no extra history events or server round trips.
-const { planTurn, sendReply, closeConversation } = proxyLocalActivities<Activities>({
+const { planTurn, sendReply, closeConversation, settleLegacyJob, handOver } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+});
+
+// LLM calls are regular activities (visible in the UI): throttling and outages are retried
+// briefly, then the turn falls back to the no-LLM answer instead of keeping the customer waiting.
+const { aiReply } = proxyActivities<Activities>({
+  startToCloseTimeout: '60s',
+  scheduleToCloseTimeout: '90s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
 });
 
 export async function conversationWorkflow(input: ConversationInput): Promise<void> {
@@ -78,6 +99,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
   let turns = input.turns ?? 0;
   let runTurns = 0;
   let closing = false;
+  const answers = new Map<string, JobAnswer>();
 
   setHandler(inboundSignal, (batch) => {
     debounceMs = batch.debounceMs;
@@ -90,10 +112,14 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     if (seen.length > SEEN_LIMIT) seen.splice(0, seen.length - SEEN_LIMIT).forEach((id) => seenSet.delete(id));
     pending.sort((a, b) => a.seq - b.seq);
   });
+  setHandler(jobAnsweredSignal, (answer) => {
+    answers.set(answer.jobId, answer);
+    if (answers.size > ANSWERS_LIMIT) answers.delete(answers.keys().next().value!);
+  });
   setHandler(stateQuery, () => ({ pending: pending.length, turns, memory, closing }));
 
-  async function reply(turn: InboundMessage[], text: string, source: string): Promise<void> {
-    const sent = await sendReply({
+  async function reply(turn: InboundMessage[], text: string, source: string, sourceChunkIds?: string[]): Promise<void> {
+    let sent = await sendReply({
       tenantId: input.tenantId,
       conversationId: input.conversationId,
       channelId: input.channelId,
@@ -103,18 +129,43 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       inReplyTo: turn.map((m) => m.id),
       text,
       source,
+      sourceChunkIds,
     });
+    if (sent.status === 'queued') {
+      sent = await deliverQueuedReply({
+        tenantId: input.tenantId,
+        messageId: sent.messageId,
+        channelId: input.channelId,
+        contactId: input.contactId,
+        conversationId: input.conversationId,
+      });
+    }
     if (sent.status === 'sent') memory.push({ role: 'assistant', text, at: sent.sentAt });
   }
 
+  // One timer per quiet period instead of one per turn: each turn would otherwise start and
+  // cancel a timer, two more history events and server writes for every message.
+  const windowMs = input.windowSeconds * 1000;
+  let lastActivity = Date.now();
+  let timerFired = false;
+  const armTimer = (delayMs: number) => void sleep(delayMs).then(() => (timerFired = true));
+  armTimer(windowMs);
+
   for (;;) {
-    const active = await condition(() => pending.length > 0, input.windowSeconds * 1000);
-    if (!active) {
+    await condition(() => pending.length > 0 || timerFired);
+    if (pending.length === 0) {
+      timerFired = false;
+      const remaining = lastActivity + windowMs - Date.now();
+      if (remaining > 0) {
+        armTimer(remaining);
+        continue;
+      }
       closing = true;
       await closeConversation({ conversationId: input.conversationId, tenantId: input.tenantId });
       // A message that raced the close is answered, not dropped.
       if (pending.length === 0) return;
       closing = false;
+      armTimer(windowMs);
     }
     if (debounceMs > 0) {
       let seenCount = pending.length;
@@ -122,6 +173,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     }
 
     const turn = pending.splice(0, pending.length);
+    lastActivity = Date.now();
     const plan = await planTurn({
       tenantId: input.tenantId,
       conversationId: input.conversationId,
@@ -131,8 +183,42 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     for (const m of turn) memory.push({ role: 'customer', text: m.text, at: m.receivedAt });
     switch (plan.kind) {
       case 'reply':
-        await reply(turn, plan.text, plan.source);
+        await reply(turn, plan.text, plan.source, plan.knowledgeId ? [plan.knowledgeId] : undefined);
         break;
+      case 'ai': {
+        const answer = await aiReply({
+          tenantId: input.tenantId,
+          conversationId: input.conversationId,
+          question: turn.map((m) => m.text).join('\n'),
+          memory: memory.slice(0, memory.length - turn.length).map(({ role, text }) => ({ role, text })),
+        }).catch((err: unknown) => {
+          // The LLM stayed unavailable through the retries: answer without it.
+          if (err instanceof ActivityFailure) return undefined;
+          throw err;
+        });
+        if (!answer) {
+          await reply(turn, plan.noLlm.text, plan.noLlm.source, plan.noLlm.knowledgeId ? [plan.noLlm.knowledgeId] : undefined);
+        } else if (answer.kind === 'handover') {
+          await handOver({ tenantId: input.tenantId, conversationId: input.conversationId, reason: answer.reason, note: answer.note, confidence: answer.confidence });
+          await reply(turn, plan.fallbackText, 'handover');
+        } else {
+          if (answer.blocked) await reply(turn, plan.fallbackText, 'fallback');
+          else await reply(turn, answer.text, 'ai', answer.sources.map((s) => s.chunk_id));
+        }
+        break;
+      }
+      case 'human':
+        break;
+      case 'legacy_job': {
+        // n8n answers through the API, which signals here; past the timeout the job is closed
+        // (a late answer gets 409) unless the answer won that race, and the fallback goes out.
+        const answered = await condition(() => answers.has(plan.jobId), plan.timeoutMs);
+        const outcome = answered ? answers.get(plan.jobId)! : await settleLegacyJob({ tenantId: input.tenantId, jobId: plan.jobId });
+        answers.delete(plan.jobId);
+        if (outcome.outcome === 'replied') memory.push({ role: 'assistant', text: outcome.text, at: outcome.sentAt });
+        else if (outcome.outcome !== 'completed') await reply(turn, plan.fallbackText, 'fallback');
+        break;
+      }
       case 'lookup': {
         const outcome = await runLookup(plan.lookup);
         await reply(turn, lookupReply(plan, outcome), outcome.ok ? 'data' : 'data_fallback');
@@ -143,7 +229,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
     turns++;
     runTurns++;
 
-    if (workflowInfo().continueAsNewSuggested || runTurns >= TURNS_PER_RUN) {
+    if (workflowInfo().continueAsNewSuggested || runTurns >= (input.turnsPerRun ?? DEFAULT_TURNS_PER_RUN)) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof conversationWorkflow>({
         ...input,

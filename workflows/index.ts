@@ -1,2 +1,5 @@
 export { conversationWorkflow } from './conversation.js';
+export { pulseCampaignWorkflow } from './pulse.js';
+export { knowledgeIngestWorkflow } from './knowledge.js';
+export { mediaDownloadWorkflow } from './media.js';
 export * from './data.js';

@@ -9,12 +9,14 @@ import { bearer, errorResponses, tenantParams } from '../schemas.js';
 const conversationSummary = z.object({
   id: z.string(),
   status: z.string(),
+  needs_human: z.boolean().describe('handed over to a person: the bot no longer replies'),
   workflow_id: z.string(),
   channel_id: z.string(),
   contact_id: z.string(),
   contact_phone: z.string(),
   last_inbound_at: z.string().nullable(),
   created_at: z.string(),
+  team: z.string().nullable().describe("The team owning the conversation (from its channel)"),
 });
 
 const messageView = z.object({
@@ -24,8 +26,12 @@ const messageView = z.object({
   status: z.string(),
   in_reply_to: z.array(z.string()),
   reply_source: z.string().nullable(),
+  source_chunk_ids: z.array(z.string()).describe('knowledge chunks the reply was grounded in'),
   created_at: z.string(),
   sent_at: z.string().nullable(),
+  delivery_status: z.enum(['sent', 'delivered', 'read', 'failed']).nullable().describe('Outbound: latest provider status'),
+  delivery_error_code: z.string().nullable().describe('Outbound: provider error code (e.g. 131047) or window_closed'),
+  choice_id: z.string().nullable().describe('Inbound: id of the button or list row chosen (text is its title)'),
 });
 
 export const conversationRoutes =
@@ -34,12 +40,14 @@ export const conversationRoutes =
     const summarize = (c: typeof conversations.$inferSelect, phoneEnc: string) => ({
       id: c.id,
       status: c.status,
+      needs_human: c.needsHuman,
       workflow_id: c.workflowId,
       channel_id: c.channelId,
       contact_id: c.contactId,
       contact_phone: deps.keyring.decrypt(phoneEnc),
       last_inbound_at: c.lastInboundAt?.toISOString() ?? null,
       created_at: c.createdAt.toISOString(),
+      team: c.team,
     });
 
     app.get(
@@ -110,8 +118,12 @@ export const conversationRoutes =
             status: m.status,
             in_reply_to: m.inReplyTo ?? [],
             reply_source: m.replySource,
+            source_chunk_ids: m.sourceChunkIds ?? [],
             created_at: m.createdAt.toISOString(),
             sent_at: m.sentAt?.toISOString() ?? null,
+            delivery_status: (m.deliveryStatus as 'sent' | 'delivered' | 'read' | 'failed' | null) ?? null,
+            delivery_error_code: m.deliveryErrorCode,
+            choice_id: m.choiceId,
           })),
         };
       },

@@ -21,7 +21,14 @@ export const sandboxRoutes =
           response: {
             200: z.object({
               messages: z.array(
-                z.object({ id: z.string(), to: z.string(), text: z.string(), in_reply_to: z.array(z.string()), sent_at: z.string() }),
+                z.object({
+                  id: z.string(),
+                  to: z.string(),
+                  text: z.string(),
+                  in_reply_to: z.array(z.string()),
+                  template: z.string().nullable().describe('the approved template used (outside the 24-hour window), else null'),
+                  sent_at: z.string(),
+                }),
               ),
             }),
             ...errorResponses,
@@ -42,6 +49,7 @@ export const sandboxRoutes =
             to: deps.keyring.decrypt(r.toEnc),
             text: deps.keyring.decrypt(r.textEnc),
             in_reply_to: r.inReplyTo ?? [],
+            template: r.templateName,
             sent_at: r.sentAt.toISOString(),
           })),
         };

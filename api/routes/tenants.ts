@@ -5,6 +5,8 @@ import { tenants } from '../../core/db/schema.js';
 import { notFound } from '../../core/errors.js';
 import { createTenant, findTenant } from '../../core/tenants.js';
 import { replaceKnowledge } from '../../core/knowledge.js';
+import { findAiProfileRow } from '../../core/ai/profile.js';
+import { startKnowledgeIngest } from '../../core/temporal/knowledge.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantId, tenantParams } from '../schemas.js';
 
@@ -123,7 +125,12 @@ export const tenantRoutes =
         if (!(await findTenant(deps.db, request.params.tenant_id))) {
           throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
         }
-        return { count: await replaceKnowledge(deps.db, request.params.tenant_id, request.body.entries) };
+        const count = await replaceKnowledge(deps.db, request.params.tenant_id, request.body.entries);
+        // Entries are chunked (and full-text searchable) at once; embeddings follow in a workflow.
+        if (count > 0 && (await findAiProfileRow(deps.db, request.params.tenant_id))) {
+          await startKnowledgeIngest(deps.temporal, deps.config.TEMPORAL_TASK_QUEUE, { tenantId: request.params.tenant_id });
+        }
+        return { count };
       },
     );
   };

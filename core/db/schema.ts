@@ -1,9 +1,13 @@
 import {
+  bigint,
   bigserial,
   boolean,
+  customType,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
+  real,
   text,
   timestamp,
   uuid,
@@ -51,6 +55,8 @@ export const channels = pgTable('channels', {
   team: text('team'),
   isDefault: boolean('is_default').notNull().default(false),
   createdAt: ts('created_at').notNull().defaultNow(),
+  verifyTokenHash: text('verify_token_hash'),
+  reopenTemplate: jsonb('reopen_template').$type<{ name: string; language: string }>(),
 });
 
 export const contacts = pgTable('contacts', {
@@ -78,6 +84,11 @@ export const conversations = pgTable('conversations', {
   lastInboundAt: ts('last_inbound_at'),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
+  needsHuman: boolean('needs_human').notNull().default(false),
+  handoverReason: text('handover_reason'),
+  handoverNoteEnc: text('handover_note_enc'),
+  handedOverAt: ts('handed_over_at'),
+  team: text('team'),
 });
 
 export const messages = pgTable('messages', {
@@ -93,7 +104,13 @@ export const messages = pgTable('messages', {
   replySource: text('reply_source'),
   providerMessageId: text('provider_message_id'),
   sentAt: ts('sent_at'),
+  sourceChunkIds: uuid('source_chunk_ids').array(),
   createdAt: ts('created_at').notNull().defaultNow(),
+  deliveryStatus: text('delivery_status'),
+  deliveryErrorCode: text('delivery_error_code'),
+  deliveryError: text('delivery_error'),
+  deliveryUpdatedAt: ts('delivery_updated_at'),
+  choiceId: text('choice_id'),
 });
 
 export const outbox = pgTable('outbox', {
@@ -126,6 +143,8 @@ export const sandboxMessages = pgTable('sandbox_messages', {
   inReplyTo: uuid('in_reply_to').array(),
   idempotencyKey: text('idempotency_key').notNull().unique(),
   sentAt: ts('sent_at').notNull().defaultNow(),
+  /** Added by 0800_pulse: the approved template used outside the 24-hour window. */
+  templateName: text('template_name'),
 });
 
 export const jobs = pgTable('jobs', {
@@ -135,7 +154,76 @@ export const jobs = pgTable('jobs', {
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
   tenantId: text('tenant_id'),
+  // migrations/0500_jobs_queue.sql
+  jobType: text('job_type').notNull().default('message'),
+  payloadEnc: text('payload_enc'),
+  attempts: integer('attempts').notNull().default(0),
+  maxAttempts: integer('max_attempts').notNull().default(5),
+  leaseExpiresAt: ts('lease_expires_at'),
+  resultEnc: text('result_enc'),
+  conversationId: uuid('conversation_id'),
+  workflowId: text('workflow_id'),
+  replyKey: text('reply_key'),
+  messageIds: uuid('message_ids').array(),
+  replyMessageId: uuid('reply_message_id'),
+  finishedAt: ts('finished_at'),
 });
+
+// Relational Pulse (migrations/0800_pulse.sql)
+
+export interface PulseAudience {
+  tags?: string[];
+}
+
+export interface PulseMessage {
+  template: string;
+  window_template?: string;
+  variants?: { tags: string[]; template: string }[];
+}
+
+export const pulseCampaigns = pgTable('pulse_campaigns', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  name: text('name').notNull(),
+  cron: text('cron').notNull(),
+  timezone: text('timezone').notNull(),
+  audience: jsonb('audience').$type<PulseAudience>().notNull().default({}),
+  message: jsonb('message').$type<PulseMessage>().notNull(),
+  ratePerSecond: integer('rate_per_second').notNull().default(80),
+  overlap: text('overlap').notNull().default('skip'),
+  scheduleId: text('schedule_id').notNull().unique(),
+  paused: boolean('paused').notNull().default(false),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const pulseRuns = pgTable('pulse_runs', {
+  id: text('id').primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  campaignId: uuid('campaign_id').notNull(),
+  status: text('status').notNull().default('running'),
+  targeted: integer('targeted').notNull().default(0),
+  startedAt: ts('started_at').notNull().defaultNow(),
+  finishedAt: ts('finished_at'),
+});
+
+export const campaignSends = pgTable(
+  'campaign_sends',
+  {
+    runId: text('run_id').notNull(),
+    contactId: uuid('contact_id').notNull(),
+    tenantId: text('tenant_id').notNull(),
+    status: text('status', { enum: ['sending', 'sent', 'failed', 'skipped_opted_out', 'skipped_window'] }).notNull(),
+    templateName: text('template_name'),
+    providerMessageId: text('provider_message_id'),
+    error: text('error'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    sentAt: ts('sent_at'),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.contactId] })],
+);
+
+export type PulseCampaign = typeof pulseCampaigns.$inferSelect;
 
 export type Tenant = typeof tenants.$inferSelect;
 export type Channel = typeof channels.$inferSelect;
@@ -143,6 +231,114 @@ export type Conversation = typeof conversations.$inferSelect;
 export type Contact = typeof contacts.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
+export type Job = typeof jobs.$inferSelect;
+
+// --- AI answers and knowledge documents (migrations/0900_ai_knowledge.sql) ---
+
+const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
+
+export const aiProfiles = pgTable('ai_profiles', {
+  tenantId: text('tenant_id').primaryKey(),
+  baseUrl: text('base_url').notNull(),
+  apiKeyEnc: text('api_key_enc').notNull(),
+  chatModel: text('chat_model').notNull(),
+  embeddingModel: text('embedding_model').notNull(),
+  businessDescription: text('business_description'),
+  tone: text('tone'),
+  language: text('language'),
+  temperature: real('temperature').notNull().default(0.2),
+  monthlyTokenBudget: bigint('monthly_token_budget', { mode: 'number' }),
+  confidenceThreshold: real('confidence_threshold').notNull().default(0.6),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const knowledgeDocuments = pgTable('knowledge_documents', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  kind: text('kind', { enum: ['upload', 'entry'] }).notNull(),
+  title: text('title').notNull(),
+  mime: text('mime').notNull(),
+  raw: bytea('raw'),
+  status: text('status', { enum: ['queued', 'chunking', 'embedding', 'ready', 'failed'] }).notNull().default('queued'),
+  chunksTotal: integer('chunks_total').notNull().default(0),
+  chunksEmbedded: integer('chunks_embedded').notNull().default(0),
+  error: text('error'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+/** tsv is generated; embedding_vec exists only where pgvector does (raw SQL only). */
+export const knowledgeChunks = pgTable('knowledge_chunks', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  documentId: uuid('document_id').notNull(),
+  ord: integer('ord').notNull(),
+  title: text('title').notNull(),
+  content: text('content').notNull(),
+  embedding: real('embedding').array(),
+  embeddingModel: text('embedding_model'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export const aiUsage = pgTable('ai_usage', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  conversationId: uuid('conversation_id'),
+  purpose: text('purpose').notNull(),
+  model: text('model').notNull(),
+  promptTokens: integer('prompt_tokens').notNull(),
+  completionTokens: integer('completion_tokens').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export const aiEvents = pgTable('ai_events', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  conversationId: uuid('conversation_id'),
+  kind: text('kind').notNull(),
+  detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({}),
+  onceKey: text('once_key'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export type AiProfileRow = typeof aiProfiles.$inferSelect;
+export type KnowledgeDocument = typeof knowledgeDocuments.$inferSelect;
+
+// Providers (migrations/0700_providers.sql).
+export const deliveryEvents = pgTable('delivery_events', {
+  tenantId: text('tenant_id').notNull(),
+  providerMessageId: text('provider_message_id').notNull(),
+  status: text('status', { enum: ['sent', 'delivered', 'read', 'failed'] }).notNull(),
+  errorCode: text('error_code'),
+  errorTitle: text('error_title'),
+  occurredAt: ts('occurred_at').notNull(),
+  receivedAt: ts('received_at').notNull().defaultNow(),
+});
+
+export const channelSendPacing = pgTable('channel_send_pacing', {
+  channelId: uuid('channel_id').primaryKey(),
+  nextSlotAt: ts('next_slot_at').notNull(),
+});
+
+export const messageMedia = pgTable('message_media', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  messageId: uuid('message_id').notNull(),
+  channelId: uuid('channel_id').notNull(),
+  position: integer('position').notNull().default(0),
+  kind: text('kind').notNull(),
+  refEnc: text('ref_enc').notNull(),
+  mimeType: text('mime_type'),
+  sha256: text('sha256'),
+  filenameEnc: text('filename_enc'),
+  status: text('status', { enum: ['pending', 'downloaded', 'failed'] }).notNull().default('pending'),
+  sizeBytes: integer('size_bytes'),
+  contentEnc: bytea('content_enc'),
+  contentKey: text('content_key'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  downloadedAt: ts('downloaded_at'),
+});
 
 // Data Engine (migrations/0600_data_engine.sql)
 

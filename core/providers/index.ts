@@ -1,22 +1,37 @@
 import type { Db } from '../db/client.js';
 import type { Channel } from '../db/schema.js';
 import type { Keyring } from '../crypto.js';
+import { DEFAULT_PROVIDER_SETTINGS, type ProviderSettings } from './http.js';
+import { InfobipProvider } from './infobip.js';
+import { MetaProvider } from './meta.js';
 import { SandboxProvider } from './sandbox.js';
+import { TwilioProvider } from './twilio.js';
 import type { Provider } from './types.js';
 
-export type { OutboundText, Provider, SendResult } from './types.js';
+export type { Interactive, OutboundInteractive, OutboundTemplate, OutboundText, Provider, SendResult } from './types.js';
+export type { ProviderSettings } from './http.js';
 
 export interface Providers {
   forChannel(channel: Channel): Provider;
 }
 
-export function createProviders(deps: { db: Db; keyring: Keyring; sandboxLatencyMs?: number }): Providers {
+export function createProviders(deps: { db: Db; keyring: Keyring; sandboxLatencyMs?: number; settings?: ProviderSettings }): Providers {
   const sandbox = new SandboxProvider(deps.db, deps.keyring, deps.sandboxLatencyMs ?? 0);
+  const settings = deps.settings ?? DEFAULT_PROVIDER_SETTINGS;
+  const meta = new MetaProvider(deps.keyring, settings);
+  const twilio = new TwilioProvider(deps.keyring, settings);
+  const infobip = new InfobipProvider(deps.keyring, settings);
   return {
     forChannel(channel) {
       switch (channel.provider) {
         case 'sandbox':
           return sandbox;
+        case 'meta':
+          return meta;
+        case 'twilio':
+          return twilio;
+        case 'infobip':
+          return infobip;
         default:
           throw new Error(`provider "${channel.provider}" is not available`);
       }

@@ -31,6 +31,7 @@ export class SandboxProvider implements Provider {
         textEnc: this.keyring.encrypt(message.text),
         inReplyTo: message.inReplyTo,
         idempotencyKey: message.idempotencyKey,
+        templateName: message.template?.name ?? null,
       })
       .onConflictDoNothing({ target: sandboxMessages.idempotencyKey })
       .returning({ id: sandboxMessages.id });

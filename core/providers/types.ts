@@ -9,13 +9,55 @@ export interface OutboundText {
   /** Stable per reply: a retried send with the same key must not message the customer twice. */
   idempotencyKey: string;
   inReplyTo: string[];
+  /**
+   * An approved template, required outside WhatsApp's 24-hour customer-service window;
+   * `text` is then the rendered body the template's parameters fill in. Providers with
+   * `sendTemplate` are sent the template itself; the sandbox records its name with the text.
+   */
+  template?: { name: string; language?: string; parameters?: string[] };
 }
 
 export interface SendResult {
   providerMessageId: string;
 }
 
+/** Reply buttons (WhatsApp allows up to 3, titles up to 20 characters). */
+export interface InteractiveButtons {
+  kind: 'buttons';
+  body: string;
+  buttons: { id: string; title: string }[];
+}
+
+/** A list message: a button that opens sections of rows (up to 10 rows in all). */
+export interface InteractiveList {
+  kind: 'list';
+  body: string;
+  /** The label of the button that opens the list. */
+  button: string;
+  sections: { title?: string; rows: { id: string; title: string; description?: string }[] }[];
+}
+
+export type Interactive = InteractiveButtons | InteractiveList;
+
+export type OutboundInteractive = Omit<OutboundText, 'text'> & { interactive: Interactive };
+
+/** An approved template: the only thing WhatsApp lets a business send outside the 24-hour window. */
+export type OutboundTemplate = Omit<OutboundText, 'text' | 'template'> & {
+  template: { name: string; language: string; parameters?: string[] };
+};
+
+export interface DownloadedMedia {
+  data: Buffer;
+  mimeType?: string;
+  sha256?: string;
+}
+
 export interface Provider {
   readonly name: string;
   sendText(message: OutboundText): Promise<SendResult>;
+  /** Present on providers with native buttons and lists; others get numbered text (see interactive.ts). */
+  sendInteractive?(message: OutboundInteractive): Promise<SendResult>;
+  sendTemplate?(message: OutboundTemplate): Promise<SendResult>;
+  /** Fetches inbound media by the reference its webhook carried (Meta media id, or a URL). */
+  downloadMedia?(channel: Channel, ref: string): Promise<DownloadedMedia>;
 }

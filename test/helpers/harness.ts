@@ -6,12 +6,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import type { Worker } from '@temporalio/worker';
+import type { AiToolSource } from '../../core/ai/tools.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { Keyring } from '../../core/crypto.js';
-import { createRuntime, type Runtime } from '../../core/runtime.js';
+import { createRuntime, forkRuntime, type Runtime } from '../../core/runtime.js';
 import { createTemporalClient } from '../../core/temporal/client.js';
 import { startApi, type RunningApi } from '../../api/server.js';
-import { createWorker } from '../../worker/create-worker.js';
+import { createWorkerFor } from '../../worker/create-worker.js';
 import { freePort } from '../../scripts/lib/ports.js';
 
 export const TEST_ADMIN_KEY = 'prl_admin_test_key_0123456789abcdef';
@@ -80,6 +81,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   worker?: boolean;
   temporalAddress?: string;
+  /** LLM tools the in-process worker offers (stand-ins for the Data Engine's lookups). */
+  aiTools?: AiToolSource[];
 }
 
 /** A real API (listening on a free port) and a real worker on a unique task queue, against real services. */
@@ -106,6 +109,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
   const api = await startApi(config, runtime, temporalAddress, { logStream: logs });
   const baseUrl = api.url;
 
+  const workerRuntime = forkRuntime(runtime, 10);
   let running: { worker: Worker; done: Promise<void>; close: () => Promise<void> } | undefined;
   const h: Harness = {
     config,
@@ -115,15 +119,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     databaseUrl: db.url,
     logs,
     async startWorker() {
-      const { worker, connection } = await createWorker({
-        address: temporalAddress,
-        namespace: config.TEMPORAL_NAMESPACE,
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
-        db: runtime.db,
-        keyring: runtime.keyring,
-        providers: runtime.providers,
-        workflowBundlePath: config.PARLEY_WORKFLOW_BUNDLE,
-      });
+      const { worker, connection } = await createWorkerFor(config, workerRuntime, temporalAddress, { aiTools: opts.aiTools });
       const done = worker.run();
       running = { worker, done, close: () => connection.close() };
       h.worker = worker;
@@ -172,6 +168,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       await h.stopWorker();
       await api.close();
       await runtime.pool.end();
+      await workerRuntime.pool.end();
       await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     },

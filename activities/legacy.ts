@@ -1,0 +1,66 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { and, asc, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../core/db/client.js';
+import { contacts, conversations, messages } from '../core/db/schema.js';
+import type { Keyring } from '../core/crypto.js';
+import { FailureType } from '../core/errors.js';
+import { DEFAULT_LEGACY_REPLY_TIMEOUT_S, enqueueTurnJob, expireTurnJob, type JobOutcome } from '../core/queue/jobs.js';
+import type { PlanTurnInput } from './conversation.js';
+
+export interface LegacyDeps {
+  db: Db;
+  keyring: Keyring;
+}
+
+/** A legacy-mode turn: n8n answers it through the job queue; the workflow waits, then falls back. */
+export interface LegacyJobPlan {
+  kind: 'legacy_job';
+  jobId: string;
+  timeoutMs: number;
+  fallbackText: string;
+}
+
+/** planTurn for tenants in `legacy_n8n` mode: writes the turn as a `message` job in the seed's payload shape. */
+export async function planLegacyTurn(
+  { db, keyring }: LegacyDeps,
+  input: PlanTurnInput,
+  tenant: { fallback: string; settings: Record<string, unknown> },
+): Promise<LegacyJobPlan> {
+  const [conversation] = await db
+    .select({ workflowId: conversations.workflowId, phoneEnc: contacts.phoneEnc })
+    .from(conversations)
+    .innerJoin(contacts, eq(contacts.id, conversations.contactId))
+    .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
+  if (!conversation) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'conversation no longer exists', nonRetryable: true });
+  const ids = input.messages.map((m) => m.id);
+  const [first] = await db
+    .select({ receivedAt: messages.createdAt })
+    .from(messages)
+    .where(and(eq(messages.tenantId, input.tenantId), inArray(messages.id, ids)))
+    .orderBy(asc(messages.seq))
+    .limit(1);
+  const jobId = await enqueueTurnJob(db, keyring, {
+    tenantId: input.tenantId,
+    conversationId: input.conversationId,
+    workflowId: conversation.workflowId,
+    replyKey: `reply:${ids[0]}`,
+    messageIds: ids,
+    payload: {
+      from: keyring.decrypt(conversation.phoneEnc),
+      message: input.messages.map((m) => m.text).join('\n'),
+      tenant_id: input.tenantId,
+      timestamp: (first?.receivedAt ?? new Date()).toISOString(),
+    },
+  });
+  const timeoutS = typeof tenant.settings.legacy_reply_timeout_s === 'number' ? tenant.settings.legacy_reply_timeout_s : DEFAULT_LEGACY_REPLY_TIMEOUT_S;
+  return { kind: 'legacy_job', jobId, timeoutMs: timeoutS * 1000, fallbackText: tenant.fallback };
+}
+
+export function createLegacyActivities({ db, keyring }: LegacyDeps) {
+  return {
+    /** The workflow stopped waiting for n8n: closes the job, or reports the answer that won the race. */
+    async settleLegacyJob(input: { tenantId: string; jobId: string }): Promise<JobOutcome> {
+      return expireTurnJob(db, keyring, input);
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { notFound } from '../../core/errors.js';
+import { sendLegacyMessage } from '../../core/queue/send.js';
+import { findTenant } from '../../core/tenants.js';
+import type { ApiDeps } from '../deps.js';
+import { bearer, e164, errorResponses, errorSchema, tenantId } from '../schemas.js';
+import { MAX_TEXT } from './inbound.js';
+import { signalAnswer, tenantMismatch } from './queue.js';
+
+export const messageRoutes =
+  (deps: ApiDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    app.post(
+      '/messages/send',
+      {
+        config: { auth: 'messages' },
+        schema: {
+          summary: "Send a WhatsApp message through the tenant's provider (the legacy n8n reply)",
+          description:
+            'With `job_id` the message answers that job: the job completes and the waiting conversation records the reply ' +
+            'instead of sending its fallback. A job answers once: a second send for it is 409 and sends nothing.',
+          tags: ['messages'],
+          security: bearer,
+          body: z.object({
+            to: e164,
+            message: z.string().min(1, 'must not be empty').max(MAX_TEXT, `must be at most ${MAX_TEXT} characters`),
+            tenant_id: tenantId,
+            job_id: z.uuid('must be a job id (UUID)').optional(),
+          }),
+          response: {
+            200: z.object({ message_id: z.string(), status: z.literal('sent') }),
+            409: errorSchema,
+            502: errorSchema,
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => {
+        const { to, message, tenant_id, job_id } = request.body;
+        const p = request.principal;
+        if (p?.kind === 'tenant' && p.tenantId !== tenant_id) throw tenantMismatch(tenant_id);
+        if (p?.kind === 'admin' && !(await findTenant(deps.db, tenant_id))) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
+        const sent = await sendLegacyMessage(deps, { tenantId: tenant_id, to, text: message, jobId: job_id });
+        if (job_id) await signalAnswer(deps, request.log, sent.workflowId, { jobId: job_id, outcome: 'replied', text: message, sentAt: sent.sentAt });
+        return { message_id: sent.messageId, status: 'sent' as const };
+      },
+    );
+  };

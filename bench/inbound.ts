@@ -1,0 +1,134 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
+import { cpuByCommand, ms, parseArgs, summarize } from './lib/stats.js';
+import { startStack } from './lib/stack.js';
+
+/**
+ * `npm run bench -- [--rate 50] [--duration 60] [--contacts 200]`
+ * Drives inbound messages at a fixed rate through POST /webhook/inbound, spread over many
+ * concurrent conversations, into the sandbox provider, and prints webhook ack latency,
+ * inbound-to-reply latency, the sustained rate, the backlog over time and lost/duplicated replies.
+ */
+const opts = parseArgs({ rate: 50, duration: 60, contacts: 200, grace: 30 });
+const QUESTIONS = ['When are you open?', 'How long does shipping take?', 'Can I return an item?', 'Do you ship abroad?'];
+const KNOWLEDGE = [
+  { title: 'Opening hours', content: 'We are open Monday to Friday, 9am to 5pm.' },
+  { title: 'Shipping', content: 'Orders ship within 2 business days; delivery takes 3-5 days. We ship abroad too.' },
+  { title: 'Returns', content: 'Returns are free within 30 days with the receipt.' },
+];
+
+const stack = await startStack();
+const pool = new pg.Pool({ connectionString: stack.databaseUrl, max: 2 });
+try {
+  const post = async (path: string, key: string, body: unknown, method = 'POST') => {
+    const res = await fetch(stack.baseUrl + path, {
+      method,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const tenant = await post('/routes/tenants', stack.adminKey, { id: 'bench', name: 'Bench Ltd' });
+  const key: string = tenant.body.api_key;
+  await post('/routes/tenants/bench/knowledge', key, { entries: KNOWLEDGE }, 'PUT');
+  const phones = Array.from({ length: opts.contacts }, (_, i) => `+1555${String(1_000_000 + i)}`);
+
+  const sentAt = new Map<string, number>();
+  const ackMs: number[] = [];
+  const replyMs: number[] = [];
+  const replies = new Map<string, number>();
+  let errors = 0;
+  const inflight = new Set<Promise<void>>();
+
+  // One poller reads replies straight from the sandbox table: no extra HTTP load on the API.
+  let pollFrom = new Date(0);
+  const seenReplies = new Set<string>();
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const { rows } = await pool.query<{ id: string; in_reply_to: string[]; t: Date }>(
+        'SELECT id, in_reply_to, sent_at AS t FROM sandbox_messages WHERE sent_at >= $1 ORDER BY sent_at',
+        [new Date(pollFrom.getTime() - 2000)],
+      );
+      for (const r of rows) {
+        if (seenReplies.has(r.id)) continue;
+        seenReplies.add(r.id);
+        if (r.t > pollFrom) pollFrom = r.t;
+        for (const id of r.in_reply_to ?? []) {
+          replies.set(id, (replies.get(id) ?? 0) + 1);
+          const t0 = sentAt.get(id);
+          if (t0 !== undefined && replies.get(id) === 1) replyMs.push(r.t.getTime() - t0);
+        }
+      }
+      await delay(20);
+    }
+  })();
+
+  const cpuBefore = await cpuByCommand();
+  const backlog: string[] = [];
+  const start = Date.now();
+  let sent = 0;
+  let nextSample = start + 10_000;
+  console.error(`[bench] sending ${opts.rate} msg/s for ${opts.duration} s over ${opts.contacts} conversations…`);
+  while (Date.now() - start < opts.duration * 1000) {
+    const due = Math.floor(((Date.now() - start) / 1000) * opts.rate);
+    while (sent < due) {
+      const i = sent++;
+      const body = {
+        from: phones[i % phones.length],
+        message: QUESTIONS[i % QUESTIONS.length],
+        tenant_id: 'bench',
+        timestamp: new Date().toISOString(),
+        message_id: `bench-${i}`,
+      };
+      const p = (async () => {
+        const t0 = Date.now();
+        const res = await post('/webhook/inbound', key, body).catch(() => ({ status: 0, body: {} }));
+        ackMs.push(Date.now() - t0);
+        if (res.status === 202) sentAt.set(res.body.message_id, t0);
+        else errors++;
+      })();
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+    }
+    if (Date.now() >= nextSample) {
+      const answered = [...sentAt.keys()].filter((id) => replies.has(id)).length;
+      backlog.push(`${Math.round((Date.now() - start) / 1000)}s:${sentAt.size - answered}`);
+      nextSample += 10_000;
+    }
+    await delay(5);
+  }
+  const elapsed = (Date.now() - start) / 1000;
+  await Promise.all(inflight);
+  const graceEnd = Date.now() + opts.grace * 1000;
+  while (Date.now() < graceEnd && [...sentAt.keys()].some((id) => !replies.has(id))) await delay(100);
+  const drained = (Date.now() - start) / 1000;
+  await delay(1000);
+  polling = false;
+  await poller;
+  const cpuAfter = await cpuByCommand();
+
+  const lost = [...sentAt.keys()].filter((id) => !replies.has(id)).length;
+  const duplicated = [...replies.values()].filter((n) => n > 1).length;
+  const ack = summarize(ackMs);
+  const reply = summarize(replyMs);
+  const cpu = [...cpuAfter.entries()]
+    .map(([name, t]) => [name, t - (cpuBefore.get(name) ?? 0)] as const)
+    .filter(([, t]) => t > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5);
+
+  console.log('Parley inbound benchmark (sandbox provider, default settings, everything on this machine)');
+  console.log(`  offered rate            ${opts.rate} msg/s for ${opts.duration} s over ${opts.contacts} conversations`);
+  console.log(`  accepted                ${sentAt.size} (errors: ${errors})`);
+  console.log(`  sustained rate          ${(sentAt.size / elapsed).toFixed(1)} msg/s accepted, ${(sentAt.size / drained).toFixed(1)} msg/s answered (all answered after ${drained.toFixed(1)} s)`);
+  console.log(`  webhook ack latency     p50 ${ms(ack.p50)}  p99 ${ms(ack.p99)}  max ${ms(ack.max)}`);
+  console.log(`  inbound→reply latency   p50 ${ms(reply.p50)}  p99 ${ms(reply.p99)}  max ${ms(reply.max)}`);
+  console.log(`  backlog (unanswered)    ${backlog.join('  ') || 'n/a'}`);
+  console.log(`  lost replies            ${lost}`);
+  console.log(`  duplicated replies      ${duplicated}`);
+  console.log(`  CPU seconds by process  ${cpu.map(([n, t]) => `${n}=${t}`).join('  ')}`);
+} finally {
+  await pool.end();
+  await stack.stop();
+}

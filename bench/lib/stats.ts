@@ -1,0 +1,43 @@
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+export function summarize(values: number[]): { n: number; p50: number; p99: number; max: number; mean: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mean = sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1);
+  return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, mean };
+}
+
+export const ms = (v: number) => `${v.toFixed(1)} ms`;
+
+export function parseArgs<T extends Record<string, number | string>>(defaults: T, argv = process.argv.slice(2)): T {
+  const out: Record<string, number | string> = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) continue;
+    const key = m[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!(key in defaults)) throw new Error(`unknown option --${m[1]}; options: ${Object.keys(defaults).join(', ')}`);
+    const raw = m[2] ?? argv[++i];
+    out[key] = typeof defaults[key] === 'number' ? Number(raw) : raw;
+    if (typeof defaults[key] === 'number' && !Number.isFinite(out[key])) throw new Error(`--${m[1]} must be a number`);
+  }
+  return out as T;
+}
+
+/** CPU seconds used so far, per command name, from ps (for "what limits it"). */
+export async function cpuByCommand(): Promise<Map<string, number>> {
+  const { execFile } = await import('node:child_process');
+  const stdout: string = await new Promise((resolve, reject) =>
+    execFile('ps', ['-eo', 'comm=,times='], (err, out) => (err ? reject(err) : resolve(out))),
+  );
+  const totals = new Map<string, number>();
+  for (const line of stdout.trim().split('\n')) {
+    const m = /^(.*?)\s+(\d+)$/.exec(line.trim());
+    if (!m) continue;
+    const name = m[1].startsWith('postgres') ? 'postgres' : m[1];
+    totals.set(name, (totals.get(name) ?? 0) + Number(m[2]));
+  }
+  return totals;
+}

@@ -1,0 +1,135 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+export interface FakeRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: any;
+  raw: string;
+  at: number;
+}
+
+export interface FakeAnswer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A provider API on 127.0.0.1 that checks what the real one checks (auth header, body shape)
+ * and answers like it. Tests queue failures (`failNext`) and hooks (`beforeAnswer`) to script
+ * 429/500/400 answers or a status callback that beats the response.
+ */
+export class FakeProvider {
+  readonly requests: FakeRequest[] = [];
+  private readonly queued: FakeAnswer[] = [];
+  beforeAnswer?: (req: FakeRequest, answer: FakeAnswer) => Promise<void>;
+  private server!: http.Server;
+  url = '';
+  private seq = 0;
+
+  constructor(
+    readonly kind: 'meta' | 'twilio' | 'infobip',
+    private readonly expected: { token: string; accountSid?: string },
+  ) {}
+
+  async start(): Promise<this> {
+    this.server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        void this.handle(req, Buffer.concat(chunks).toString('utf8')).then((a) => {
+          res.writeHead(a.status, { 'content-type': Buffer.isBuffer(a.body) ? 'image/jpeg' : 'application/json', ...(a.headers ?? {}) });
+          res.end(Buffer.isBuffer(a.body) ? a.body : a.body === undefined ? '' : JSON.stringify(a.body));
+        });
+      });
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  failNext(...answers: FakeAnswer[]): void {
+    this.queued.push(...answers);
+  }
+
+  /** Message sends (not media downloads), in arrival order. */
+  sends(): FakeRequest[] {
+    return this.requests.filter((r) => r.method === 'POST');
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, raw: string): Promise<FakeAnswer> {
+    const path = req.url ?? '/';
+    let body: any = raw;
+    const type = req.headers['content-type'] ?? '';
+    if (type.includes('json') && raw) body = JSON.parse(raw);
+    if (type.includes('x-www-form-urlencoded')) body = Object.fromEntries(new URLSearchParams(raw));
+    const request: FakeRequest = { method: req.method ?? 'GET', path, headers: req.headers, body, raw, at: performance.now() };
+    this.requests.push(request);
+    const problem = this.check(request);
+    if (problem) return problem;
+    const answer = this.queued.shift() ?? this.success(request);
+    if (this.beforeAnswer && answer.status < 300) await this.beforeAnswer(request, answer);
+    return answer;
+  }
+
+  private check(r: FakeRequest): FakeAnswer | undefined {
+    const auth = r.headers.authorization ?? '';
+    if (this.kind === 'meta') {
+      if (auth !== `Bearer ${this.expected.token}`) return { status: 401, body: { error: { code: 190, type: 'OAuthException', message: 'Invalid OAuth access token' } } };
+      if (r.method !== 'POST') return undefined;
+      if (!/^\/v\d+\.\d+\/\d+\/messages$/.test(r.path)) return { status: 404, body: { error: { code: 100, message: 'Unknown path' } } };
+      const b = r.body;
+      const ok =
+        b?.messaging_product === 'whatsapp' &&
+        /^\d+$/.test(b.to) &&
+        ((b.type === 'text' && typeof b.text?.body === 'string') ||
+          (b.type === 'template' && typeof b.template?.name === 'string' && typeof b.template?.language?.code === 'string') ||
+          (b.type === 'interactive' && ['button', 'list'].includes(b.interactive?.type) && typeof b.interactive?.body?.text === 'string'));
+      if (!ok) return { status: 400, body: { error: { code: 100, type: 'OAuthException', message: 'Invalid parameter' } } };
+    } else if (this.kind === 'twilio') {
+      const expected = `Basic ${Buffer.from(`${this.expected.accountSid}:${this.expected.token}`).toString('base64')}`;
+      if (auth !== expected) return { status: 401, body: { code: 20003, message: 'Authenticate', status: 401 } };
+      if (r.method !== 'POST') return undefined;
+      if (r.path !== `/2010-04-01/Accounts/${this.expected.accountSid}/Messages.json`) return { status: 404, body: { code: 20404, status: 404 } };
+      const b = r.body;
+      if (!/^whatsapp:\+\d+$/.test(b?.To ?? '') || !/^whatsapp:\+\d+$/.test(b?.From ?? '') || !(b.Body || b.ContentSid)) {
+        return { status: 400, body: { code: 21211, message: "Invalid 'To' Phone Number", status: 400 } };
+      }
+    } else {
+      if (auth !== `App ${this.expected.token}`) return { status: 401, body: { requestError: { serviceException: { messageId: 'UNAUTHORIZED', text: 'Invalid login details' } } } };
+      if (r.method !== 'POST') return undefined;
+      const b = r.body;
+      const envelope = b?.messages?.[0] ?? b;
+      const ok =
+        /^\d+$/.test(envelope?.from ?? '') &&
+        /^\d+$/.test(envelope?.to ?? '') &&
+        ((r.path === '/whatsapp/1/message/text' && typeof b.content?.text === 'string') ||
+          (r.path === '/whatsapp/1/message/interactive/buttons' && Array.isArray(b.content?.action?.buttons)) ||
+          (r.path === '/whatsapp/1/message/interactive/list' && Array.isArray(b.content?.action?.sections)) ||
+          (r.path === '/whatsapp/1/message/template' && typeof envelope.content?.templateName === 'string'));
+      if (!ok) return { status: 400, body: { requestError: { serviceException: { messageId: 'BAD_REQUEST', text: 'Bad request' } } } };
+    }
+    return undefined;
+  }
+
+  private success(r: FakeRequest): FakeAnswer {
+    this.seq++;
+    if (this.kind === 'meta') {
+      if (r.method === 'GET' && r.path.startsWith('/bytes/')) return { status: 200, body: Buffer.from(`media-bytes:${r.path.slice(7)}`) };
+      if (r.method === 'GET') return { status: 200, body: { url: `${this.url}/bytes/${r.path.split('/').pop()}`, mime_type: 'image/jpeg', id: r.path.split('/').pop() } };
+      return { status: 200, body: { messaging_product: 'whatsapp', contacts: [{ input: r.body.to, wa_id: r.body.to }], messages: [{ id: `wamid.${randomBytes(8).toString('hex')}` }] } };
+    }
+    if (this.kind === 'twilio') return { status: 201, body: { sid: `SM${randomBytes(16).toString('hex')}`, status: 'queued' } };
+    const envelope = r.body?.messages?.[0] ?? r.body;
+    const status = { groupId: 1, groupName: 'PENDING', id: 7, name: 'PENDING_ENROUTE', description: 'Message sent to next instance' };
+    if (r.body?.messages) return { status: 200, body: { messages: [{ to: envelope.to, messageId: envelope.messageId, status }] } };
+    return { status: 200, body: { to: envelope.to, messageCount: 1, messageId: envelope.messageId, status } };
+  }
+}
