@@ -2,4 +2,4 @@ export { conversationWorkflow } from './conversation.js';
 export { pulseCampaignWorkflow } from './pulse.js';
 export { knowledgeIngestWorkflow } from './knowledge.js';
 export { mediaDownloadWorkflow } from './media.js';
-export * from './data.js';
+export { dataLookupWorkflow, dataSourceTestWorkflow } from './data.js';
