@@ -10,6 +10,8 @@ import { applyConsentKeyword } from '../core/pulse/contacts.js';
 import type { Exchange } from '../workflows/conversation.js';
 import { planLegacyTurn, type LegacyJobPlan } from './legacy.js';
 import { aiRoute } from './ai.js';
+import type { LookupTurnPlan } from '../core/data-engine/types.js';
+import { planDataLookup } from './data.js';
 
 export interface ConversationDeps {
   db: Db;
@@ -34,7 +36,9 @@ export type TurnPlan =
   | { kind: 'ai'; noLlm: { text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string }; fallbackText: string }
   /** The conversation was handed to a person: the bot stays silent. */
   | { kind: 'human' }
-  | LegacyJobPlan;
+  | LegacyJobPlan
+  /** An intent matched: look the answer up in the tenant's data source (workflows/data.ts). */
+  | LookupTurnPlan;
 
 export interface SendReplyInput {
   tenantId: string;
@@ -76,6 +80,9 @@ export function createConversationActivities({ db, keyring, providers }: Convers
       if (route === 'human') return { kind: 'human' };
       if (tenant.mode === 'legacy_n8n') return planLegacyTurn({ db, keyring }, input, tenant);
       const question = input.messages.map((m) => m.text).join('\n');
+      // Live data first: a question an intent recognises is answered from the tenant's systems.
+      const lookup = await planDataLookup(db, keyring, { tenantId: input.tenantId, conversationId: input.conversationId, text: question }, tenant.fallback);
+      if (lookup) return lookup;
       const [best] = await searchKnowledge(db, input.tenantId, question, 1);
       const noLlm =
         best && best.score >= MIN_KNOWLEDGE_SCORE

@@ -5,6 +5,7 @@ import { createLegacyActivities } from './legacy.js';
 import { createPulseActivities } from './pulse.js';
 import { createKnowledgeActivities } from './knowledge.js';
 import { createDeliveryActivities, type DeliveryDeps } from './delivery.js';
+import { createDataActivities } from './data.js';
 
 export type ActivityDeps = ConversationDeps & AiDeps & DeliveryDeps;
 
@@ -18,5 +19,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createAiActivities(deps),
     ...createKnowledgeActivities(deps),
     ...createDeliveryActivities(deps),
+    ...createDataActivities(deps),
   };
 }

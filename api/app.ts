@@ -9,6 +9,7 @@ import { registerSecurity } from './security.js';
 import { codecRoutes } from './routes/codec.js';
 import { contactRoutes } from './routes/contacts.js';
 import { conversationRoutes } from './routes/conversations.js';
+import { dataRoutes } from './routes/data.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
 import { keyRoutes } from './routes/keys.js';
@@ -79,5 +80,6 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(keyRoutes(deps));
   await app.register(privacyRoutes(deps));
   await app.register(codecRoutes(deps));
+  await app.register(dataRoutes(deps));
   return app;
 }

@@ -54,6 +54,12 @@ export const configSchema = z.object({
   INFOBIP_API_URL: z.string().url().default('https://api.infobip.com'),
   /** Timeout of one provider HTTP request. */
   PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** `npm run data-worker`: the tenant's data sources with credentials, as a JSON file … */
+  DATA_WORKER_SOURCES_FILE: optionalString,
+  /** … or inline JSON (`{ "data_sources": [...] }`, the PUT data-sources shape). */
+  DATA_WORKER_SOURCES: optionalString,
+  /** … and the tenant's data-worker key (POST /routes/tenants/{id}/data-worker-key), base64. */
+  PARLEY_DATA_WORKER_KEY: optionalString,
 });
 
 export type Config = z.infer<typeof configSchema>;

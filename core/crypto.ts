@@ -20,6 +20,7 @@ export class Keyring {
   private readonly keys: Map<string, Buffer>;
   readonly primary: Key;
   private readonly indexKey: Buffer;
+  private readonly oldest: Buffer;
 
   constructor(spec: string) {
     const parsed = spec
@@ -40,6 +41,15 @@ export class Keyring {
     // Look-up hashes must stay stable across rotations, so they derive from the oldest key.
     const oldest = parsed[parsed.length - 1];
     this.indexKey = Buffer.from(hkdfSync('sha256', oldest.material, Buffer.alloc(0), 'parley/blind-index/v1', 32));
+    this.oldest = oldest.material;
+  }
+
+  /**
+   * The key of one tenant's data worker: it opens only that tenant's lookup payloads, so the
+   * worker never holds Parley's keys. Derived (like the blind index, from the oldest key), never stored.
+   */
+  dataWorkerKey(tenantId: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.oldest, Buffer.alloc(0), `parley/data-worker/v1/${tenantId}`, 32));
   }
 
   static generateSpec(id = 'k1'): string {
@@ -51,19 +61,13 @@ export class Keyring {
   }
 
   encryptBytes(plain: Uint8Array): { keyId: string; data: Buffer } {
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.primary.material, iv);
-    const ct = Buffer.concat([cipher.update(plain), cipher.final()]);
-    return { keyId: this.primary.id, data: Buffer.concat([iv, cipher.getAuthTag(), ct]) };
+    return { keyId: this.primary.id, data: sealBytes(this.primary.material, plain) };
   }
 
   decryptBytes(keyId: string, data: Uint8Array): Buffer {
     const key = this.keys.get(keyId);
     if (!key) throw new KeyringError(`no key with id "${keyId}" in the keyring`);
-    const buf = Buffer.from(data);
-    const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(0, IV_BYTES));
-    decipher.setAuthTag(buf.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-    return Buffer.concat([decipher.update(buf.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
+    return openBytes(key, data);
   }
 
   /** Encrypts a string for a database column: `v1.<kid>.<base64url>`. */
@@ -82,6 +86,21 @@ export class Keyring {
   blindIndex(value: string): string {
     return createHmac('sha256', this.indexKey).update(value, 'utf8').digest('base64url');
   }
+}
+
+/** AES-256-GCM with a random IV: `iv | tag | ciphertext`. */
+export function sealBytes(key: Buffer, plain: Uint8Array): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const ct = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), ct]);
+}
+
+export function openBytes(key: Buffer, data: Uint8Array): Buffer {
+  const buf = Buffer.from(data);
+  const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(0, IV_BYTES));
+  decipher.setAuthTag(buf.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+  return Buffer.concat([decipher.update(buf.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
 }
 
 export function sha256(value: string): string {

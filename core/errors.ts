@@ -34,6 +34,8 @@ export const FailureType = {
   LlmUnavailable: 'LlmUnavailable',
   /** The provider failed or could not be reached (5xx, timeout, network); retried with backoff. */
   ProviderUnavailable: 'ProviderUnavailable',
+  /** A tenant's data source is down, slow or erroring; retried with backoff within the lookup budget. */
+  DataSourceUnavailable: 'DataSourceUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

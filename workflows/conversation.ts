@@ -14,6 +14,7 @@ import {
 import type { createActivities } from '../activities/index.js';
 import type { JobOutcome } from '../core/queue/jobs.js';
 import { deliverQueuedReply } from './delivery.js';
+import { lookupReply, runLookup } from './data.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -216,6 +217,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
         answers.delete(plan.jobId);
         if (outcome.outcome === 'replied') memory.push({ role: 'assistant', text: outcome.text, at: outcome.sentAt });
         else if (outcome.outcome !== 'completed') await reply(turn, plan.fallbackText, 'fallback');
+        break;
+      }
+      case 'lookup': {
+        const outcome = await runLookup(plan.lookup);
+        await reply(turn, lookupReply(plan, outcome), outcome.ok ? 'data' : 'data_fallback');
         break;
       }
     }

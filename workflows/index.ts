@@ -3,3 +3,4 @@ export { retentionPurgeWorkflow } from './retention.js';
 export { pulseCampaignWorkflow } from './pulse.js';
 export { knowledgeIngestWorkflow } from './knowledge.js';
 export { mediaDownloadWorkflow } from './media.js';
+export { dataLookupWorkflow, dataSourceTestWorkflow } from './data.js';

@@ -359,3 +359,43 @@ export const messageMedia = pgTable('message_media', {
   createdAt: ts('created_at').notNull().defaultNow(),
   downloadedAt: ts('downloaded_at'),
 });
+
+// Data Engine (migrations/0600_data_engine.sql)
+
+export const dataSources = pgTable('data_sources', {
+  tenantId: text('tenant_id').notNull(),
+  id: text('id').notNull(),
+  name: text('name').notNull(),
+  type: text('type', { enum: ['postgresql', 'mysql', 'rest_api', 'graphql'] }).notNull(),
+  servedBy: text('served_by', { enum: ['parley', 'tenant_worker'] }).notNull().default('parley'),
+  config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+  credentialsEnc: text('credentials_enc'),
+  position: integer('position').notNull(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const dataIntents = pgTable('data_intents', {
+  tenantId: text('tenant_id').notNull(),
+  id: text('id').notNull(),
+  position: integer('position').notNull(),
+  patterns: text('patterns').array().notNull(),
+  dataSourceId: text('data_source_id').notNull(),
+  query: text('query').notNull(),
+  params: text('params').array().notNull(),
+  replyTemplate: text('reply_template').notNull(),
+  fallbackMessage: text('fallback_message'),
+  notFoundMessage: text('not_found_message'),
+});
+
+export const dataAccessLogs = pgTable('data_access_logs', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  dataSourceId: varchar('data_source_id', { length: 255 }),
+  queryType: varchar('query_type', { length: 100 }),
+  customerIdentifier: varchar('customer_identifier', { length: 255 }),
+  accessedAt: ts('accessed_at').defaultNow(),
+  responseTimeMs: integer('response_time_ms'),
+  outcome: text('outcome').notNull(),
+  error: text('error'),
+  via: text('via').notNull(),
+});

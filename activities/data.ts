@@ -1,0 +1,165 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { and, eq } from 'drizzle-orm';
+import type { Keyring } from '../core/crypto.js';
+import type { Db } from '../core/db/client.js';
+import { contacts, conversations } from '../core/db/schema.js';
+import { FailureType } from '../core/errors.js';
+import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
+import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
+import { listIntents, loadDataSource, matchIntent, recordAccess, type AccessLogEntry, type StoredSource } from '../core/data-engine/store.js';
+import { dataWorkerQueue, type DataLookupInput, type LookupPlan, type LookupResult, type LookupTurnPlan } from '../core/data-engine/types.js';
+
+/** Default for one attempt when the source sets no connection.timeout_ms. */
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
+
+export type SourceResolver = (tenantId: string, dataSourceId: string) => Promise<StoredSource | undefined>;
+
+/**
+ * Failure messages travel in clear (Temporal history, worker logs, the audit row), and a
+ * database may echo a parameter back ("invalid input syntax: …"), so parameter values are cut out.
+ */
+function toFailure(err: unknown, params: Record<string, string> = {}): never {
+  if (err instanceof LookupError) {
+    throw ApplicationFailure.create({
+      type: err.kind === 'bad_request' ? FailureType.BadRequest : FailureType.DataSourceUnavailable,
+      message: scrub(err.message, Object.values(params).filter((v) => v.length >= 3)),
+      nonRetryable: err.kind === 'bad_request',
+    });
+  }
+  throw err;
+}
+
+/**
+ * The lookup itself: runs on Parley's shared worker (sources from the database) or on a
+ * tenant's own data worker (sources from its local file), under the same activity names.
+ */
+export function createLookupActivities(opts: { resolve: SourceResolver; via: 'parley' | 'tenant_worker'; pools: ConnectorPools }) {
+  async function source(tenantId: string, dataSourceId: string): Promise<StoredSource> {
+    const found = await opts.resolve(tenantId, dataSourceId);
+    if (!found) {
+      throw ApplicationFailure.create({ type: FailureType.NotFound, message: `no data source "${dataSourceId}" for this tenant`, nonRetryable: true });
+    }
+    if (opts.via === 'parley' && found.servedBy === 'tenant_worker') {
+      throw ApplicationFailure.create({
+        type: FailureType.BadRequest,
+        message: `data source "${dataSourceId}" is served by the tenant's data worker; Parley holds no credentials for it`,
+        nonRetryable: true,
+      });
+    }
+    return found;
+  }
+  const attemptTimeout = (ms: number) => Math.min(Math.max(ms, 100), MAX_LOOKUP_TIMEOUT_MS);
+
+  return {
+    async dataLookup(input: DataLookupInput): Promise<LookupResult> {
+      const { source: config } = await source(input.tenantId, input.dataSourceId);
+      const started = performance.now();
+      try {
+        const rows = await runQuery(opts.pools, input.tenantId, config, input.query, input.params, input.order, {
+          timeoutMs: attemptTimeout(input.attemptTimeoutMs),
+          signal: Context.current().cancellationSignal,
+        });
+        return { rows, sourceMs: Math.round(performance.now() - started), via: opts.via };
+      } catch (err) {
+        return toFailure(err, input.params);
+      }
+    },
+
+    async testDataSource(input: { tenantId: string; dataSourceId: string }): Promise<{ latencyMs: number }> {
+      const { source: config } = await source(input.tenantId, input.dataSourceId);
+      const started = performance.now();
+      try {
+        await probe(opts.pools, input.tenantId, config, { timeoutMs: config.connection.timeout_ms ?? 5000, signal: Context.current().cancellationSignal });
+      } catch (err) {
+        return toFailure(err);
+      }
+      return { latencyMs: Math.round(performance.now() - started) };
+    },
+  };
+}
+
+export interface DataDeps {
+  db: Db;
+  keyring: Keyring;
+  pools?: ConnectorPools;
+}
+
+/** Lookup planning for a turn: the first intent whose pattern matches, with its parameters. */
+export async function planDataLookup(
+  db: Db,
+  keyring: Keyring,
+  input: { tenantId: string; conversationId: string; text: string },
+  tenantFallback: string,
+): Promise<LookupTurnPlan | undefined> {
+  const intents = await listIntents(db, input.tenantId);
+  if (intents.length === 0) return undefined;
+  const [contact] = await db
+    .select({ phoneEnc: contacts.phoneEnc })
+    .from(conversations)
+    .innerJoin(contacts, eq(contacts.id, conversations.contactId))
+    .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
+  const phone = contact ? keyring.decrypt(contact.phoneEnc) : undefined;
+  const match = matchIntent(intents, input.text, phone);
+  if (!match) return undefined;
+  const stored = await loadDataSource(db, keyring, input.tenantId, match.intent.dataSourceId);
+  if (!stored) return undefined;
+  const fallbackText = match.intent.fallbackMessage ?? tenantFallback;
+  return {
+    kind: 'lookup',
+    intentId: match.intent.id,
+    lookup: lookupPlan(input.tenantId, stored, match.intent.query, match.params, match.intent.params, {
+      customerHash: phone ? keyring.blindIndex(phone) : undefined,
+    }),
+    replyTemplate: match.intent.replyTemplate,
+    fallbackText,
+    notFoundText: match.intent.notFoundMessage ?? fallbackText,
+  };
+}
+
+export function lookupPlan(
+  tenantId: string,
+  stored: StoredSource,
+  query: string,
+  params: Record<string, string>,
+  order: string[],
+  extra: { customerHash?: string } = {},
+): LookupPlan {
+  return {
+    request: { tenantId, dataSourceId: stored.source.id, query, params, order },
+    ...(stored.servedBy === 'tenant_worker' ? { taskQueue: dataWorkerQueue(tenantId) } : {}),
+    attemptTimeoutMs: stored.source.connection.timeout_ms ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
+    ...extra,
+  };
+}
+
+/** How long a worker reuses a source's configuration: a PUT (credential rotation) takes effect within this. */
+export const SOURCE_CACHE_MS = 1000;
+
+/**
+ * Reads each source at most once per SOURCE_CACHE_MS, and once for any number of concurrent
+ * lookups: 100 simultaneous lookups would otherwise queue on the database pool for their config.
+ */
+function cachedResolver(load: SourceResolver): SourceResolver {
+  const cache = new Map<string, { at: number; value: Promise<StoredSource | undefined> }>();
+  return (tenantId, id) => {
+    const key = JSON.stringify([tenantId, id]);
+    const hit = cache.get(key);
+    if (hit && performance.now() - hit.at < SOURCE_CACHE_MS) return hit.value;
+    const value = load(tenantId, id);
+    cache.set(key, { at: performance.now(), value });
+    value.catch(() => cache.delete(key));
+    if (cache.size > 10_000) cache.delete(cache.keys().next().value!);
+    return value;
+  };
+}
+
+/** Parley's side: lookups against sources in its database, and the audit log. */
+export function createDataActivities({ db, keyring, pools = new ConnectorPools() }: DataDeps) {
+  return {
+    ...createLookupActivities({ resolve: cachedResolver((tenantId, id) => loadDataSource(db, keyring, tenantId, id)), via: 'parley', pools }),
+
+    async recordLookup(entry: AccessLogEntry): Promise<void> {
+      await recordAccess(db, entry);
+    },
+  };
+}

@@ -1,0 +1,340 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import mysql from 'mysql2/promise';
+import { graphqlVariables, placeholders, scrub, secretValues, sqlPlaceholders, splitSecrets, type DataSourceConfig } from './config.js';
+
+/**
+ * Talks to a tenant's data source: only the configured named query, parameters always bound
+ * (SQL) or URL-encoded (REST) or passed as variables (GraphQL), SQL inside a READ ONLY
+ * transaction with a statement timeout. Errors say whether retrying can help.
+ */
+
+export type LookupErrorKind = 'bad_request' | 'unavailable';
+
+export class LookupError extends Error {
+  constructor(
+    readonly kind: LookupErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LookupError';
+  }
+}
+
+const MAX_ROWS = 20;
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+export interface RunOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** Connection pools per source, keyed by a hash of the whole config so a credential rotation gets a fresh pool. */
+export class ConnectorPools {
+  private readonly pg = new Map<string, { key: string; pool: pg.Pool }>();
+  private readonly my = new Map<string, { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql'; lastUsed: number }>();
+  private sweeper?: NodeJS.Timeout;
+
+  /** Ends MySQL pools unused for a minute (pg pools close idle clients themselves). */
+  private sweepIdle(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      for (const [slot, e] of this.my) {
+        if (Date.now() - e.lastUsed > 60_000) {
+          this.my.delete(slot);
+          void e.pool.end().catch(() => undefined);
+        }
+      }
+    }, 10_000);
+    this.sweeper.unref();
+  }
+
+  private static key(tenantId: string, source: DataSourceConfig): string {
+    return createHash('sha256').update(JSON.stringify([tenantId, source])).digest('hex');
+  }
+
+  pgPool(tenantId: string, source: DataSourceConfig, timeoutMs: number): pg.Pool {
+    const slot = `${tenantId}/${source.id}`;
+    const key = ConnectorPools.key(tenantId, source);
+    const cur = this.pg.get(slot);
+    if (cur?.key === key) return cur.pool;
+    if (cur) void cur.pool.end().catch(() => undefined);
+    const c = source.connection;
+    const pool = new pg.Pool({
+      host: c.host,
+      port: c.port ?? 5432,
+      database: c.database,
+      user: c.username,
+      password: c.password,
+      ssl: c.ssl ? { rejectUnauthorized: true } : undefined,
+      max: 10,
+      idleTimeoutMillis: 30_000,
+      connectionTimeoutMillis: timeoutMs,
+      // Idle connections to a tenant's database must not keep a stopping worker alive.
+      allowExitOnIdle: true,
+    });
+    pool.on('error', () => undefined);
+    this.pg.set(slot, { key, pool });
+    return pool;
+  }
+
+  myPool(tenantId: string, source: DataSourceConfig, timeoutMs: number): { pool: mysql.Pool; entry: { flavour?: 'mariadb' | 'mysql' } } {
+    const slot = `${tenantId}/${source.id}`;
+    const key = ConnectorPools.key(tenantId, source);
+    const cur = this.my.get(slot);
+    this.sweepIdle();
+    if (cur?.key === key) {
+      cur.lastUsed = Date.now();
+      return { pool: cur.pool, entry: cur };
+    }
+    if (cur) void cur.pool.end().catch(() => undefined);
+    const c = source.connection;
+    const pool = mysql.createPool({
+      host: c.host,
+      port: c.port ?? 3306,
+      database: c.database,
+      user: c.username,
+      password: c.password,
+      ssl: c.ssl ? {} : undefined,
+      connectionLimit: 10,
+      connectTimeout: timeoutMs,
+      // maxIdle = connectionLimit turns off mysql2's forever-rearming idle timer, which would keep
+      // a stopping worker alive; idle pools are ended by sweepIdle instead.
+      maxIdle: 10,
+      // Values come back as JS strings/numbers; dates as strings so templates print them as stored.
+      dateStrings: true,
+    });
+    const entry: { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql'; lastUsed: number } = { key, pool, lastUsed: Date.now() };
+    this.my.set(slot, entry);
+    return { pool, entry };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    await Promise.all([...this.pg.values()].map((e) => e.pool.end().catch(() => undefined)));
+    await Promise.all([...this.my.values()].map((e) => e.pool.end().catch(() => undefined)));
+    this.pg.clear();
+    this.my.clear();
+  }
+}
+
+/** Runs one named query or endpoint with the given parameters. */
+export async function runQuery(
+  pools: ConnectorPools,
+  tenantId: string,
+  source: DataSourceConfig,
+  query: string,
+  params: Record<string, string>,
+  order: string[],
+  opts: RunOptions,
+): Promise<Record<string, unknown>[]> {
+  const secrets = secretValues(splitSecrets(source).secrets);
+  try {
+    switch (source.type) {
+      case 'postgresql':
+        return await runPg(pools, tenantId, source, sqlText(source, query), positional(source, query, params, order), opts);
+      case 'mysql':
+        return await runMysql(pools, tenantId, source, sqlText(source, query), positional(source, query, params, order), opts);
+      case 'rest_api':
+        return await runRest(source, query, params, opts);
+      case 'graphql':
+        return await runGraphql(source, query, params, opts);
+    }
+  } catch (err) {
+    if (err instanceof LookupError) throw new LookupError(err.kind, scrub(err.message, secrets));
+    throw new LookupError('unavailable', scrub(describe(err), secrets));
+  }
+}
+
+/** Checks that a source answers: `SELECT 1` for SQL, a request to the base URL for REST, `{ __typename }` for GraphQL. */
+export async function probe(pools: ConnectorPools, tenantId: string, source: DataSourceConfig, opts: RunOptions): Promise<void> {
+  const secrets = secretValues(splitSecrets(source).secrets);
+  try {
+    if (source.type === 'postgresql') await runPg(pools, tenantId, source, 'SELECT 1 AS ok', [], opts);
+    else if (source.type === 'mysql') await runMysql(pools, tenantId, source, 'SELECT 1 AS ok', [], opts);
+    else if (source.type === 'graphql') await graphqlRequest(source, '{ __typename }', {}, opts);
+    else {
+      const res = await fetch(source.connection.base_url!, { headers: headers(source), signal: signalFor(opts) });
+      await res.body?.cancel();
+      if (res.status >= 500) throw new LookupError('unavailable', `HTTP ${res.status} from the source`);
+    }
+  } catch (err) {
+    throw new LookupError(err instanceof LookupError ? err.kind : 'unavailable', scrub(describe(err), secrets));
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'the source did not answer in time';
+    const code = (err as { code?: string }).code;
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code) return `${err.message}: ${cause.code}`;
+    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+function sqlText(source: DataSourceConfig, query: string): string {
+  const text = source.queries?.[query];
+  if (text === undefined) throw new LookupError('bad_request', `data source "${source.id}" has no query "${query}"`);
+  return text;
+}
+
+/** SQL parameters in $n order, from the names in `order`. */
+function positional(source: DataSourceConfig, query: string, params: Record<string, string>, order: string[]): string[] {
+  const count = Math.max(0, ...sqlPlaceholders(source.queries![query]));
+  const values: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = order[i];
+    const value = name === undefined ? undefined : params[name];
+    if (value === undefined) throw new LookupError('bad_request', `missing parameter $${i + 1}${name ? ` (${name})` : ''} for query "${query}"`);
+    values.push(value);
+  }
+  return values;
+}
+
+const signalFor = (opts: RunOptions): AbortSignal =>
+  opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs)]) : AbortSignal.timeout(opts.timeoutMs);
+
+async function runPg(pools: ConnectorPools, tenantId: string, source: DataSourceConfig, text: string, values: string[], opts: RunOptions) {
+  const pool = pools.pgPool(tenantId, source, opts.timeoutMs);
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN READ ONLY');
+    // SET LOCAL takes no bind parameters; the value is an integer we computed.
+    await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(opts.timeoutMs))}`);
+    const result = await client.query(text, values);
+    await client.query('COMMIT');
+    return result.rows.slice(0, MAX_ROWS) as Record<string, unknown>[];
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    const code = (err as { code?: string }).code ?? '';
+    // 22xxx data exceptions (a non-numeric id for an integer column), 25xxx (a write in the
+    // read-only transaction) and 42xxx (syntax, missing table) cannot succeed on retry.
+    if (/^(22|25|42)/.test(code)) throw new LookupError('bad_request', `${code}: ${(err as Error).message}`);
+    if (code === '57014') throw new LookupError('unavailable', 'the query exceeded its statement timeout');
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+async function runMysql(pools: ConnectorPools, tenantId: string, source: DataSourceConfig, text: string, values: string[], opts: RunOptions) {
+  const { pool, entry } = pools.myPool(tenantId, source, opts.timeoutMs);
+  // $n placeholders become ?, with the values repeated in the order they appear.
+  const order = sqlPlaceholders(text);
+  const mysqlText = text.replace(/'(?:[^']|'')*'|\$(\d+)/g, (m, n) => (n ? '?' : m));
+  const conn = await pool.getConnection();
+  // As with pg's allowExitOnIdle: a pooled socket alone must not keep the process running.
+  (conn.connection as unknown as { stream?: { unref?: () => void } }).stream?.unref?.();
+  try {
+    if (!entry.flavour) {
+      const [rows] = await conn.query('SELECT VERSION() AS v');
+      entry.flavour = /mariadb/i.test(String((rows as { v: string }[])[0]?.v)) ? 'mariadb' : 'mysql';
+    }
+    if (entry.flavour === 'mariadb') await conn.query(`SET SESSION max_statement_time = ${(opts.timeoutMs / 1000).toFixed(3)}`);
+    else await conn.query(`SET SESSION max_execution_time = ${Math.floor(opts.timeoutMs)}`);
+    await conn.query('START TRANSACTION READ ONLY');
+    try {
+      const [rows] = await conn.execute({ sql: mysqlText, timeout: opts.timeoutMs }, order.map((n) => values[n - 1]));
+      await conn.query('COMMIT');
+      return (rows as Record<string, unknown>[]).slice(0, MAX_ROWS).map((r) => ({ ...r }));
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => undefined);
+      const errno = (err as { errno?: number }).errno ?? 0;
+      if (errno === 1969 || errno === 3024) throw new LookupError('unavailable', 'the query exceeded its statement timeout');
+      // 1054 unknown column, 1064 syntax, 1146 no table, 1792 write in read-only transaction: retrying cannot help.
+      if ([1054, 1064, 1146, 1792, 1210].includes(errno)) throw new LookupError('bad_request', (err as Error).message);
+      throw err;
+    }
+  } finally {
+    conn.release();
+  }
+}
+
+function headers(source: DataSourceConfig): Record<string, string> {
+  const c = source.connection;
+  const out: Record<string, string> = { accept: 'application/json' };
+  for (const [name, value] of Object.entries(c.headers ?? {})) {
+    out[name] = value.replace(/\{(password|api_key|token)\}/g, (_m, f: 'password' | 'api_key' | 'token') => c[f] ?? '');
+  }
+  return out;
+}
+
+async function readJson(res: Response): Promise<unknown> {
+  const length = Number(res.headers.get('content-length') ?? 0);
+  if (length > MAX_RESPONSE_BYTES) throw new LookupError('bad_request', `the source's response is too large (${length} bytes)`);
+  const text = await res.text();
+  if (text.length > MAX_RESPONSE_BYTES) throw new LookupError('bad_request', "the source's response is too large");
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    throw new LookupError('bad_request', 'the source did not answer with JSON');
+  }
+}
+
+function statusError(status: number): LookupError {
+  // 408 and 429 are the source asking us to come back later.
+  if (status >= 500 || status === 408 || status === 429) return new LookupError('unavailable', `HTTP ${status} from the source`);
+  return new LookupError('bad_request', `HTTP ${status} from the source`);
+}
+
+function asRows(value: unknown): Record<string, unknown>[] {
+  const list = Array.isArray(value) ? value : value === null || value === undefined ? [] : [value];
+  return list.slice(0, MAX_ROWS).map((v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : { value: v }));
+}
+
+async function runRest(source: DataSourceConfig, query: string, params: Record<string, string>, opts: RunOptions) {
+  const ep = source.endpoints?.[query];
+  if (ep === undefined) throw new LookupError('bad_request', `data source "${source.id}" has no endpoint "${query}"`);
+  const { path, method } = typeof ep === 'string' ? { path: ep, method: 'GET' as const } : ep;
+  for (const p of placeholders(path)) {
+    if (params[p] === undefined) throw new LookupError('bad_request', `missing parameter "${p}" for endpoint "${query}"`);
+  }
+  const filled = path.replace(/\{([A-Za-z_]\w*)\}/g, (_m, p: string) => encodeURIComponent(params[p]));
+  const url = source.connection.base_url!.replace(/\/+$/, '') + filled;
+  const res = await fetch(url, {
+    method,
+    headers: { ...headers(source), ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+    body: method === 'POST' ? JSON.stringify(params) : undefined,
+    signal: signalFor(opts),
+  });
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw statusError(res.status);
+  }
+  return asRows(await readJson(res));
+}
+
+async function graphqlRequest(source: DataSourceConfig, document: string, variables: Record<string, string>, opts: RunOptions) {
+  const res = await fetch(source.connection.url!, {
+    method: 'POST',
+    headers: { ...headers(source), 'content-type': 'application/json' },
+    body: JSON.stringify({ query: document, variables }),
+    signal: signalFor(opts),
+  });
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw statusError(res.status);
+  }
+  const body = (await readJson(res)) as { data?: Record<string, unknown> | null; errors?: { message?: string }[] } | null;
+  if (body?.errors?.length && !body.data) {
+    throw new LookupError('bad_request', `GraphQL error: ${body.errors.map((e) => e.message ?? '?').join('; ').slice(0, 500)}`);
+  }
+  return body?.data ?? {};
+}
+
+async function runGraphql(source: DataSourceConfig, query: string, params: Record<string, string>, opts: RunOptions) {
+  const doc = source.queries?.[query];
+  if (doc === undefined) throw new LookupError('bad_request', `data source "${source.id}" has no query "${query}"`);
+  const declared = graphqlVariables(doc);
+  const variables = Object.fromEntries(Object.entries(params).filter(([k]) => declared.includes(k)));
+  const data = await graphqlRequest(source, doc, variables, opts);
+  // `{ product: {...} }` → the product's fields; several top-level fields stay as one row.
+  const keys = Object.keys(data);
+  return asRows(keys.length === 1 ? data[keys[0]] : data);
+}

@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import mysql from 'mysql2/promise';
+
+/** A tenant's own CRM database: orders and appointments, seeded per test file. */
+export interface Crm {
+  connection: { host: string; port: number; database: string; username: string; password?: string };
+  /** Runs SQL as the database owner (to check what a lookup did or did not change). */
+  query(text: string): Promise<Record<string, unknown>[]>;
+  drop(): Promise<void>;
+}
+
+export interface CrmSeed {
+  orders: { order_id: string; status: string; tracking_number: string; customer_phone: string }[];
+  appointments?: { customer_phone: string; starts_at: string; with_whom: string }[];
+}
+
+const TABLES = `
+  CREATE TABLE orders (order_id varchar(40) PRIMARY KEY, status varchar(40) NOT NULL, tracking_number varchar(40), customer_phone varchar(20));
+  CREATE TABLE appointments (customer_phone varchar(20) NOT NULL, starts_at varchar(40) NOT NULL, with_whom varchar(80) NOT NULL)`;
+
+/** A second database on the suite's PostgreSQL server. */
+export async function createPgCrm(seed: CrmSeed): Promise<Crm> {
+  const server = new URL(process.env.TEST_DATABASE_URL!);
+  const name = `crm_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: server.toString() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(server.toString());
+  url.pathname = `/${name}`;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  for (const stmt of TABLES.split(';')) await client.query(stmt);
+  for (const o of seed.orders) await client.query('INSERT INTO orders VALUES ($1, $2, $3, $4)', [o.order_id, o.status, o.tracking_number, o.customer_phone]);
+  for (const a of seed.appointments ?? []) await client.query('INSERT INTO appointments VALUES ($1, $2, $3)', [a.customer_phone, a.starts_at, a.with_whom]);
+  return {
+    connection: {
+      host: server.hostname,
+      port: Number(server.port || 5432),
+      database: name,
+      username: decodeURIComponent(server.username || 'postgres'),
+      ...(server.password ? { password: decodeURIComponent(server.password) } : {}),
+    },
+    async query(text) {
+      return (await client.query(text)).rows;
+    },
+    async drop() {
+      await client.end();
+      const c = new pg.Client({ connectionString: server.toString() });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export const MYSQL = { host: process.env.TEST_MYSQL_HOST ?? '127.0.0.1', port: Number(process.env.TEST_MYSQL_PORT ?? 3306), user: 'root' };
+
+/** A database on the local MariaDB/MySQL server, or undefined (with the reason) when none is reachable. */
+export async function createMysqlCrm(seed: CrmSeed): Promise<Crm | string> {
+  let conn: mysql.Connection;
+  try {
+    conn = await mysql.createConnection({ ...MYSQL, connectTimeout: 2000 });
+  } catch (err) {
+    return `no MySQL/MariaDB on ${MYSQL.host}:${MYSQL.port} (${(err as Error).message})`;
+  }
+  const name = `crm_${randomBytes(5).toString('hex')}`;
+  await conn.query(`CREATE DATABASE ${name}`);
+  await conn.query(`USE ${name}`);
+  for (const stmt of TABLES.split(';')) await conn.query(stmt);
+  for (const o of seed.orders) await conn.execute('INSERT INTO orders VALUES (?, ?, ?, ?)', [o.order_id, o.status, o.tracking_number, o.customer_phone]);
+  return {
+    connection: { host: MYSQL.host, port: MYSQL.port, database: name, username: MYSQL.user },
+    async query(text) {
+      const [rows] = await conn.query(text);
+      return rows as Record<string, unknown>[];
+    },
+    async drop() {
+      await conn.query(`DROP DATABASE IF EXISTS ${name}`);
+      await conn.end();
+    },
+  };
+}
