@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { loadConfig } from '../core/config.js';
-import { createRuntime, forkRuntime } from '../core/runtime.js';
+import { createRuntime } from '../core/runtime.js';
+import { resolveSecrets } from '../core/secrets.js';
 import { startApi } from '../api/server.js';
-import { createWorkerFor } from '../worker/create-worker.js';
 import { startEmbeddedPostgres, type EmbeddedPg } from './lib/embedded-postgres.js';
 import { isPortFree } from './lib/ports.js';
 import { ensureTemporalCli } from './lib/temporal-cli.js';
@@ -12,7 +14,8 @@ import { startTemporalDev, type TemporalDev } from './lib/temporal-dev.js';
 /**
  * `npm start`: everything on one machine. A Temporal dev server and an embedded PostgreSQL
  * under DATA_DIR (unless TEMPORAL_ADDRESS / DATABASE_URL point elsewhere), migrations,
- * the API with its outbox relay, and the worker. Ctrl-C stops it all in reverse order.
+ * the API with its outbox relay, and the worker (a child process). Ctrl-C stops it all in
+ * reverse order.
  */
 const config = loadConfig();
 const say = (line: string) => process.stdout.write(`[parley] ${line}\n`);
@@ -61,18 +64,32 @@ try {
 
   const runtime = await createRuntime(config, databaseUrl, { poolSize: 10 });
   stops.push(() => runtime.pool.end());
-  const workerRuntime = forkRuntime(runtime, 20);
-  stops.push(() => workerRuntime.pool.end());
-  const { worker, connection } = await createWorkerFor(config, workerRuntime, temporalAddress);
-  const running = worker.run();
-  stops.push(async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await running.catch(() => undefined);
-    await connection.close();
+  const secrets = await resolveSecrets(config);
+
+  // The worker runs as its own process, as in a real deployment: the API's event loop stays free
+  // for webhooks while activities and workflow tasks use the machine's other core.
+  const worker = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../worker/main.ts', import.meta.url))], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporalAddress,
+      ADMIN_API_KEY: secrets.adminApiKey,
+      PARLEY_ENCRYPTION_KEY: secrets.encryptionKey,
+    },
   });
-  running.catch((err: Error) => {
-    say(`worker stopped: ${err.message}`);
+  const workerExited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.once('exit', (code, signal) => {
+    if (stopping) return;
+    say(`worker exited (${signal ?? code}); stopping`);
     void shutdown(1);
+  });
+  stops.push(async () => {
+    if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
+    // The worker drains in-flight tasks first; a stuck one must not keep the machine's ports busy.
+    const force = setTimeout(() => worker.kill('SIGKILL'), 20_000);
+    await workerExited;
+    clearTimeout(force);
   });
 
   const api = await startApi(config, runtime, temporalAddress);

@@ -11,3 +11,5 @@ const { worker, connection } = await createWorkerFor(config, runtime, address);
 await worker.run();
 await connection.close();
 await runtime.pool.end();
+// The SDK's native runtime keeps handles open after a clean shutdown; nothing is left to finish.
+process.exit(0);
