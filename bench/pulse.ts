@@ -7,17 +7,16 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import pg from 'pg';
 import { loadConfig } from '../core/config.js';
 import { Keyring } from '../core/crypto.js';
 import { createRuntime } from '../core/runtime.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import { startApi } from '../api/server.js';
 import { WORKFLOWS_PATH } from '../worker/create-worker.js';
-import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
 import { startTestTemporal } from '../scripts/lib/test-env.js';
+import { benchDatabase } from './lib/database.js';
 
 /**
  * `npm run bench:pulse [-- --contacts 10000 --rate 80]`: one campaign over N opted-in contacts
@@ -36,32 +35,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 const ADMIN = `prl_admin_bench_${randomBytes(12).toString('hex')}`;
 const ENC = Keyring.generateSpec('b1');
 
-async function postgresServer(): Promise<string> {
-  const url = process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL;
-  if (url) return url;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-pg-'));
-  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log });
-  cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
-  return server.adminUrl;
-}
-
-async function freshDatabase(serverUrl: string): Promise<string> {
-  const name = `parley_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  });
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -73,9 +46,8 @@ try {
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI, log);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
-  const [serverUrl, temporalEnv] = await Promise.all([postgresServer(), startTestTemporal(cli, { dbFilename: path.join(tmp, 'temporal.db') })]);
+  const [{ url: databaseUrl }, temporalEnv] = await Promise.all([benchDatabase(cleanups, log), startTestTemporal(cli, { dbFilename: path.join(tmp, 'temporal.db') })]);
   cleanups.push(() => temporalEnv.teardown());
-  const databaseUrl = await freshDatabase(serverUrl);
   const address = temporalEnv.address;
   const bundlePath = path.join(tmp, 'workflows.js');
   await writeFile(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);

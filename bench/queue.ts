@@ -3,16 +3,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { startApi } from '../api/server.js';
 import { loadConfig } from '../core/config.js';
 import { Keyring } from '../core/crypto.js';
 import { enqueueJobs } from '../core/queue/jobs.js';
 import { createRuntime } from '../core/runtime.js';
-import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
 import { startTemporalDev } from '../scripts/lib/temporal-dev.js';
+import { benchDatabase } from './lib/database.js';
 
 /**
  * `npm run bench:queue [-- --pollers=16 --jobs=10000]`: P concurrent HTTP pollers drain J
@@ -31,43 +30,17 @@ const JOBS = arg('jobs', 10_000);
 const say = (line: string) => process.stdout.write(`[bench:queue] ${line}\n`);
 const cleanups: (() => Promise<unknown>)[] = [];
 
-async function databaseServer(): Promise<string> {
-  if (process.env.BENCH_DATABASE_URL) return process.env.BENCH_DATABASE_URL;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-pg-'));
-  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log: say });
-  cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
-  return server.adminUrl;
-}
-
-async function freshDatabase(serverUrl: string): Promise<string> {
-  const name = `parley_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  });
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 try {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI, say);
-  const [serverUrl, temporal] = await Promise.all([
-    databaseServer(),
+  const [{ url: databaseUrl }, temporal] = await Promise.all([
+    benchDatabase(cleanups, say),
     (async () => startTemporalDev({ cli, port: await freePort(), uiPort: await freePort(), headless: true }))(),
   ]);
   cleanups.push(() => temporal.stop());
-  const databaseUrl = await freshDatabase(serverUrl);
   const config = loadConfig({
     PORT: String(await freePort()),
     DATABASE_URL: databaseUrl,
@@ -76,6 +49,8 @@ try {
     PARLEY_ENCRYPTION_KEY: Keyring.generateSpec(),
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
+    // The per-key limiter would measure itself, not the queue.
+    RATE_LIMIT_PER_MINUTE: '0',
   });
   const runtime = await createRuntime(config, databaseUrl, { poolSize: 30 });
   cleanups.push(() => runtime.pool.end());

@@ -1,15 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createDb, createPool, type Db } from '../core/db/client.js';
 import { migrate } from '../core/db/migrate.js';
 import { embeddingColumnIsVector, retrieve, type RetrievalMode } from '../core/retrieval.js';
-import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
-import { freePort } from '../scripts/lib/ports.js';
 import { hashEmbedding } from './lib/hash-embedding.js';
+import { benchDatabase } from './lib/database.js';
 
 /**
  * `npm run bench:retrieval`: retrieval quality on bench/data/faq.json (recall@1 and @5 for
@@ -29,32 +25,6 @@ interface Faq {
 }
 
 const cleanups: (() => Promise<unknown>)[] = [];
-
-async function serverUrl(): Promise<string> {
-  const given = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
-  if (given) return given;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-pg-'));
-  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log });
-  cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
-  return server.adminUrl;
-}
-
-async function scratchDatabase(server: string): Promise<string> {
-  const name = `parley_bench_retrieval_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: server });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  });
-  const url = new URL(server);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 /** Inserts chunks (one document per 1,000) with their embeddings, in multi-row batches. */
 async function load(pool: pg.Pool, tenant: string, chunks: { title: string; content: string; key?: string }[]): Promise<Map<string, string>> {
@@ -133,7 +103,7 @@ async function latency(db: Db, tenant: string, faq: Faq, mode: RetrievalMode) {
 let code = 0;
 try {
   const faq = JSON.parse(await readFile(new URL('./data/faq.json', import.meta.url), 'utf8')) as Faq;
-  const url = await scratchDatabase(await serverUrl());
+  const { url } = await benchDatabase(cleanups, log);
   const pool = createPool(url, 4);
   cleanups.unshift(() => pool.end());
   await migrate(pool);

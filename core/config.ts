@@ -36,7 +36,7 @@ export const configSchema = z.object({
   /** Benchmark-only: `off` sends Temporal payloads unencrypted, to measure the codec's cost. */
   PARLEY_PAYLOAD_CODEC: z.enum(['on', 'off']).default('on'),
   /** Requests per key (or per IP without a key) per minute on each API replica; 0 turns the limit off. */
-  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(60_000),
   /** How often the retention purge runs (a Temporal Schedule interval), e.g. 1h, 15m. */
   RETENTION_PURGE_EVERY: z.string().regex(/^\d+[smhd]$/, 'must be a duration like 30m, 1h or 1d').default('1h'),
   /** Legacy n8n queue: how long a claimed job is leased before it is handed out again. */

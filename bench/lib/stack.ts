@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startEmbeddedPostgres } from '../../scripts/lib/embedded-postgres.js';
+import { benchDatabase } from './database.js';
 import { freePort } from '../../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../../scripts/lib/temporal-cli.js';
 import { startTemporalDev } from '../../scripts/lib/temporal-dev.js';
@@ -22,8 +22,7 @@ export interface Stack {
 }
 
 /**
- * Everything `npm start` runs, on fresh state: PostgreSQL (BENCH_DATABASE_URL's server or an
- * embedded one), a Temporal dev server on a SQLite file with the WAL pragmas, and Parley's
+ * Everything `npm start` runs, on fresh state: a scratch database (bench/lib/database.ts), a Temporal dev server on a SQLite file with the WAL pragmas, and Parley's
  * API + worker as one child process (scripts/start.ts) with default settings.
  */
 export async function startStack(env: Record<string, string> = {}, log = (l: string) => console.error(`[bench] ${l}`)): Promise<Stack> {
@@ -31,29 +30,7 @@ export async function startStack(env: Record<string, string> = {}, log = (l: str
   const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   stops.push(() => rm(dir, { recursive: true, force: true }));
   try {
-    let databaseUrl: string;
-    const serverUrl = process.env.BENCH_DATABASE_URL;
-    if (serverUrl) {
-      const pg = (await import('pg')).default;
-      const name = `parley_bench_${randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, '')}`;
-      const admin = new pg.Client({ connectionString: serverUrl });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${name}`);
-      await admin.end();
-      const u = new URL(serverUrl);
-      u.pathname = `/${name}`;
-      databaseUrl = u.toString();
-      stops.push(async () => {
-        const c = new pg.Client({ connectionString: serverUrl });
-        await c.connect();
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await c.end();
-      });
-    } else {
-      const embedded = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log });
-      stops.push(() => embedded.stop());
-      databaseUrl = embedded.url;
-    }
+    const { url: databaseUrl } = await benchDatabase(stops, log);
     const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI, log);
     const temporal = await startTemporalDev({ cli, port: await freePort(), uiPort: await freePort(), dbFile: path.join(dir, 'temporal.db'), headless: true });
     stops.push(() => temporal.stop());
