@@ -4,7 +4,8 @@ import type { Db } from '../core/db/client.js';
 import { contacts, conversations, messages } from '../core/db/schema.js';
 import type { Keyring } from '../core/crypto.js';
 import { FailureType } from '../core/errors.js';
-import { DEFAULT_LEGACY_REPLY_TIMEOUT_S, enqueueTurnJob, expireTurnJob, type JobOutcome } from '../core/queue/jobs.js';
+import { listIntents, matchIntent } from '../core/data-engine/store.js';
+import { DEFAULT_LEGACY_REPLY_TIMEOUT_S, enqueueTurnJob, expireTurnJob, type JobOutcome, type MessageJobPayload } from '../core/queue/jobs.js';
 import type { PlanTurnInput } from './conversation.js';
 
 export interface LegacyDeps {
@@ -20,7 +21,11 @@ export interface LegacyJobPlan {
   fallbackText: string;
 }
 
-/** planTurn for tenants in `legacy_n8n` mode: writes the turn as a `message` job in the seed's payload shape. */
+/**
+ * planTurn for tenants in `legacy_n8n` mode: writes the turn as a job in the seed's payload
+ * shape, a `data_lookup` job when one of the tenant's intents recognises it (n8n does the
+ * lookup), else a `message` job. Either way n8n answers through /messages/send + job_id.
+ */
 export async function planLegacyTurn(
   { db, keyring }: LegacyDeps,
   input: PlanTurnInput,
@@ -39,18 +44,32 @@ export async function planLegacyTurn(
     .where(and(eq(messages.tenantId, input.tenantId), inArray(messages.id, ids)))
     .orderBy(asc(messages.seq))
     .limit(1);
+  const message: MessageJobPayload = {
+    from: keyring.decrypt(conversation.phoneEnc),
+    message: input.messages.map((m) => m.text).join('\n'),
+    tenant_id: input.tenantId,
+    timestamp: (first?.receivedAt ?? new Date()).toISOString(),
+  };
+  // A retried planTurn matches the same intents, but the reply key keeps the first job whatever it was.
+  const match = matchIntent(await listIntents(db, input.tenantId), message.message, message.from);
   const jobId = await enqueueTurnJob(db, keyring, {
     tenantId: input.tenantId,
     conversationId: input.conversationId,
     workflowId: conversation.workflowId,
     replyKey: `reply:${ids[0]}`,
     messageIds: ids,
-    payload: {
-      from: keyring.decrypt(conversation.phoneEnc),
-      message: input.messages.map((m) => m.text).join('\n'),
-      tenant_id: input.tenantId,
-      timestamp: (first?.receivedAt ?? new Date()).toISOString(),
-    },
+    payload: match
+      ? {
+          job_type: 'data_lookup',
+          tenant_id: input.tenantId,
+          query: match.intent.query,
+          parameters: match.params,
+          data_source: match.intent.dataSourceId,
+          from: message.from,
+          message: message.message,
+          timestamp: message.timestamp,
+        }
+      : message,
   });
   const timeoutS = typeof tenant.settings.legacy_reply_timeout_s === 'number' ? tenant.settings.legacy_reply_timeout_s : DEFAULT_LEGACY_REPLY_TIMEOUT_S;
   return { kind: 'legacy_job', jobId, timeoutMs: timeoutS * 1000, fallbackText: tenant.fallback };

@@ -27,6 +27,17 @@ export type MessageJobPayload = {
   timestamp: string;
 };
 
+/**
+ * The seed's data_lookup job for a legacy-mode turn one of the tenant's intents recognised:
+ * n8n runs the lookup itself; the message fields let it answer like a message job.
+ */
+export type DataLookupJobPayload = MessageJobPayload & {
+  job_type: 'data_lookup';
+  query: string;
+  parameters: Record<string, string>;
+  data_source: string;
+};
+
 export type JobPayload = { tenant_id: string } & Record<string, unknown>;
 
 export interface NewJob {
@@ -76,17 +87,19 @@ export interface TurnJob {
   /** `reply:<first message id>`: the same turn always maps to the same job. */
   replyKey: string;
   messageIds: string[];
-  payload: MessageJobPayload;
+  payload: MessageJobPayload | DataLookupJobPayload;
 }
 
-/** Writes a conversation turn as a `message` job, once per turn however often it is retried. */
+const turnJobType = (payload: TurnJob['payload']) => ('job_type' in payload ? payload.job_type : 'message');
+
+/** Writes a conversation turn as a `message` or `data_lookup` job, once per turn however often it is retried. */
 export async function enqueueTurnJob(db: Db, keyring: Keyring, turn: TurnJob): Promise<string> {
   const [inserted] = await db
     .insert(jobs)
     .values({
       tenantId: turn.tenantId,
-      jobType: 'message',
-      ...sealPayload(keyring, 'message', turn.payload),
+      jobType: turnJobType(turn.payload),
+      ...sealPayload(keyring, turnJobType(turn.payload), turn.payload),
       conversationId: turn.conversationId,
       workflowId: turn.workflowId,
       replyKey: turn.replyKey,
