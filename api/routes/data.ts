@@ -14,6 +14,9 @@ import {
   replaceIntents,
 } from '../../core/data-engine/store.js';
 import { dataWorkerQueue, type DataLookupJob, type LookupOutcome } from '../../core/data-engine/types.js';
+import { LlmError } from '../../core/ai/llm.js';
+import { loadAiProfile } from '../../core/ai/profile.js';
+import { chooseIntentWithLlm, usableProfile } from '../../core/ai/seed.js';
 import { notFound } from '../../core/errors.js';
 import { findTenant } from '../../core/tenants.js';
 import { lookupPlan } from '../../activities/data.js';
@@ -229,13 +232,17 @@ export const dataRoutes =
         config: { auth: 'read' },
         schema: {
           summary: "Answer a natural-language question from the tenant's live data: which lookup ran, its parameters, the result and the reply",
-          description: 'Rule-based: the first intent whose pattern matches. customer_phone fills the customer_phone parameter.',
+          description:
+            'Rule-based first: the first intent whose pattern matches (source "rules"). When none matches and the tenant has an AI profile ' +
+            'with budget left, the LLM picks one of the tenant\'s intents and its parameters by function calling (source "llm"); ' +
+            'if the LLM fails, the rule-based answer stands. customer_phone fills the customer_phone parameter, never the model.',
           tags: ['data'],
           security: bearer,
           body: z.object({ tenant_id: tenantId, question: z.string().trim().min(1).max(2000), customer_phone: e164.optional() }).strict(),
           response: {
             200: z.object({
               matched: z.boolean(),
+              source: z.enum(['rules', 'llm']).nullable().describe('Who chose the intent: the patterns or the LLM'),
               intent: z.string().nullable(),
               data_source: z.string().nullable(),
               query: z.string().nullable(),
@@ -251,9 +258,23 @@ export const dataRoutes =
         const { tenant_id, question, customer_phone } = request.body;
         assertTenantAccess(request, tenant_id);
         const tenant = await requireTenant(deps, tenant_id);
-        const match = matchIntent(await listIntents(deps.db, tenant_id), question, customer_phone);
+        const intents = await listIntents(deps.db, tenant_id);
+        let match = matchIntent(intents, question, customer_phone);
+        let source: 'rules' | 'llm' = 'rules';
+        if (!match) {
+          const profile = await usableProfile(deps.db, await loadAiProfile(deps.db, deps.keyring, tenant_id));
+          if (profile) {
+            try {
+              match = await chooseIntentWithLlm({ db: deps.db, timeoutMs: deps.config.AI_REQUEST_TIMEOUT_MS }, profile, intents, question, customer_phone);
+              source = 'llm';
+            } catch (err) {
+              if (!(err instanceof LlmError)) throw err;
+              request.log.warn({ tenant_id, status: err.status ?? null }, 'nl-query: LLM unavailable, answering by rules');
+            }
+          }
+        }
         const stored = match && (await loadDataSource(deps.db, deps.keyring, tenant_id, match.intent.dataSourceId));
-        if (!match || !stored) return { matched: false, intent: null, data_source: null, query: null, parameters: {}, result: null, reply: null };
+        if (!match || !stored) return { matched: false, source: null, intent: null, data_source: null, query: null, parameters: {}, result: null, reply: null };
         const fallbackText = match.intent.fallbackMessage ?? tenant.fallbackMessage;
         const plan = lookupPlan(tenant_id, stored, match.intent.query, match.params, match.intent.params, {
           customerHash: customer_phone ? deps.keyring.blindIndex(customer_phone) : undefined,
@@ -265,6 +286,7 @@ export const dataRoutes =
         );
         return {
           matched: true,
+          source,
           intent: match.intent.id,
           data_source: match.intent.dataSourceId,
           query: match.intent.query,

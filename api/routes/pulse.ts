@@ -16,6 +16,9 @@ import {
   type PulseScheduler,
 } from '../../core/pulse/campaigns.js';
 import { pickContent } from '../../core/pulse/content.js';
+import { LlmError } from '../../core/ai/llm.js';
+import { loadAiProfile } from '../../core/ai/profile.js';
+import { usableProfile, writePulseContentWithLlm } from '../../core/ai/seed.js';
 import {
   decryptAttributes,
   DEFAULT_OPT_IN_CONFIRMATION,
@@ -325,10 +328,12 @@ export const pulseRoutes =
       {
         config: { auth: 'read' },
         schema: {
-          summary: 'Pick and personalise Relational Pulse content for one contact (rule-based)',
+          summary: 'Pick and personalise Relational Pulse content for one contact (LLM-written when the tenant has an AI profile, else rules)',
           description:
             'Content comes from a campaign (campaign_id) or an inline template with optional tag variants; the contact from ' +
-            'contact_id, phone, or inline details. The first variant sharing a tag with the contact wins; variables fill in.',
+            'contact_id, phone, or inline details. The first variant sharing a tag with the contact wins; variables fill in (source "rules"). ' +
+            'With an AI profile and budget left the LLM writes the message from that template and the contact (phone numbers and emails ' +
+            'masked; source "llm"); if the LLM fails, the rules answer.',
           tags,
           security: bearer,
           body: z
@@ -350,7 +355,7 @@ export const pulseRoutes =
               if (!b.contact_id && !b.phone && !b.contact) ctx.addIssue({ code: 'custom', path: ['contact'], message: 'give a contact, contact_id or phone' });
             }),
           response: {
-            200: z.object({ content: z.string(), variant: z.string(), contact_id: z.string().nullable(), source: z.literal('rules') }),
+            200: z.object({ content: z.string(), variant: z.string(), contact_id: z.string().nullable(), source: z.enum(['rules', 'llm']) }),
             ...errorResponses,
           },
         },
@@ -377,6 +382,18 @@ export const pulseRoutes =
         }
         if (!msg.template) throw badRequest('VALIDATION_FAILED', 'body.template: must not be empty');
         const picked = pickContent(msg, who);
+        const profile = await usableProfile(deps.db, await loadAiProfile(deps.db, deps.keyring, b.tenant_id));
+        if (profile) {
+          const index = picked.variant.startsWith('variant:') ? Number(picked.variant.slice('variant:'.length)) : -1;
+          const chosen = index >= 0 ? msg.variants![index].template : msg.template;
+          try {
+            const text = await writePulseContentWithLlm({ db: deps.db, timeoutMs: deps.config.AI_REQUEST_TIMEOUT_MS }, profile, { template: chosen, draft: picked.text, contact: who });
+            if (text) return { content: text, variant: picked.variant, contact_id: contactId, source: 'llm' as const };
+          } catch (err) {
+            if (!(err instanceof LlmError)) throw err;
+            request.log.warn({ tenant_id: b.tenant_id, status: err.status ?? null }, 'pulse-content: LLM unavailable, answering by rules');
+          }
+        }
         return { content: picked.text, variant: picked.variant, contact_id: contactId, source: 'rules' as const };
       },
     );
