@@ -69,7 +69,7 @@ try {
   // The worker runs as its own process, as in a real deployment: the API's event loop stays free
   // for webhooks while activities and workflow tasks use the machine's other core.
   const worker = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../worker/main.ts', import.meta.url))], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -79,6 +79,11 @@ try {
     },
   });
   const workerExited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  // Ready means polling: a message sent before then would wait for the worker to bundle its workflows.
+  const workerReady = new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve());
+    void workerExited.then(() => reject(new Error('the worker exited during start-up')));
+  });
   worker.once('exit', (code, signal) => {
     if (stopping) return;
     say(`worker exited (${signal ?? code}); stopping`);
@@ -95,6 +100,7 @@ try {
   const api = await startApi(config, runtime, temporalAddress);
   stops.push(() => api.close());
 
+  await workerReady;
   say(`API:         ${api.url}  (OpenAPI: ${api.url}/openapi.json, docs: ${api.url}/docs)`);
   say(`Temporal UI: ${temporalUi}`);
   say(`Admin key:   ${runtime.adminApiKey}`);

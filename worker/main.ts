@@ -8,7 +8,10 @@ const address = requireSetting(config.TEMPORAL_ADDRESS, 'TEMPORAL_ADDRESS', 'for
 const runtime = await createRuntime(config, databaseUrl, { poolSize: 20 });
 const { worker, connection } = await createWorkerFor(config, runtime, address);
 // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains in-flight tasks.
-await worker.run();
+const running = worker.run();
+// Tells `npm start`, when it is the parent, that the worker is polling.
+process.send?.('ready');
+await running;
 await connection.close();
 await runtime.pool.end();
 // The SDK's native runtime keeps handles open after a clean shutdown; nothing is left to finish.
