@@ -298,6 +298,11 @@ describe('pulse: contacts, campaigns, runs', () => {
     const contact = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(last.phone)}`, { key: tenant.key })).body.contacts[0];
     assert.equal(contact.opted_in, false);
     assert.equal(contact.consent_source, 'inbound_keyword');
+    const history = await h.request('GET', `/routes/tenants/${tenant.id}/contacts/${contact.id}/export`, { key: tenant.key });
+    assert.ok(
+      history.body.consent_history.some((e: { opted_in: boolean; source: string }) => e.opted_in === false && e.source === 'inbound_keyword'),
+      `the keyword opt-out is in the consent history: ${JSON.stringify(history.body.consent_history)}`,
+    );
     // A CRM re-import cannot undo the customer's own opt-out.
     await seedContacts(h, tenant, [{ ...people[0], phone: last.phone, opted_in: true }]);
     const still = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(last.phone)}`, { key: tenant.key })).body.contacts[0];

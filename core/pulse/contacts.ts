@@ -1,6 +1,7 @@
 import { and, arrayContains, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { contacts, tenants, type Contact } from '../db/schema.js';
+import { contacts, conversations, tenants, type Contact } from '../db/schema.js';
+import { recordConsent } from '../privacy/consent.js';
 import type { Keyring } from '../crypto.js';
 
 export interface ContactInput {
@@ -157,15 +158,12 @@ export async function applyConsentKeyword(
   const said = input.texts.map(normalise);
   const optedIn = said.some((t) => stopWords.has(t)) ? false : said.some((t) => DEFAULT_OPT_IN_KEYWORDS.includes(t)) ? true : null;
   if (optedIn === null) return null;
-  await db
-    .update(contacts)
-    .set({ optedIn, consentAt: sql`now()`, consentSource: KEYWORD_CONSENT_SOURCE, updatedAt: sql`now()` })
-    .where(
-      and(
-        eq(contacts.tenantId, input.tenantId),
-        sql`contacts.id = (SELECT cv.contact_id FROM conversations cv WHERE cv.id = ${input.conversationId} AND cv.tenant_id = ${input.tenantId})`,
-      ),
-    );
+  const [conversation] = await db
+    .select({ contactId: conversations.contactId })
+    .from(conversations)
+    .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
+  // Through the consent history, so an export shows when and how the customer said it.
+  if (conversation) await recordConsent(db, input.tenantId, conversation.contactId, { optedIn, source: KEYWORD_CONSENT_SOURCE });
   return {
     optedIn,
     confirmation: optedIn
