@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
+import { simulatedN8n } from './helpers/n8n.js';
 
 const FALLBACK = 'Thanks! A member of our team will answer shortly.';
 
@@ -20,21 +21,9 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     return t;
   }
 
-  /** What an n8n workflow does: poll next-job over HTTP, as a separate client. */
-  async function pollJob(key: string, waitS = 20) {
-    const res = await fetch(`${h.baseUrl}/queue/next-job?wait=${waitS}`, { headers: { authorization: `Bearer ${key}` } });
-    if (res.status === 204) return null;
-    assert.equal(res.status, 200);
-    return (await res.json()) as { job_id: string; payload: Record<string, string>; status: string };
-  }
-  async function n8nSend(key: string, body: Record<string, unknown>) {
-    const res = await fetch(`${h.baseUrl}/messages/send`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  }
+  // A simulated n8n over real HTTP; `h` is set in before().
+  const pollJob = (key: string, waitS?: number) => simulatedN8n(h.baseUrl).pollJob(key, waitS);
+  const n8nSend = (key: string, body: Record<string, unknown>) => simulatedN8n(h.baseUrl).send(key, body);
   const inbound = (t: { id: string; key: string }, from: string, message: string) =>
     h.inbound(t.key, { from, message, tenant_id: t.id, timestamp: new Date().toISOString() });
   const sandboxAfter = async (t: { id: string; key: string }, to: string, n = 1) =>

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
+import { createTestDatabase } from './harness.js';
 
 /** A tenant's own CRM database: orders and appointments, seeded per test file. */
 export interface Crm {
@@ -21,14 +22,8 @@ const TABLES = `
 
 /** A second database on the suite's PostgreSQL server. */
 export async function createPgCrm(seed: CrmSeed): Promise<Crm> {
-  const server = new URL(process.env.TEST_DATABASE_URL!);
-  const name = `crm_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: server.toString() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(server.toString());
-  url.pathname = `/${name}`;
+  const database = await createTestDatabase();
+  const url = new URL(database.url);
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   for (const stmt of TABLES.split(';')) await client.query(stmt);
@@ -36,21 +31,18 @@ export async function createPgCrm(seed: CrmSeed): Promise<Crm> {
   for (const a of seed.appointments ?? []) await client.query('INSERT INTO appointments VALUES ($1, $2, $3)', [a.customer_phone, a.starts_at, a.with_whom]);
   return {
     connection: {
-      host: server.hostname,
-      port: Number(server.port || 5432),
-      database: name,
-      username: decodeURIComponent(server.username || 'postgres'),
-      ...(server.password ? { password: decodeURIComponent(server.password) } : {}),
+      host: url.hostname,
+      port: Number(url.port || 5432),
+      database: url.pathname.slice(1),
+      username: decodeURIComponent(url.username || 'postgres'),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
     },
     async query(text) {
       return (await client.query(text)).rows;
     },
     async drop() {
       await client.end();
-      const c = new pg.Client({ connectionString: server.toString() });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      await database.drop();
     },
   };
 }
