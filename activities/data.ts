@@ -59,7 +59,9 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
           timeoutMs: attemptTimeout(input.attemptTimeoutMs),
           signal: Context.current().cancellationSignal,
         });
-        return { rows, sourceMs: Math.round(performance.now() - started), via: opts.via };
+        // Since first scheduled (by the server, or by the worker for a local activity): retries included.
+        const totalMs = Math.max(0, Date.now() - Context.current().info.scheduledTimestampMs);
+        return { rows, sourceMs: Math.round(performance.now() - started), totalMs, via: opts.via };
       } catch (err) {
         return toFailure(err, input.params);
       }
@@ -155,11 +157,31 @@ function cachedResolver(load: SourceResolver): SourceResolver {
 
 /** Parley's side: lookups against sources in its database, and the audit log. */
 export function createDataActivities({ db, keyring, pools = new ConnectorPools() }: DataDeps) {
+  const lookups = createLookupActivities({ resolve: cachedResolver((tenantId, id) => loadDataSource(db, keyring, tenantId, id)), via: 'parley', pools });
   return {
-    ...createLookupActivities({ resolve: cachedResolver((tenantId, id) => loadDataSource(db, keyring, tenantId, id)), via: 'parley', pools }),
+    ...lookups,
 
-    async recordLookup(entry: AccessLogEntry): Promise<void> {
-      await recordAccess(db, entry);
+    /** A source Parley serves: the lookup writes its own audit row when it answers, saving the workflow a step. */
+    async dataLookup(input: DataLookupInput): Promise<LookupResult> {
+      const result = await lookups.dataLookup(input);
+      if (!input.audit) return result;
+      await recordAccess(db, {
+        tenantId: input.tenantId,
+        dataSourceId: input.dataSourceId,
+        query: input.query,
+        customerHash: input.audit.customerHash,
+        responseTimeMs: result.sourceMs,
+        outcome: result.rows.length === 0 ? 'not_found' : 'ok',
+        via: result.via,
+      });
+      return { ...result, audited: true };
+    },
+
+    /** Writes the audit row of a lookup that failed or ran elsewhere; returns its wait since the workflow's `startedAt`. */
+    async recordLookup({ startedAt, sourceMs, ...entry }: Omit<AccessLogEntry, 'responseTimeMs'> & { startedAt: number; sourceMs?: number }): Promise<number> {
+      const totalMs = Math.max(0, Date.now() - startedAt);
+      await recordAccess(db, { ...entry, responseTimeMs: sourceMs ?? totalMs });
+      return totalMs;
     },
   };
 }

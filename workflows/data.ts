@@ -1,7 +1,7 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, TimeoutFailure, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched, proxyActivities, proxyLocalActivities, TimeoutFailure, uuid4 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { renderTemplate } from '../core/data-engine/template.js';
-import { DATA_WORKER_ACTIVITY_PREFIX, type LookupOutcome, type LookupPlan, type LookupTurnPlan } from '../core/data-engine/types.js';
+import { DATA_WORKER_ACTIVITY_PREFIX, type LookupOutcome, type LookupPlan, type LookupResult, type LookupTurnPlan } from '../core/data-engine/types.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -14,57 +14,69 @@ const { recordLookup } = proxyLocalActivities<Activities>({
 });
 
 function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure) {
-    const cause = err.cause;
-    if (cause instanceof TimeoutFailure) return `timed out (${cause.timeoutType}): the source did not answer in time`;
-    if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
-    return cause?.message ?? err.message;
-  }
-  return err instanceof Error ? err.message : String(err);
+  // A regular activity's failure arrives wrapped in an ActivityFailure; a local activity's may not.
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof TimeoutFailure) return `timed out (${cause.timeoutType}): the source did not answer in time`;
+  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
+  return cause instanceof Error ? cause.message : String(cause ?? err);
 }
 
 /** Marks an activity for the tenant's data worker: the codec seals its payloads with that tenant's key. */
 const dataWorkerActivityId = (tenantId: string) => `${DATA_WORKER_ACTIVITY_PREFIX}${tenantId}/${uuid4()}`;
 
+const LOOKUP_RETRY = {
+  initialInterval: '200ms',
+  backoffCoefficient: 2,
+  maximumInterval: '2s',
+  maximumAttempts: 5,
+  nonRetryableErrorTypes: ['BadRequest', 'NotFound'],
+};
+
 /**
- * Runs one lookup as a regular activity (on the tenant's data-worker queue when the source is
- * served there), retried with backoff inside the budget, and writes the audit row either way.
+ * The lookup activity for a plan. A source Parley holds credentials for runs as a local
+ * activity: no task dispatch through the server, which at 100 concurrent lookups is most of the
+ * wait. A tenant-worker source must cross the server to reach that tenant's queue.
  */
-export async function runLookup(plan: LookupPlan): Promise<LookupOutcome> {
-  const { dataLookup } = proxyActivities<Activities>({
+function lookupActivity(plan: LookupPlan) {
+  const timeouts = { startToCloseTimeout: plan.attemptTimeoutMs + 500, scheduleToCloseTimeout: LOOKUP_BUDGET_MS, retry: LOOKUP_RETRY };
+  // Conversations that looked up before lookups became local keep their history's activity events.
+  if (!plan.taskQueue && patched('local-lookups')) return proxyLocalActivities<Activities>(timeouts).dataLookup;
+  return proxyActivities<Activities>({
     ...(plan.taskQueue ? { taskQueue: plan.taskQueue, activityId: dataWorkerActivityId(plan.request.tenantId) } : {}),
-    startToCloseTimeout: plan.attemptTimeoutMs + 500,
-    scheduleToCloseTimeout: LOOKUP_BUDGET_MS,
-    retry: {
-      initialInterval: '200ms',
-      backoffCoefficient: 2,
-      maximumInterval: '2s',
-      maximumAttempts: 5,
-      nonRetryableErrorTypes: ['BadRequest', 'NotFound'],
-    },
-  });
-  const started = Date.now();
-  let outcome: LookupOutcome;
-  let via = plan.taskQueue ? 'tenant_worker' : 'parley';
+    ...timeouts,
+  }).dataLookup;
+}
+
+/** Runs one lookup, retried with backoff inside the budget, and writes the audit row either way. */
+export async function runLookup(plan: LookupPlan): Promise<LookupOutcome> {
+  const startedAt = Date.now();
+  const local = !plan.taskQueue;
+  let result: LookupResult | undefined;
+  let error: string | undefined;
   try {
-    const result = await dataLookup({ ...plan.request, attemptTimeoutMs: plan.attemptTimeoutMs });
-    via = result.via;
-    outcome = { ok: true, rows: result.rows, totalMs: Date.now() - started, sourceMs: result.sourceMs };
+    result = await lookupActivity(plan)({
+      ...plan.request,
+      attemptTimeoutMs: plan.attemptTimeoutMs,
+      ...(local ? { audit: { customerHash: plan.customerHash } } : {}),
+    });
   } catch (err) {
-    outcome = { ok: false, rows: [], error: failureMessage(err), totalMs: Date.now() - started };
+    error = failureMessage(err);
   }
-  await recordLookup({
+  if (result?.audited) return { ok: true, rows: result.rows, totalMs: result.totalMs, sourceMs: result.sourceMs };
+  const rows = result?.rows ?? [];
+  // The workflow's clock stands still within a task, so the audit activity measures a failure's wait.
+  const waitedMs = await recordLookup({
     tenantId: plan.request.tenantId,
     dataSourceId: plan.request.dataSourceId,
     query: plan.request.query,
     customerHash: plan.customerHash,
-    // The source's own time when it answered; the whole wait (retries included) when it did not.
-    responseTimeMs: outcome.sourceMs ?? outcome.totalMs,
-    outcome: !outcome.ok ? 'error' : outcome.rows.length === 0 ? 'not_found' : 'ok',
-    error: outcome.error,
-    via,
+    startedAt,
+    sourceMs: result?.sourceMs,
+    outcome: !result ? 'error' : rows.length === 0 ? 'not_found' : 'ok',
+    error,
+    via: result?.via ?? (local ? 'parley' : 'tenant_worker'),
   });
-  return outcome;
+  return result ? { ok: true, rows, totalMs: result.totalMs, sourceMs: result.sourceMs } : { ok: false, rows, totalMs: waitedMs, error };
 }
 
 /** The reply text for a lookup: the template over the first row, or the not-found / fallback message. */

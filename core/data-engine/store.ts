@@ -230,6 +230,7 @@ export interface AccessLogEntry {
   dataSourceId: string;
   query: string;
   customerHash?: string;
+  /** The source's own time when it answered; the whole wait (retries included) when it did not. */
   responseTimeMs: number;
   outcome: 'ok' | 'not_found' | 'error';
   error?: string;

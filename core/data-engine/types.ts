@@ -19,7 +19,11 @@ export interface LookupResult {
   rows: Record<string, unknown>[];
   /** Time spent talking to the source, measured by the worker that ran it. */
   sourceMs: number;
+  /** From the lookup's scheduling to this result, retries included. */
+  totalMs: number;
   via: 'parley' | 'tenant_worker';
+  /** The worker already wrote the audit row (Parley's own lookups). */
+  audited?: boolean;
 }
 
 /** Where and how the workflow runs a lookup, decided from the tenant's configuration. */
@@ -75,4 +79,6 @@ export interface LookupTurnPlan {
 /** Input of the `dataLookup` activity. */
 export interface DataLookupInput extends LookupRequest {
   attemptTimeoutMs: number;
+  /** Set when Parley's worker runs the lookup: it writes the audit row itself on success. */
+  audit?: { customerHash?: string };
 }
