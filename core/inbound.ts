@@ -1,9 +1,9 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from './db/client.js';
-import { channels, contacts, conversations, messages, outbox } from './db/schema.js';
+import { messages } from './db/schema.js';
 import type { Keyring } from './crypto.js';
 import { notFound } from './errors.js';
-import { conversationWorkflowId } from './ids.js';
+import { conversationWorkflowIdPrefix } from './ids.js';
 
 export interface InboundInput {
   tenantId: string;
@@ -22,83 +22,64 @@ export interface AcceptedInbound {
   duplicate: boolean;
 }
 
+type AcceptRow = { kind: 'duplicate' | 'accepted' | 'channel'; message_id: string | null; conversation_id: string | null };
+
 /**
  * Makes an inbound message durable: contact, conversation, message and outbox row in one
- * transaction. Once this returns the message cannot be lost; the relay takes it to Temporal.
- * A re-delivery (same dedupe key) changes nothing and reports the original message.
+ * statement (one round trip, atomic like a transaction). Once this returns the message cannot
+ * be lost; the relay takes it to Temporal. A re-delivery (same dedupe key) changes nothing and
+ * reports the original message.
  */
 export async function acceptInbound(db: Db, keyring: Keyring, input: InboundInput): Promise<AcceptedInbound> {
+  const { tenantId } = input;
   const dedupeKey = keyring.blindIndex(
     input.providerMessageId
       ? `in:id:${input.providerMessageId}`
       : `in:${input.from}|${new Date(input.timestamp).toISOString()}|${input.text}`,
   );
-  const existing = await findByDedupeKey(db, input.tenantId, dedupeKey);
-  if (existing) return { ...existing, duplicate: true };
-
-  return db.transaction(async (tx) => {
-    const [channel] = await tx
-      .select({ id: channels.id, team: channels.team })
-      .from(channels)
-      .where(
-        input.channelId
-          ? and(eq(channels.tenantId, input.tenantId), eq(channels.id, input.channelId))
-          : and(eq(channels.tenantId, input.tenantId), eq(channels.isDefault, true)),
-      );
-    if (!channel) throw notFound('CHANNEL_NOT_FOUND', 'tenant_id: the tenant has no channel to receive on');
-
-    const phoneHash = keyring.blindIndex(input.from);
-    const [newContact] = await tx
-      .insert(contacts)
-      .values({ tenantId: input.tenantId, phoneHash, phoneEnc: keyring.encrypt(input.from) })
-      .onConflictDoNothing({ target: [contacts.tenantId, contacts.phoneHash] })
-      .returning({ id: contacts.id });
-    const contactId =
-      newContact?.id ??
-      (await tx
-        .select({ id: contacts.id })
-        .from(contacts)
-        .where(and(eq(contacts.tenantId, input.tenantId), eq(contacts.phoneHash, phoneHash))))[0].id;
-
-    const [conversation] = await tx
-      .insert(conversations)
-      .values({
-        tenantId: input.tenantId,
-        channelId: channel.id,
-        contactId,
-        workflowId: conversationWorkflowId(input.tenantId, channel.id, contactId),
-        lastInboundAt: sql`now()`,
-        // The channel's team owns the conversation from its start; handover may reassign it later.
-        team: channel.team,
-      })
-      .onConflictDoUpdate({
-        target: [conversations.tenantId, conversations.channelId, conversations.contactId],
-        set: { status: 'open', lastInboundAt: sql`now()`, updatedAt: sql`now()` },
-      })
-      .returning({ id: conversations.id });
-
-    const [message] = await tx
-      .insert(messages)
-      .values({
-        tenantId: input.tenantId,
-        conversationId: conversation.id,
-        direction: 'inbound',
-        dedupeKey,
-        bodyEnc: keyring.encrypt(input.text),
-        status: 'received',
-        providerMessageId: input.providerMessageId ? keyring.blindIndex(input.providerMessageId) : null,
-        createdAt: new Date(input.timestamp),
-      })
-      .onConflictDoNothing({ target: [messages.tenantId, messages.dedupeKey] })
-      .returning({ id: messages.id });
-    if (!message) {
-      // A concurrent delivery of the same message won the insert.
-      const winner = await findByDedupeKey(tx as unknown as Db, input.tenantId, dedupeKey);
-      return { ...winner!, duplicate: true };
-    }
-    await tx.insert(outbox).values({ tenantId: input.tenantId, conversationId: conversation.id, messageId: message.id });
-    return { messageId: message.id, conversationId: conversation.id, duplicate: false };
-  });
+  const phoneHash = keyring.blindIndex(input.from);
+  const channelMatch = input.channelId ? sql`id = ${input.channelId}` : sql`is_default`;
+  // The workflow id is conversationWorkflowId(tenant, channel, contact) (core/ids.ts), built in
+  // SQL because both ids are known only inside the statement.
+  const { rows } = await db.execute<AcceptRow>(sql`
+    WITH dup AS (
+      SELECT id, conversation_id FROM messages WHERE tenant_id = ${tenantId} AND dedupe_key = ${dedupeKey}
+    ), channel AS (
+      SELECT id, team FROM channels
+       WHERE tenant_id = ${tenantId} AND ${channelMatch} AND NOT EXISTS (SELECT 1 FROM dup)
+    ), contact AS (
+      INSERT INTO contacts (tenant_id, phone_hash, phone_enc)
+      SELECT ${tenantId}, ${phoneHash}, ${keyring.encrypt(input.from)} FROM channel
+      ON CONFLICT (tenant_id, phone_hash) DO UPDATE SET phone_hash = EXCLUDED.phone_hash
+      RETURNING id
+    ), conversation AS (
+      INSERT INTO conversations (tenant_id, channel_id, contact_id, workflow_id, last_inbound_at, team)
+      SELECT ${tenantId}, channel.id, contact.id,
+             ${conversationWorkflowIdPrefix(tenantId)} || channel.id || '/' || contact.id,
+             now(), channel.team
+        FROM channel, contact
+      ON CONFLICT (tenant_id, channel_id, contact_id)
+      DO UPDATE SET status = 'open', last_inbound_at = now(), updated_at = now()
+      RETURNING id
+    ), message AS (
+      INSERT INTO messages (tenant_id, conversation_id, direction, dedupe_key, body_enc, status, provider_message_id, created_at)
+      SELECT ${tenantId}, conversation.id, 'inbound', ${dedupeKey}, ${keyring.encrypt(input.text)}, 'received',
+             ${input.providerMessageId ? keyring.blindIndex(input.providerMessageId) : null}, ${new Date(input.timestamp).toISOString()}::timestamptz
+        FROM conversation
+      ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
+      RETURNING id, conversation_id
+    ), queued AS (
+      INSERT INTO outbox (tenant_id, conversation_id, message_id) SELECT ${tenantId}, conversation_id, id FROM message
+    )
+    SELECT 'duplicate' AS kind, id AS message_id, conversation_id FROM dup
+    UNION ALL SELECT 'accepted', id, conversation_id FROM message
+    UNION ALL SELECT 'channel', NULL, NULL FROM channel`);
+  const row = rows.find((r) => r.kind !== 'channel');
+  if (row) return { messageId: row.message_id!, conversationId: row.conversation_id!, duplicate: row.kind === 'duplicate' };
+  if (rows.length === 0) throw notFound('CHANNEL_NOT_FOUND', 'tenant_id: the tenant has no channel to receive on');
+  // A concurrent delivery of the same message won the insert.
+  const winner = await findByDedupeKey(db, tenantId, dedupeKey);
+  return { ...winner!, duplicate: true };
 }
 
 async function findByDedupeKey(db: Db, tenantId: string, dedupeKey: string) {

@@ -40,6 +40,8 @@ describe('conversation: inbound message to reply', () => {
     assert.equal(conv.body.status, 'open');
     assert.equal(conv.body.contact_phone, to);
     assert.ok(!conv.body.workflow_id.includes(to.slice(1)), 'no phone number in the workflow id');
+    const uuid = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+    assert.match(conv.body.workflow_id, new RegExp(`^conversation/${tenant.id}/${uuid}/${uuid}$`), 'conversationWorkflowId() shape');
     assert.deepEqual(
       conv.body.messages.map((m: any) => [m.direction, m.text, m.status]),
       [
