@@ -35,10 +35,9 @@ const TEMPORAL_CALL_DEADLINE_MS = 5_000;
 
 /**
  * Delivers accepted inbound messages from the outbox to their conversation workflows
- * (signalWithStart). Rows are marked delivered in the same transaction that holds the
- * conversation's advisory lock, so several API replicas relay each conversation in order;
- * a signal that reached Temporal before a failed commit is re-sent and the workflow drops
- * it by message id. While Temporal is unreachable rows wait and are retried with backoff.
+ * (signalWithStart). Rows are read and marked delivered while the conversation's advisory
+ * lock is held, so several API replicas relay each conversation in order; a signal that
+ * reached Temporal before a failed update is re-sent and the workflow drops it by message id. While Temporal is unreachable rows wait and are retried with backoff.
  */
 export class OutboxRelay {
   private readonly queued = new Set<string>();
@@ -110,16 +109,14 @@ export class OutboxRelay {
 
   private async deliver(conversationId: string): Promise<void> {
     const client = await this.opts.pool.connect();
+    let locked = false;
     let ids: string[] = [];
     try {
-      await client.query('BEGIN');
-      const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7311)) AS ok', [
-        conversationId,
-      ]);
-      if (!lock.rows[0].ok) {
-        await client.query('ROLLBACK');
-        return;
-      }
+      // A session lock, not a transaction's: no BEGIN and COMMIT round trips. Autocommitted
+      // writes are visible to the next holder, which reads only once it has the lock.
+      const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 7311)) AS ok', [conversationId]);
+      locked = lock.rows[0].ok;
+      if (!locked) return;
       const { rows } = await client.query<PendingRow>(
         `SELECT o.id AS outbox_id, m.id AS message_id, m.seq, m.body_enc, m.created_at AS received_at,
                 c.workflow_id, c.tenant_id, c.channel_id, c.contact_id,
@@ -134,10 +131,7 @@ export class OutboxRelay {
       );
       // All of the conversation's pending rows go together, whatever their backoff says: a row
       // accepted during an outage must not overtake an older one still waiting out its backoff.
-      if (rows.length === 0) {
-        await client.query('COMMIT');
-        return;
-      }
+      if (rows.length === 0) return;
       ids = rows.map((r) => r.outbox_id);
       const first = rows[0];
       const debounceMs = first.debounce_ms ?? this.opts.defaultDebounceMs;
@@ -166,12 +160,10 @@ export class OutboxRelay {
         }),
       );
       await client.query('UPDATE outbox SET delivered_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])', [ids]);
-      await client.query('COMMIT');
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
       if (ids.length > 0) {
         // Back off per conversation: 0.5 s doubling to 30 s, so an outage is not a busy loop.
-        await this.opts.pool
+        await client
           .query(
             `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
                     next_attempt_at = now() + least(30, 0.5 * power(2, least(attempts, 6))) * interval '1 second'
@@ -182,7 +174,14 @@ export class OutboxRelay {
       }
       throw err;
     } finally {
-      client.release();
+      // A connection must not go back to the pool holding the lock: unlock it, or drop it.
+      const unlocked =
+        !locked ||
+        (await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 7311))', [conversationId]).then(
+          () => true,
+          () => false,
+        ));
+      client.release(!unlocked);
     }
   }
 }
