@@ -26,15 +26,14 @@ export interface AiReplyInput {
 }
 
 /** Whether a conversation is with a person now, and whether its tenant answers with an LLM this month. */
-export async function aiRoute(db: Db, tenantId: string, conversationId: string): Promise<'human' | 'llm' | 'no_llm'> {
-  const [conv] = await db
-    .select({ needsHuman: conversations.needsHuman })
-    .from(conversations)
-    .where(and(eq(conversations.id, conversationId), eq(conversations.tenantId, tenantId)));
-  if (conv?.needsHuman) return 'human';
-  const profile = await findAiProfileRow(db, tenantId);
-  if (!profile) return 'no_llm';
-  return (await budgetExhausted(db, tenantId, profile.monthlyTokenBudget)) ? 'no_llm' : 'llm';
+export async function aiRoute(
+  db: Db,
+  tenantId: string,
+  conversation: { needsHuman: boolean; hasAiProfile: boolean; monthlyTokenBudget: number | null },
+): Promise<'human' | 'llm' | 'no_llm'> {
+  if (conversation.needsHuman) return 'human';
+  if (!conversation.hasAiProfile) return 'no_llm';
+  return (await budgetExhausted(db, tenantId, conversation.monthlyTokenBudget)) ? 'no_llm' : 'llm';
 }
 
 export function createAiActivities({ db, keyring, ai }: AiDeps) {

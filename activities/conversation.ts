@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
-import { channels, contacts, conversations, messages, tenants } from '../core/db/schema.js';
+import { aiProfiles, channels, contacts, conversations, dataIntents, messages, tenants } from '../core/db/schema.js';
 import type { Keyring } from '../core/crypto.js';
 import { FailureType } from '../core/errors.js';
 import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge.js';
@@ -60,6 +60,31 @@ export interface SentReply {
   sentAt: string;
 }
 
+/**
+ * Everything planTurn reads about the tenant and the conversation, in one query: each
+ * capability used to make its own look-up, six round trips per turn.
+ */
+async function loadTurnContext(db: Db, tenantId: string, conversationId: string) {
+  const [row] = await db
+    .select({
+      fallback: tenants.fallbackMessage,
+      mode: tenants.mode,
+      settings: tenants.settings,
+      contactId: conversations.contactId,
+      phoneEnc: contacts.phoneEnc,
+      needsHuman: sql<boolean>`coalesce(${conversations.needsHuman}, false)`,
+      hasAiProfile: sql<boolean>`${aiProfiles.tenantId} IS NOT NULL`,
+      monthlyTokenBudget: aiProfiles.monthlyTokenBudget,
+      hasIntents: sql<boolean>`EXISTS (SELECT 1 FROM ${dataIntents} WHERE ${dataIntents.tenantId} = ${tenants.id})`,
+    })
+    .from(tenants)
+    .leftJoin(conversations, and(eq(conversations.id, conversationId), eq(conversations.tenantId, tenants.id)))
+    .leftJoin(contacts, eq(contacts.id, conversations.contactId))
+    .leftJoin(aiProfiles, eq(aiProfiles.tenantId, tenants.id))
+    .where(eq(tenants.id, tenantId));
+  return row;
+}
+
 export function createConversationActivities({ db, keyring, providers }: ConversationDeps) {
   return {
     /**
@@ -68,20 +93,24 @@ export function createConversationActivities({ db, keyring, providers }: Convers
      * profile and budget left; else from its knowledge, else its fallback.
      */
     async planTurn(input: PlanTurnInput): Promise<TurnPlan> {
-      const [tenant] = await db
-        .select({ fallback: tenants.fallbackMessage, mode: tenants.mode, settings: tenants.settings })
-        .from(tenants)
-        .where(eq(tenants.id, input.tenantId));
+      const tenant = await loadTurnContext(db, input.tenantId, input.conversationId);
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'tenant no longer exists', nonRetryable: true });
       // STOP / UNSUBSCRIBE / START flip consent before anything else and are confirmed, not answered.
-      const consent = await applyConsentKeyword(db, { tenantId: input.tenantId, conversationId: input.conversationId, texts: input.messages.map((m) => m.text) });
+      const consent = await applyConsentKeyword(db, {
+        tenantId: input.tenantId,
+        contactId: tenant.contactId,
+        settings: tenant.settings,
+        texts: input.messages.map((m) => m.text),
+      });
       if (consent) return { kind: 'reply', text: consent.confirmation, source: 'consent' };
-      const route = await aiRoute(db, input.tenantId, input.conversationId);
+      const route = await aiRoute(db, input.tenantId, tenant);
       if (route === 'human') return { kind: 'human' };
       if (tenant.mode === 'legacy_n8n') return planLegacyTurn({ db, keyring }, input, tenant);
       const question = input.messages.map((m) => m.text).join('\n');
       // Live data first: a question an intent recognises is answered from the tenant's systems.
-      const lookup = await planDataLookup(db, keyring, { tenantId: input.tenantId, conversationId: input.conversationId, text: question }, tenant.fallback);
+      const lookup = tenant.hasIntents
+        ? await planDataLookup(db, keyring, { tenantId: input.tenantId, phoneEnc: tenant.phoneEnc, text: question }, tenant.fallback)
+        : undefined;
       if (lookup) return lookup;
       const [best] = await searchKnowledge(db, input.tenantId, question, 1);
       const noLlm =
@@ -97,7 +126,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
      * with the same provider idempotency key.
      */
     async sendReply(input: SendReplyInput): Promise<SentReply> {
-      await db
+      const [inserted] = await db
         .insert(messages)
         .values({
           tenantId: input.tenantId,
@@ -110,11 +139,15 @@ export function createConversationActivities({ db, keyring, providers }: Convers
           replySource: input.source,
           sourceChunkIds: input.sourceChunkIds?.length ? input.sourceChunkIds : null,
         })
-        .onConflictDoNothing({ target: [messages.tenantId, messages.dedupeKey] });
-      const [outbound] = await db
-        .select({ id: messages.id, status: messages.status, sentAt: messages.sentAt })
-        .from(messages)
-        .where(and(eq(messages.tenantId, input.tenantId), eq(messages.dedupeKey, input.replyKey)));
+        .onConflictDoNothing({ target: [messages.tenantId, messages.dedupeKey] })
+        .returning({ id: messages.id, status: messages.status, sentAt: messages.sentAt });
+      // Only a retried or replayed turn finds its reply already there.
+      const [outbound] = inserted
+        ? [inserted]
+        : await db
+            .select({ id: messages.id, status: messages.status, sentAt: messages.sentAt })
+            .from(messages)
+            .where(and(eq(messages.tenantId, input.tenantId), eq(messages.dedupeKey, input.replyKey)));
       if (outbound.status !== 'sending') {
         return { messageId: outbound.id, status: outbound.status === 'failed' ? 'failed' : 'sent', sentAt: (outbound.sentAt ?? new Date()).toISOString() };
       }
@@ -135,16 +168,16 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         idempotencyKey: `${input.tenantId}:${input.replyKey}`,
         inReplyTo: input.inReplyTo,
       });
-      const [updated] = await db
-        .update(messages)
-        .set({ status: 'sent', providerMessageId: result.providerMessageId, sentAt: sql`now()` })
-        .where(eq(messages.id, outbound.id))
-        .returning({ sentAt: messages.sentAt });
-      await db
-        .update(messages)
-        .set({ status: 'answered' })
-        .where(and(eq(messages.tenantId, input.tenantId), inArray(messages.id, input.inReplyTo)));
-      return { messageId: outbound.id, status: 'sent', sentAt: updated.sentAt!.toISOString() };
+      // The reply and the messages it answers, in one statement.
+      const { rows } = await db.execute<{ sent_at: Date }>(sql`
+        WITH answered AS (
+          UPDATE ${messages} SET status = 'answered'
+           WHERE tenant_id = ${input.tenantId} AND id = ANY(${sql.param(input.inReplyTo)}::uuid[])
+        )
+        UPDATE ${messages} SET status = 'sent', provider_message_id = ${result.providerMessageId}, sent_at = now()
+         WHERE id = ${outbound.id}
+        RETURNING sent_at`);
+      return { messageId: outbound.id, status: 'sent', sentAt: new Date(rows[0].sent_at).toISOString() };
     },
 
     async closeConversation(input: { tenantId: string; conversationId: string }): Promise<void> {

@@ -90,17 +90,12 @@ export interface DataDeps {
 export async function planDataLookup(
   db: Db,
   keyring: Keyring,
-  input: { tenantId: string; conversationId: string; text: string },
+  input: { tenantId: string; phoneEnc: string | null; text: string },
   tenantFallback: string,
 ): Promise<LookupTurnPlan | undefined> {
   const intents = await listIntents(db, input.tenantId);
   if (intents.length === 0) return undefined;
-  const [contact] = await db
-    .select({ phoneEnc: contacts.phoneEnc })
-    .from(conversations)
-    .innerJoin(contacts, eq(contacts.id, conversations.contactId))
-    .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
-  const phone = contact ? keyring.decrypt(contact.phoneEnc) : undefined;
+  const phone = input.phoneEnc ? keyring.decrypt(input.phoneEnc) : undefined;
   const match = matchIntent(intents, input.text, phone);
   if (!match) return undefined;
   const stored = await loadDataSource(db, keyring, input.tenantId, match.intent.dataSourceId);

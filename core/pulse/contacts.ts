@@ -149,21 +149,15 @@ export type ConsentChange = { optedIn: boolean; confirmation: string };
  */
 export async function applyConsentKeyword(
   db: Db,
-  input: { tenantId: string; conversationId: string; texts: string[] },
+  input: { tenantId: string; contactId: string | null; settings: Record<string, unknown>; texts: string[] },
 ): Promise<ConsentChange | null> {
-  const [tenant] = await db.select({ settings: tenants.settings }).from(tenants).where(eq(tenants.id, input.tenantId));
-  if (!tenant) return null;
-  const settings = tenant.settings as PulseSettings;
+  const settings = input.settings as PulseSettings;
   const stopWords = new Set([...DEFAULT_OPT_OUT_KEYWORDS, ...(settings.opt_out_keywords ?? [])].map(normalise));
   const said = input.texts.map(normalise);
   const optedIn = said.some((t) => stopWords.has(t)) ? false : said.some((t) => DEFAULT_OPT_IN_KEYWORDS.includes(t)) ? true : null;
   if (optedIn === null) return null;
-  const [conversation] = await db
-    .select({ contactId: conversations.contactId })
-    .from(conversations)
-    .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
   // Through the consent history, so an export shows when and how the customer said it.
-  if (conversation) await recordConsent(db, input.tenantId, conversation.contactId, { optedIn, source: KEYWORD_CONSENT_SOURCE });
+  if (input.contactId) await recordConsent(db, input.tenantId, input.contactId, { optedIn, source: KEYWORD_CONSENT_SOURCE });
   return {
     optedIn,
     confirmation: optedIn
