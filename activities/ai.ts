@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, sql } from 'drizzle-orm';
 import { answerWithLlm, type AiAnswer, type HandoverReason } from '../core/ai/answer.js';
 import { LlmError } from '../core/ai/llm.js';
-import { findAiProfileRow, loadAiProfile } from '../core/ai/profile.js';
+import { loadAiProfile } from '../core/ai/profile.js';
 import type { MemoryTurn } from '../core/ai/prompt.js';
 import type { AiToolSource } from '../core/ai/tools.js';
 import { budgetExhausted, recordEvent } from '../core/ai/usage.js';

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
 import { aiProfiles, channels, contacts, conversations, dataIntents, messages, tenants } from '../core/db/schema.js';
 import type { Keyring } from '../core/crypto.js';

@@ -1,8 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { and, eq } from 'drizzle-orm';
 import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
-import { contacts, conversations } from '../core/db/schema.js';
 import { FailureType } from '../core/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';

@@ -136,12 +136,12 @@ try {
   console.log('Parley inbound benchmark (sandbox provider, default settings, everything on this machine)');
   console.log(`  offered rate            ${opts.rate} msg/s for ${opts.duration} s over ${opts.contacts} conversations`);
   console.log(`  accepted                ${sentAt.size} (errors: ${errors})`);
-  console.log(`  sustained rate          ${(sentAt.size / elapsed).toFixed(1)} msg/s accepted, ${(sentAt.size / drained).toFixed(1)} msg/s answered (all answered after ${drained.toFixed(1)} s)`);
+  console.log(`  sustained rate          ${(sentAt.size / elapsed).toFixed(1)} msg/s accepted, ${(sentAt.size / drained).toFixed(1)} msg/s answered (${lost === 0 ? 'all answered' : `${lost} still unanswered`} after ${drained.toFixed(1)} s)`);
   console.log(`  latencies measured      after a ${opts.warmup} s warm-up: ${ack.n} acks, ${reply.n} replies`);
   console.log(`  webhook ack latency     p50 ${ms(ack.p50)}  p99 ${ms(ack.p99)}  max ${ms(ack.max)}`);
   console.log(`  inbound→reply latency   p50 ${ms(reply.p50)}  p99 ${ms(reply.p99)}  max ${ms(reply.max)}`);
   console.log(`  backlog (unanswered)    ${backlog.join('  ') || 'n/a'}`);
-  console.log(`  lost replies            ${lost}`);
+  console.log(`  unanswered at the end   ${lost} (after a ${opts.grace} s grace period: lost, or a backlog not yet drained)`);
   console.log(`  duplicated replies      ${duplicated}`);
   console.log(`  CPU seconds by process  ${cpu.map(([n, t]) => `${n}=${t}`).join('  ')}`);
 } finally {

@@ -18,7 +18,6 @@ export const REDACTED = '********';
 export const MAX_LOOKUP_TIMEOUT_MS = 10_000;
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-const ident = z.string().regex(IDENT, 'must be an identifier: letters, digits and _, not starting with a digit');
 const sourceId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/, 'must be 1-100 letters, digits, _ . or -');
 
 const connectionSchema = z

@@ -1,6 +1,6 @@
 import { and, arrayContains, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { contacts, conversations, tenants, type Contact } from '../db/schema.js';
+import { contacts, type Contact } from '../db/schema.js';
 import { recordConsent } from '../privacy/consent.js';
 import type { Keyring } from '../crypto.js';
 
