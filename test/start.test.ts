@@ -1,0 +1,58 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isPortFree, freePort } from '../scripts/lib/ports.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('npm start', () => {
+  it('starts everything on its embedded defaults, and SIGTERM stops every part of it', { timeout: 180_000 }, async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-start-'));
+    const ports = { PORT: await freePort(), TEMPORAL_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), EMBEDDED_PG_PORT: await freePort() };
+    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'ADMIN_API_KEY', 'PARLEY_ENCRYPTION_KEY']) delete env[name];
+    for (const [name, port] of Object.entries(ports)) env[name] = String(port);
+    const start = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    start.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    start.stderr.on('data', () => undefined);
+    let pgDir: string | undefined;
+    try {
+      const deadline = Date.now() + 150_000;
+      while (!out.includes('Ctrl-C stops everything')) {
+        assert.equal(start.exitCode, null, `npm start exited early:\n${out}`);
+        assert.ok(Date.now() < deadline, `npm start did not get ready:\n${out}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      pgDir = /PostgreSQL \(embedded\) in (\S+)/.exec(out)?.[1];
+      const health = await fetch(`http://127.0.0.1:${ports.PORT}/health`);
+      assert.equal(health.status, 200);
+      const children = execFileSync('pgrep', ['-P', String(start.pid)]).toString().trim().split('\n').map(Number);
+      assert.ok(children.length >= 3, 'the worker, the Temporal server and PostgreSQL run as children');
+
+      start.kill('SIGTERM');
+      const [code] = await once(start, 'exit');
+      assert.equal(code, 0, out);
+      assert.deepEqual(children.filter(alive), [], 'no child outlives npm start');
+      for (const port of Object.values(ports)) assert.ok(await isPortFree(port), `port ${port} is released`);
+    } finally {
+      if (start.exitCode === null) start.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+      // As root the embedded database lives outside DATA_DIR (scripts/lib/embedded-postgres.ts).
+      if (pgDir && !pgDir.startsWith(dataDir)) await rm(path.dirname(pgDir), { recursive: true, force: true });
+    }
+  });
+});
