@@ -85,8 +85,13 @@ async function loadTurnContext(db: Db, tenantId: string, conversationId: string)
   return row;
 }
 
+export interface AnswerTurnInput extends PlanTurnInput {
+  /** Everything sendReply needs but the text, for a turn whose plan is a plain reply. */
+  reply: Omit<SendReplyInput, 'text' | 'source' | 'sourceChunkIds'>;
+}
+
 export function createConversationActivities({ db, keyring, providers }: ConversationDeps) {
-  return {
+  const activities = {
     /**
      * Decides how to answer a turn: consent keywords first; not at all once a person has taken
      * over; legacy-mode tenants hand it to n8n as a job; with the LLM when the tenant has an AI
@@ -180,6 +185,19 @@ export function createConversationActivities({ db, keyring, providers }: Convers
       return { messageId: outbound.id, status: 'sent', sentAt: new Date(rows[0].sent_at).toISOString() };
     },
 
+    /**
+     * planTurn, and for a plain reply sendReply too, in one local activity: one workflow
+     * activation and one activity dispatch fewer for most turns. A retry re-plans, and the
+     * reply key keeps the send single.
+     */
+    async answerTurn(input: AnswerTurnInput): Promise<{ plan: TurnPlan; sent?: SentReply }> {
+      const { reply, ...turn } = input;
+      const plan = await activities.planTurn(turn);
+      if (plan.kind !== 'reply') return { plan };
+      const sent = await activities.sendReply({ ...reply, text: plan.text, source: plan.source, sourceChunkIds: plan.knowledgeId ? [plan.knowledgeId] : undefined });
+      return { plan, sent };
+    },
+
     async closeConversation(input: { tenantId: string; conversationId: string }): Promise<void> {
       await db
         .update(conversations)
@@ -187,4 +205,5 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
     },
   };
+  return activities;
 }

@@ -68,7 +68,9 @@ try {
 
   // The worker runs as its own process, as in a real deployment: the API's event loop stays free
   // for webhooks while activities and workflow tasks use the machine's other core.
-  const worker = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../worker/main.ts', import.meta.url))], {
+  // A CPU profile of npm start (bench/lib/stack.ts, BENCH_CPU_PROF) covers the worker too.
+  const profiling = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+  const worker = spawn(process.execPath, [...profiling, '--import', 'tsx', fileURLToPath(new URL('../worker/main.ts', import.meta.url))], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: {
       ...process.env,

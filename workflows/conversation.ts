@@ -5,6 +5,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -12,6 +13,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import type { SentReply } from '../activities/conversation.js';
 import type { JobOutcome } from '../core/queue/jobs.js';
 import { deliverQueuedReply } from './delivery.js';
 import { lookupReply, runLookup } from './data.js';
@@ -77,7 +79,7 @@ const DEFAULT_TURNS_PER_RUN = 200;
 const ANSWERS_LIMIT = 20;
 
 // Short database steps run as local activities: no extra history events or server round trips.
-const { planTurn, sendReply, closeConversation, settleLegacyJob, handOver } = proxyLocalActivities<Activities>({
+const { answerTurn, planTurn, sendReply, closeConversation, settleLegacyJob, handOver } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '15s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
 });
@@ -118,19 +120,23 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
   });
   setHandler(stateQuery, () => ({ pending: pending.length, turns, memory, closing }));
 
+  /** Who a turn's reply goes to and what it answers; the first message names it, so a replayed or retried turn reuses it. */
+  const replyTarget = (turn: InboundMessage[]) => ({
+    tenantId: input.tenantId,
+    conversationId: input.conversationId,
+    channelId: input.channelId,
+    contactId: input.contactId,
+    replyKey: `reply:${turn[0].id}`,
+    inReplyTo: turn.map((m) => m.id),
+  });
+
   async function reply(turn: InboundMessage[], text: string, source: string, sourceChunkIds?: string[]): Promise<void> {
-    let sent = await sendReply({
-      tenantId: input.tenantId,
-      conversationId: input.conversationId,
-      channelId: input.channelId,
-      contactId: input.contactId,
-      // The first message of the turn names the reply: a replayed or retried turn reuses it.
-      replyKey: `reply:${turn[0].id}`,
-      inReplyTo: turn.map((m) => m.id),
-      text,
-      source,
-      sourceChunkIds,
-    });
+    await afterSend(await sendReply({ ...replyTarget(turn), text, source, sourceChunkIds }), text);
+  }
+
+  /** A reply recorded for a real provider is delivered by its own activity; a sent one joins the memory. */
+  async function afterSend(recorded: SentReply, text: string): Promise<void> {
+    let sent = recorded;
     if (sent.status === 'queued') {
       sent = await deliverQueuedReply({
         tenantId: input.tenantId,
@@ -174,16 +180,14 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
 
     const turn = pending.splice(0, pending.length);
     lastActivity = Date.now();
-    const plan = await planTurn({
-      tenantId: input.tenantId,
-      conversationId: input.conversationId,
-      messages: turn.map((m) => ({ id: m.id, text: m.text })),
-      memory,
-    });
+    const planInput = { tenantId: input.tenantId, conversationId: input.conversationId, messages: turn.map((m) => ({ id: m.id, text: m.text })), memory };
+    // Runs that started before answerTurn existed replay their planTurn + sendReply markers.
+    const { plan, sent } = patched('answer-turn') ? await answerTurn({ ...planInput, reply: replyTarget(turn) }) : { plan: await planTurn(planInput), sent: undefined };
     for (const m of turn) memory.push({ role: 'customer', text: m.text, at: m.receivedAt });
     switch (plan.kind) {
       case 'reply':
-        await reply(turn, plan.text, plan.source, plan.knowledgeId ? [plan.knowledgeId] : undefined);
+        if (sent) await afterSend(sent, plan.text);
+        else await reply(turn, plan.text, plan.source, plan.knowledgeId ? [plan.knowledgeId] : undefined);
         break;
       case 'ai': {
         const answer = await aiReply({

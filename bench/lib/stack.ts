@@ -38,8 +38,8 @@ export async function startStack(env: Record<string, string> = {}, log = (l: str
     const port = await freePort();
     const adminKey = `prl_admin_${randomToken(24)}`;
     const encryptionKey = Keyring.generateSpec();
-    // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the Parley process there (open it in Chrome DevTools).
-    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+    // BENCH_CPU_PROF=<dir> writes V8 CPU profiles of Parley's API and worker processes there (open them in Chrome DevTools).
+    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
     const server = spawn(process.execPath, [...profile, '--import', 'tsx', 'scripts/start.ts'], {
       cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
