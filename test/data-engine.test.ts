@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHarness, testKeyring, TEST_ADMIN_KEY, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
+import { createHarness, testKeyring, TEST_ADMIN_KEY, waitFor, type Harness } from './helpers/harness.js';
 import { fakeGraphql, fakeInventory, type FakeSource } from './helpers/fake-sources.js';
 import { createMysqlCrm, createPgCrm, type Crm } from './helpers/tenant-crm.js';
 
@@ -38,19 +38,7 @@ describe('data engine: live lookups', () => {
     },
   ];
 
-  async function ask(tenant: { id: string; key: string }, message: string, from = uniquePhone()) {
-    const started = Date.now();
-    const res = await h.inbound(tenant.key, { from, message, tenant_id: tenant.id, timestamp: new Date().toISOString() });
-    assert.equal(res.status, 202);
-    const [sent] = await waitFor(
-      async () => {
-        const m = await h.sandbox(tenant.id, tenant.key, from);
-        return m.length > 0 && m;
-      },
-      { timeoutMs: 30_000, what: `a reply to "${message}"` },
-    );
-    return { text: sent.text as string, ms: Date.now() - started, from };
-  }
+  const ask = (tenant: { id: string; key: string }, message: string, from?: string) => h.ask(tenant, message, from);
 
   async function logs(tenantId: string) {
     const r = await h.runtime.pool.query('SELECT * FROM data_access_logs WHERE tenant_id = $1 ORDER BY accessed_at', [tenantId]);

@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { createHarness, testKeyring, testTemporalAddress, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
+import { createHarness, testKeyring, testTemporalAddress, waitFor, type Harness } from './helpers/harness.js';
 import { createPgCrm, type Crm } from './helpers/tenant-crm.js';
 import { DataWorkerCodec, EncryptionCodec } from '../core/temporal/codec.js';
 
@@ -19,20 +19,7 @@ describe("data engine: the tenant's own data worker", () => {
   let dir: string;
   let worker: ChildProcess | undefined;
 
-  async function ask(message: string) {
-    const from = uniquePhone();
-    const started = Date.now();
-    const res = await h.inbound(tenant.key, { from, message, tenant_id: tenant.id, timestamp: new Date().toISOString() });
-    assert.equal(res.status, 202);
-    const [sent] = await waitFor(
-      async () => {
-        const m = await h.sandbox(tenant.id, tenant.key, from);
-        return m.length > 0 && m;
-      },
-      { timeoutMs: 30_000, what: 'a reply' },
-    );
-    return { text: sent.text as string, ms: Date.now() - started };
-  }
+  const ask = (message: string) => h.ask(tenant, message);
 
   /** `npm run data-worker -- --tenant <id> --sources <file>` as a separate process without Parley's database. */
   async function startDataWorker(): Promise<ChildProcess> {

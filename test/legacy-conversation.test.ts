@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
-import { simulatedN8n } from './helpers/n8n.js';
+import { legacyTenant as legacyN8nTenant, simulatedN8n } from './helpers/n8n.js';
 
 const FALLBACK = 'Thanks! A member of our team will answer shortly.';
 
@@ -14,12 +14,7 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
   });
   after(() => h.close());
 
-  async function legacyTenant(timeoutS: number) {
-    const t = await h.createTenant(undefined, { fallback_message: FALLBACK });
-    const res = await h.request('PATCH', `/routes/tenants/${t.id}`, { key: t.key, body: { mode: 'legacy_n8n', legacy_reply_timeout_s: timeoutS } });
-    assert.equal(res.status, 200);
-    return t;
-  }
+  const legacyTenant = (timeoutS: number) => legacyN8nTenant(h, FALLBACK, timeoutS);
 
   // A simulated n8n over real HTTP; `h` is set in before().
   const pollJob = (key: string, waitS?: number) => simulatedN8n(h.baseUrl).pollJob(key, waitS);

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
-import { simulatedN8n } from './helpers/n8n.js';
+import { legacyTenant, simulatedN8n } from './helpers/n8n.js';
 
 const FALLBACK = 'Thanks! A member of our team will answer shortly.';
 
@@ -16,9 +16,7 @@ describe('legacy n8n mode: turns an intent recognises become data_lookup jobs', 
 
   /** A legacy tenant with the seed's order-status intent; n8n does the lookup, so the source is never called. */
   async function legacyTenantWithIntent(timeoutS: number) {
-    const t = await h.createTenant(undefined, { fallback_message: FALLBACK });
-    const mode = await h.request('PATCH', `/routes/tenants/${t.id}`, { key: t.key, body: { mode: 'legacy_n8n', legacy_reply_timeout_s: timeoutS } });
-    assert.equal(mode.status, 200);
+    const t = await legacyTenant(h, FALLBACK, timeoutS);
     const sources = await h.request('PUT', `/routes/tenants/${t.id}/data-sources`, {
       key: t.key,
       body: {

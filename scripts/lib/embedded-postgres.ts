@@ -32,9 +32,7 @@ const NODE_MODULES = fileURLToPath(new URL('../../node_modules/', import.meta.ur
  * clone under a private directory (mode 0700) cannot be used, and no setting fixes that.
  * Returns why not, or undefined when the embedded server can run.
  */
-export async function embeddedPostgresBlocker(): Promise<string | undefined> {
-  if (os.userInfo().uid !== 0) return undefined;
-  const ids = postgresIds();
+export async function embeddedPostgresBlocker(ids = os.userInfo().uid === 0 ? postgresIds() : undefined): Promise<string | undefined> {
   if (!ids || (await traversableBy(path.join(NODE_MODULES, 'x'), ids))) return undefined;
   return (
     `the embedded PostgreSQL runs as the postgres user, which cannot reach ${NODE_MODULES} ` +
@@ -90,8 +88,6 @@ export async function startEmbeddedPostgres(opts: {
   log?: (line: string) => void;
 }): Promise<EmbeddedPg> {
   const log = opts.log ?? (() => undefined);
-  const blocker = await embeddedPostgresBlocker();
-  if (blocker) throw new Error(blocker);
   const requested = path.resolve(opts.dataDir);
   let dataDir = requested;
   const isRoot = os.userInfo().uid === 0;
@@ -100,6 +96,8 @@ export async function startEmbeddedPostgres(opts: {
     execFileSync('sh', ['-c', 'groupadd -f postgres && (id -u postgres >/dev/null 2>&1 || useradd -r -g postgres -M -s /usr/sbin/nologin postgres)']);
     ids = postgresIds();
   }
+  const blocker = await embeddedPostgresBlocker(ids);
+  if (blocker) throw new Error(blocker);
   if (ids && !(await traversableBy(requested, ids))) {
     const key = createHash('sha256').update(requested).digest('hex').slice(0, 12);
     dataDir = path.join('/var/lib/parley', key, 'postgres');

@@ -74,6 +74,8 @@ export interface Harness {
   createTenant(id?: string, extra?: Record<string, unknown>): Promise<{ id: string; key: string }>;
   inbound(key: string, body: Record<string, unknown>): Promise<{ status: number; body: any }>;
   sandbox(tenantId: string, key: string, to: string): Promise<any[]>;
+  /** Sends `message` from `from` and waits (30 s at most) for the first reply, timing the round trip. */
+  ask(tenant: { id: string; key: string }, message: string, from?: string): Promise<{ text: string; ms: number; from: string }>;
   close(): Promise<void>;
 }
 
@@ -163,6 +165,19 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       const res = await h.request('GET', `/routes/tenants/${tenantId}/sandbox/messages?to=${encodeURIComponent(to)}`, { key });
       if (res.status !== 200) throw new Error(`sandbox: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body.messages;
+    },
+    async ask(tenant, message, from = uniquePhone()) {
+      const started = Date.now();
+      const res = await h.inbound(tenant.key, { from, message, tenant_id: tenant.id, timestamp: new Date().toISOString() });
+      if (res.status !== 202) throw new Error(`inbound: ${res.status} ${JSON.stringify(res.body)}`);
+      const [sent] = await waitFor(
+        async () => {
+          const m = await h.sandbox(tenant.id, tenant.key, from);
+          return m.length > 0 && m;
+        },
+        { timeoutMs: 30_000, what: `a reply to "${message}"` },
+      );
+      return { text: sent.text as string, ms: Date.now() - started, from };
     },
     async close() {
       await h.stopWorker();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Harness } from './harness.js';
 
 /** What an n8n workflow does against Parley, as a separate HTTP client: poll next-job, reply with messages/send. */
 export function simulatedN8n(baseUrl: string) {
@@ -18,4 +19,12 @@ export function simulatedN8n(baseUrl: string) {
       return { status: res.status, body: (await res.json()) as any };
     },
   };
+}
+
+/** A tenant in `legacy_n8n` mode: its turns become jobs that n8n answers within `timeoutS`. */
+export async function legacyTenant(h: Harness, fallback: string, timeoutS: number) {
+  const t = await h.createTenant(undefined, { fallback_message: fallback });
+  const res = await h.request('PATCH', `/routes/tenants/${t.id}`, { key: t.key, body: { mode: 'legacy_n8n', legacy_reply_timeout_s: timeoutS } });
+  assert.equal(res.status, 200);
+  return t;
 }
