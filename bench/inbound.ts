@@ -48,6 +48,13 @@ try {
   const measured = new Set<string>();
   const ackMs: number[] = [];
   const replyMs: number[] = [];
+  // Per 10-second window of the send time: when the slow ones happened, not only how slow.
+  const windows = new Map<number, { ack: number[]; reply: number[] }>();
+  const inWindow = (t0: number) => {
+    const w = Math.floor((t0 - start) / 10_000);
+    if (!windows.has(w)) windows.set(w, { ack: [], reply: [] });
+    return windows.get(w)!;
+  };
   const replies = new Map<string, number>();
   let errors = 0;
   const inflight = new Set<Promise<void>>();
@@ -73,7 +80,10 @@ try {
         for (const id of r.in_reply_to ?? []) {
           replies.set(id, (replies.get(id) ?? 0) + 1);
           const t0 = sentAt.get(id);
-          if (t0 !== undefined && replies.get(id) === 1 && measured.has(id)) replyMs.push(r.t.getTime() - t0);
+          if (t0 !== undefined && replies.get(id) === 1 && measured.has(id)) {
+            replyMs.push(r.t.getTime() - t0);
+            inWindow(t0).reply.push(r.t.getTime() - t0);
+          }
         }
       }
       await delay(250);
@@ -102,6 +112,7 @@ try {
         const res = await post('/webhook/inbound', key, body).catch(() => ({ status: 0, body: {} }));
         if (t0 - start >= opts.warmup * 1000) {
           ackMs.push(Date.now() - t0);
+          inWindow(t0).ack.push(Date.now() - t0);
           measured.add(res.body.message_id);
         }
         if (res.status === 202) sentAt.set(res.body.message_id, t0);
@@ -135,7 +146,7 @@ try {
     .map(([name, t]) => [name, t - (cpuBefore.get(name) ?? 0)] as const)
     .filter(([, t]) => t > 0)
     .sort((a, b) => b[1] - a[1])
-    .slice(0, 5);
+    .slice(0, 7);
 
   console.log('Parley inbound benchmark (sandbox provider, default settings, everything on this machine)');
   console.log(`  offered rate            ${opts.rate} msg/s for ${opts.duration} s over ${opts.contacts} conversations`);
@@ -144,6 +155,8 @@ try {
   console.log(`  latencies measured      after a ${opts.warmup} s warm-up: ${ack.n} acks, ${reply.n} replies`);
   console.log(`  webhook ack latency     p50 ${ms(ack.p50)}  p99 ${ms(ack.p99)}  max ${ms(ack.max)}`);
   console.log(`  inbound→reply latency   p50 ${ms(reply.p50)}  p99 ${ms(reply.p99)}  max ${ms(reply.max)}`);
+  const byWindow = [...windows.entries()].sort((a, b) => a[0] - b[0]);
+  console.log(`  p99 per 10 s (ack/reply) ${byWindow.map(([w, v]) => `${w * 10}s:${summarize(v.ack).p99}/${summarize(v.reply).p99}`).join('  ')}`);
   console.log(`  backlog (unanswered)    ${backlog.join('  ') || 'n/a'}`);
   console.log(`  unanswered at the end   ${lost} (after a ${opts.grace} s grace period: lost, or a backlog not yet drained)`);
   console.log(`  duplicated replies      ${duplicated}`);

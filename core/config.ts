@@ -28,6 +28,11 @@ export const configSchema = z.object({
   CONVERSATION_TURNS_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
   SANDBOX_LATENCY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+  /**
+   * How a worker stops workflow code that never yields: one watch per workflow thread
+   * (worker/workflow-watchdog.cjs), or Node's watchdog thread per call, the SDK's default.
+   */
+  WORKFLOW_WATCHDOG: z.enum(['per-thread', 'per-call']).default('per-thread'),
   RELAY_SWEEP_MS: z.coerce.number().int().min(10).max(60_000).default(500),
   /** A key for operators who may decode Temporal payloads (codec endpoint) but not manage tenants. */
   OPS_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),

@@ -10,6 +10,7 @@ import { startEmbeddedPostgres, type EmbeddedPg } from './lib/embedded-postgres.
 import { isPortFree } from './lib/ports.js';
 import { ensureTemporalCli } from './lib/temporal-cli.js';
 import { startTemporalDev, type TemporalDev } from './lib/temporal-dev.js';
+import { WORKER_NODE_FLAGS } from '../worker/node-flags.js';
 
 /**
  * `npm start`: everything on one machine. A Temporal dev server and an embedded PostgreSQL
@@ -70,7 +71,7 @@ try {
   // for webhooks while activities and workflow tasks use the machine's other core.
   // A CPU profile of npm start (bench/lib/stack.ts, BENCH_CPU_PROF) covers the worker too.
   const profiling = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-  const worker = spawn(process.execPath, [...profiling, '--import', 'tsx', fileURLToPath(new URL('../worker/main.ts', import.meta.url))], {
+  const worker = spawn(process.execPath, [...profiling, ...WORKER_NODE_FLAGS, fileURLToPath(new URL('../worker/main.ts', import.meta.url))], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: {
       ...process.env,

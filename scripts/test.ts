@@ -10,6 +10,7 @@ import { freePort } from './lib/ports.js';
 import { ensureTemporalCli } from './lib/temporal-cli.js';
 import { startTestTemporal } from './lib/test-env.js';
 import { WORKFLOWS_PATH } from '../worker/create-worker.js';
+import { WORKER_NODE_FLAGS } from '../worker/node-flags.js';
 
 /**
  * `npm test`: one Temporal dev server (the installed CLI) and one PostgreSQL server
@@ -56,7 +57,7 @@ try {
     ? args
     : (await readdir(path.join(root, 'test'))).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join('test', f));
   code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
+    const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--test', '--test-concurrency=2', ...files], {
       cwd: root,
       stdio: 'inherit',
       env: {

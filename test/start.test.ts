@@ -48,6 +48,7 @@ describe('npm start', () => {
       pgDir = /PostgreSQL \(embedded\) in (\S+)/.exec(out)?.[1];
       const health = await fetch(`http://127.0.0.1:${ports.PORT}/health`);
       assert.equal(health.status, 200);
+      assert.doesNotMatch(out, /WORKFLOW_WATCHDOG_MISSING/, "the worker's workflow threads have their watchdog");
       const children = execFileSync('pgrep', ['-P', String(start.pid)]).toString().trim().split('\n').map(Number);
       assert.ok(children.length >= (blocker ? 2 : 3), 'the worker, the Temporal server and PostgreSQL run as children');
 

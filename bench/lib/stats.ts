@@ -26,18 +26,29 @@ export function parseArgs<T extends Record<string, number | string>>(defaults: T
   return out as T;
 }
 
-/** CPU seconds used so far, per command name, from ps (for "what limits it"). */
+/**
+ * CPU seconds used so far, per role (for "what limits it"): Parley's Node processes are told
+ * apart by their script (API, worker, this load generator), everything else by command name.
+ */
 export async function cpuByCommand(): Promise<Map<string, number>> {
   const { execFile } = await import('node:child_process');
   const stdout: string = await new Promise((resolve, reject) =>
-    execFile('ps', ['-eo', 'comm=,times='], (err, out) => (err ? reject(err) : resolve(out))),
+    execFile('ps', ['-eo', 'times=,comm=,args='], (err, out) => (err ? reject(err) : resolve(out))),
   );
   const totals = new Map<string, number>();
   for (const line of stdout.trim().split('\n')) {
-    const m = /^(.*?)\s+(\d+)$/.exec(line.trim());
+    const m = /^\s*(\d+)\s+(\S+)\s*(.*)$/.exec(line);
     if (!m) continue;
-    const name = m[1].startsWith('postgres') ? 'postgres' : m[1];
-    totals.set(name, (totals.get(name) ?? 0) + Number(m[2]));
+    const [, seconds, comm, args] = m;
+    const name = comm.startsWith('postgres') ? 'postgres' : comm === 'node' ? nodeRole(args) : comm;
+    totals.set(name, (totals.get(name) ?? 0) + Number(seconds));
   }
   return totals;
+}
+
+function nodeRole(args: string): string {
+  if (args.includes('worker/main.ts')) return 'node(worker)';
+  if (args.includes('scripts/start.ts')) return 'node(api)';
+  if (args.includes('bench/')) return 'node(load generator)';
+  return 'node';
 }

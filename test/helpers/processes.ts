@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Harness } from './harness.js';
+import { WORKER_NODE_FLAGS } from '../../worker/node-flags.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Runs `worker/main.ts` as its own process against the harness's database and task queue. */
+/** Runs `worker/main.ts` as its own process, as `npm run worker` does, against the harness's database and task queue. */
 export function spawnWorker(h: Harness, env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, 'worker/main.ts'], {
     cwd: root,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
