@@ -112,23 +112,26 @@ export class OutboxRelay {
     let locked = false;
     let ids: string[] = [];
     try {
-      // A session lock, not a transaction's: no BEGIN and COMMIT round trips. Autocommitted
-      // writes are visible to the next holder, which reads only once it has the lock.
-      const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 7311)) AS ok', [conversationId]);
-      locked = lock.rows[0].ok;
-      if (!locked) return;
-      const { rows } = await client.query<PendingRow>(
-        `SELECT o.id AS outbox_id, m.id AS message_id, m.seq, m.body_enc, m.created_at AS received_at,
-                c.workflow_id, c.tenant_id, c.channel_id, c.contact_id,
-                (t.settings->>'debounce_ms')::int AS debounce_ms
-           FROM outbox o
-           JOIN messages m ON m.id = o.message_id
-           JOIN conversations c ON c.id = o.conversation_id
-           JOIN tenants t ON t.id = c.tenant_id
-          WHERE o.conversation_id = $1 AND o.delivered_at IS NULL
-          ORDER BY o.id`,
+      // A session lock, not a transaction's, taken and used in one round trip. The read's snapshot
+      // predates the lock, so a previous holder's last update can be missed: its rows are then
+      // signalled again and the workflow drops them by message id. Order holds either way.
+      const { rows: found } = await client.query<PendingRow & { locked: boolean }>(
+        `WITH l AS (SELECT pg_try_advisory_lock(hashtextextended($1::text, 7311)) AS locked)
+         SELECT l.locked, p.* FROM l LEFT JOIN LATERAL (
+           SELECT o.id AS outbox_id, m.id AS message_id, m.seq, m.body_enc, m.created_at AS received_at,
+                  c.workflow_id, c.tenant_id, c.channel_id, c.contact_id,
+                  (t.settings->>'debounce_ms')::int AS debounce_ms
+             FROM outbox o
+             JOIN messages m ON m.id = o.message_id
+             JOIN conversations c ON c.id = o.conversation_id
+             JOIN tenants t ON t.id = c.tenant_id
+            WHERE l.locked AND o.conversation_id = $1::uuid AND o.delivered_at IS NULL
+            ORDER BY o.id
+         ) p ON true`,
         [conversationId],
       );
+      locked = found[0].locked;
+      const rows = found.filter((r) => r.outbox_id !== null);
       // All of the conversation's pending rows go together, whatever their backoff says: a row
       // accepted during an outage must not overtake an older one still waiting out its backoff.
       if (rows.length === 0) return;
@@ -159,7 +162,12 @@ export class OutboxRelay {
           signalArgs: [{ messages, debounceMs }],
         }),
       );
-      await client.query('UPDATE outbox SET delivered_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])', [ids]);
+      await client.query(
+        `WITH done AS (UPDATE outbox SET delivered_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[]))
+         SELECT pg_advisory_unlock(hashtextextended($2::text, 7311))`,
+        [ids, conversationId],
+      );
+      locked = false;
     } catch (err) {
       if (ids.length > 0) {
         // Back off per conversation: 0.5 s doubling to 30 s, so an outage is not a busy loop.
