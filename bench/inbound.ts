@@ -2,6 +2,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { cpuByCommand, ms, parseArgs, summarize } from './lib/stats.js';
 import { startStack } from './lib/stack.js';
+import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
 
 /**
  * `npm run bench -- [--rate 50] [--duration 60] [--contacts 200] [--warmup 15]`
@@ -21,6 +23,27 @@ const KNOWLEDGE = [
 
 const stack = await startStack();
 const pool = new pg.Pool({ connectionString: stack.databaseUrl, max: 2 });
+
+/** Workflow tasks that timed out or failed, across every conversation's history: what makes a reply wait seconds. */
+async function workflowTaskProblems(): Promise<{ timedOut: number; failed: number }> {
+  const { EventType } = proto.temporal.api.enums.v1;
+  const connection = await Connection.connect({ address: stack.temporalAddress });
+  const client = new Client({ connection });
+  const { rows } = await pool.query<{ workflow_id: string }>('SELECT workflow_id FROM conversations');
+  const counts = { timedOut: 0, failed: 0 };
+  try {
+    for (const { workflow_id } of rows) {
+      const { events } = await client.workflow.getHandle(workflow_id).fetchHistory();
+      for (const event of events ?? []) {
+        if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT) counts.timedOut++;
+        if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) counts.failed++;
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+  return counts;
+}
 try {
   const post = async (path: string, key: string, body: unknown, method = 'POST') => {
     const res = await fetch(stack.baseUrl + path, {
@@ -137,6 +160,7 @@ try {
   polling = false;
   await poller;
   const cpuAfter = await cpuByCommand();
+  const taskProblems = await workflowTaskProblems();
 
   const lost = [...sentAt.keys()].filter((id) => !replies.has(id)).length;
   const duplicated = [...replies.values()].filter((n) => n > 1).length;
@@ -160,6 +184,7 @@ try {
   console.log(`  backlog (unanswered)    ${backlog.join('  ') || 'n/a'}`);
   console.log(`  unanswered at the end   ${lost} (after a ${opts.grace} s grace period: lost, or a backlog not yet drained)`);
   console.log(`  duplicated replies      ${duplicated}`);
+  console.log(`  workflow tasks          ${taskProblems.timedOut} timed out, ${taskProblems.failed} failed (each delays its conversation by the task timeout, 10 s)`);
   console.log(`  CPU seconds by process  ${cpu.map(([n, t]) => `${n}=${t}`).join('  ')}`);
 } finally {
   await pool.end();

@@ -17,6 +17,7 @@ import { createTemporalClient } from '../core/temporal/client.js';
 import proto from '@temporalio/proto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createDataActivities, lookupPlan } from '../activities/data.js';
+import { processCpuMs } from './lib/stats.js';
 import { createWorker } from '../worker/create-worker.js';
 import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
 import { freePort } from '../scripts/lib/ports.js';
@@ -165,7 +166,15 @@ try {
   // Warm-up: connections, workflow cache, the fake's keep-alive sockets.
   await Promise.all(Array.from({ length: 20 }, once));
   const results: Awaited<ReturnType<typeof once>>[] = [];
+  // CPU each lookup costs Parley's worker (this process; the source runs in its own) and the
+  // Temporal server: what a burst of concurrent lookups must queue behind on this machine.
+  const cpuBefore = { worker: process.cpuUsage(), temporal: await processCpuMs(temporal.pid) };
   for (let round = 0; round < ROUNDS; round++) results.push(...(await Promise.all(Array.from({ length: CONCURRENCY }, once))));
+  const workerCpu = process.cpuUsage(cpuBefore.worker);
+  const cpuPerLookup = {
+    worker: (workerCpu.user + workerCpu.system) / 1000 / results.length,
+    temporal: ((await processCpuMs(temporal.pid)) - cpuBefore.temporal) / results.length,
+  };
 
   // The same lookup activity called directly, without Temporal: Parley's own code path
   // (configuration read, decryption, HTTP call) apart from Temporal's dispatch.
@@ -198,6 +207,9 @@ try {
     const t0 = ms(ev[0].eventTime);
     for (const e of ev) say(`${(ms(e.eventTime) - t0).toFixed(0).padStart(6)} ${EventType[e.eventType!]}`);
   }
+  const perLookup = cpuPerLookup.worker + cpuPerLookup.temporal;
+  say(`\nCPU per lookup: ${cpuPerLookup.worker.toFixed(1)} ms in the worker process (its client calls included) + ${cpuPerLookup.temporal.toFixed(1)} ms in the Temporal server`);
+  say(`  ${CONCURRENCY} at once: ${((CONCURRENCY * perLookup) / os.cpus().length).toFixed(0)} ms of work per core on ${os.cpus().length} cores before the last one can finish`);
   say('\ntarget: overhead p99 < 50 ms (seed: < 3 s average, 100+ concurrent lookups per tenant)');
 } catch (err) {
   process.exitCode = 1;

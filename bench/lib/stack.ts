@@ -15,6 +15,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 export interface Stack {
   baseUrl: string;
   databaseUrl: string;
+  temporalAddress: string;
   adminKey: string;
   encryptionKey: string;
   server: ChildProcess;
@@ -80,6 +81,7 @@ export async function startStack(env: Record<string, string> = {}, log = (l: str
     return {
       baseUrl,
       databaseUrl,
+      temporalAddress: temporal.address,
       adminKey,
       encryptionKey,
       server,

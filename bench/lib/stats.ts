@@ -52,3 +52,13 @@ function nodeRole(args: string): string {
   if (args.includes('bench/')) return 'node(load generator)';
   return 'node';
 }
+
+/** CPU milliseconds a process has used so far (user + system, from /proc; Linux). */
+export async function processCpuMs(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticksPerSecond = 100;
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+}

@@ -4,6 +4,8 @@ import { Connection } from '@temporalio/client';
 
 export interface TemporalDev {
   address: string;
+  /** The server process (benchmarks read its CPU time). */
+  pid: number;
   uiUrl: string;
   stop(): Promise<void>;
 }
@@ -50,6 +52,7 @@ export async function startTemporalDev(opts: {
   }
   return {
     address,
+    pid: child.pid!,
     uiUrl: `http://127.0.0.1:${opts.uiPort}`,
     async stop() {
       if (child.exitCode !== null) return;
