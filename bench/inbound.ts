@@ -71,6 +71,7 @@ try {
   const measured = new Set<string>();
   const ackMs: number[] = [];
   const replyMs: number[] = [];
+  const answeredAtById = new Map<string, number>();
   // Per 10-second window of the send time: when the slow ones happened, not only how slow.
   const windows = new Map<number, { ack: number[]; reply: number[] }>();
   const inWindow = (t0: number) => {
@@ -105,6 +106,7 @@ try {
           const t0 = sentAt.get(id);
           if (t0 !== undefined && replies.get(id) === 1 && measured.has(id)) {
             replyMs.push(r.t.getTime() - t0);
+            answeredAtById.set(id, r.t.getTime());
             inWindow(t0).reply.push(r.t.getTime() - t0);
           }
         }
@@ -166,6 +168,21 @@ try {
   const duplicated = [...replies.values()].filter((n) => n > 1).length;
   const ack = summarize(ackMs);
   const reply = summarize(replyMs);
+  // Where a reply's time went: the relay (accepted → signalled into its workflow, from the outbox
+  // row), then Temporal and the worker (signalled → sent).
+  const { rows: relayed } = await pool.query<{ message_id: string; relay_ms: number; delivered: Date }>(
+    'SELECT message_id, extract(epoch FROM delivered_at - created_at) * 1000 AS relay_ms, delivered_at AS delivered FROM outbox WHERE delivered_at IS NOT NULL',
+  );
+  const relayMs: number[] = [];
+  const afterRelayMs: number[] = [];
+  for (const r of relayed) {
+    if (!measured.has(r.message_id)) continue;
+    relayMs.push(Number(r.relay_ms));
+    const answeredAt = answeredAtById.get(r.message_id);
+    if (answeredAt !== undefined) afterRelayMs.push(answeredAt - r.delivered.getTime());
+  }
+  const relay = summarize(relayMs);
+  const afterRelay = summarize(afterRelayMs);
   const cpu = [...cpuAfter.entries()]
     .map(([name, t]) => [name, t - (cpuBefore.get(name) ?? 0)] as const)
     .filter(([, t]) => t > 0)
@@ -179,6 +196,8 @@ try {
   console.log(`  latencies measured      after a ${opts.warmup} s warm-up: ${ack.n} acks, ${reply.n} replies`);
   console.log(`  webhook ack latency     p50 ${ms(ack.p50)}  p99 ${ms(ack.p99)}  max ${ms(ack.max)}`);
   console.log(`  inbound→reply latency   p50 ${ms(reply.p50)}  p99 ${ms(reply.p99)}  max ${ms(reply.max)}`);
+  console.log(`    accepted→signalled    p50 ${ms(relay.p50)}  p99 ${ms(relay.p99)}  (the outbox relay)`);
+  console.log(`    signalled→sent        p50 ${ms(afterRelay.p50)}  p99 ${ms(afterRelay.p99)}  (Temporal and the worker)`);
   const byWindow = [...windows.entries()].sort((a, b) => a[0] - b[0]);
   console.log(`  p99 per 10 s (ack/reply) ${byWindow.map(([w, v]) => `${w * 10}s:${summarize(v.ack).p99}/${summarize(v.reply).p99}`).join('  ')}`);
   console.log(`  backlog (unanswered)    ${backlog.join('  ') || 'n/a'}`);
