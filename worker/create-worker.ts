@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Config } from '../core/config.js';
 import type { Keyring } from '../core/crypto.js';
 import type { Db } from '../core/db/client.js';
@@ -8,6 +8,7 @@ import type { Runtime as ParleyRuntime } from '../core/runtime.js';
 import type { AiDeps } from '../activities/ai.js';
 import type { AiToolSource } from '../core/ai/tools.js';
 import { dataConverter } from '../core/temporal/client.js';
+import { installTemporalRuntime } from '../core/temporal/runtime.js';
 import { createActivities } from '../activities/index.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -21,28 +22,14 @@ export interface WorkerOptions {
   providers: Providers;
   /** A workflow bundle prepared ahead (bundleWorkflowCode); otherwise bundled at start. */
   workflowBundlePath?: string;
-  logLevel?: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /** LLM tool sources and provider timeout (activities/ai.ts). */
   ai?: AiDeps['ai'];
   /** Benchmark-only switch (PARLEY_PAYLOAD_CODEC=off); payloads are encrypted otherwise. */
   payloadCodec?: boolean;
 }
 
-let runtimeInstalled = false;
-
-/** The SDK logs every worker state change at INFO; Parley's own logs say what matters. */
-function installRuntime(level: WorkerOptions['logLevel']): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  try {
-    Runtime.install({ logger: new DefaultLogger(level ?? 'WARN') });
-  } catch {
-    // Already instantiated in this process (e.g. by @temporalio/testing): keep that one.
-  }
-}
-
 export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
-  installRuntime(opts.logLevel);
+  installTemporalRuntime();
   const connection = await NativeConnection.connect({ address: opts.address });
   const worker = await Worker.create({
     connection,

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { installTemporalRuntime } from '../core/temporal/runtime.js';
 import { loadConfig } from '../core/config.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { ConnectorPools } from '../core/data-engine/connectors.js';
@@ -31,7 +32,7 @@ if (!parsed.success) {
 }
 const sources = new Map(parsed.data.data_sources.map((s) => [s.id, s]));
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
+installTemporalRuntime();
 const pools = new ConnectorPools();
 const connection = await NativeConnection.connect({ address });
 const worker = await Worker.create({
