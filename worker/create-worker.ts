@@ -10,6 +10,7 @@ import type { AiToolSource } from '../core/ai/tools.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { installTemporalRuntime } from '../core/temporal/runtime.js';
 import { createActivities } from '../activities/index.js';
+import { POLLERS } from './pollers.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -40,6 +41,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     dataConverter: dataConverter(opts.keyring, opts),
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,
+    ...POLLERS,
   });
   return { worker, connection };
 }

@@ -9,6 +9,7 @@ import { dataWorkerQueue } from '../core/data-engine/types.js';
 import { requireSetting } from '../core/runtime.js';
 import { DataWorkerCodec } from '../core/temporal/codec.js';
 import { createLookupActivities } from '../activities/data.js';
+import { POLLERS } from './pollers.js';
 
 /**
  * `npm run data-worker -- --tenant acme [--sources sources.json]`: a lookup worker a tenant can
@@ -51,6 +52,7 @@ const worker = await Worker.create({
   // Only this tenant's key: the worker can open its own lookups and nothing else of Parley's.
   dataConverter: { payloadCodecs: [new DataWorkerCodec(tenant, payloadKey)] },
   maxConcurrentActivityTaskExecutions: 200,
+  ...POLLERS,
 });
 process.stdout.write(`data worker for tenant ${tenant}: polling ${dataWorkerQueue(tenant)} with ${sources.size} data source(s)\n`);
 await worker.run();
