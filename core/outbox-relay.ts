@@ -33,6 +33,9 @@ interface PendingRow {
 
 const TEMPORAL_CALL_DEADLINE_MS = 5_000;
 
+/** The advisory lock key of a conversation's outbox rows; `param` is the placeholder holding its id. */
+const conversationLock = (param: string) => `hashtextextended(${param}::text, 7311)`;
+
 /**
  * Delivers accepted inbound messages from the outbox to their conversation workflows
  * (signalWithStart). Rows are read and marked delivered while the conversation's advisory
@@ -116,7 +119,7 @@ export class OutboxRelay {
       // predates the lock, so a previous holder's last update can be missed: its rows are then
       // signalled again and the workflow drops them by message id. Order holds either way.
       const { rows: found } = await client.query<PendingRow & { locked: boolean }>(
-        `WITH l AS (SELECT pg_try_advisory_lock(hashtextextended($1::text, 7311)) AS locked)
+        `WITH l AS (SELECT pg_try_advisory_lock(${conversationLock('$1')}) AS locked)
          SELECT l.locked, p.* FROM l LEFT JOIN LATERAL (
            SELECT o.id AS outbox_id, m.id AS message_id, m.seq, m.body_enc, m.created_at AS received_at,
                   c.workflow_id, c.tenant_id, c.channel_id, c.contact_id,
@@ -164,7 +167,7 @@ export class OutboxRelay {
       );
       await client.query(
         `WITH done AS (UPDATE outbox SET delivered_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[]))
-         SELECT pg_advisory_unlock(hashtextextended($2::text, 7311))`,
+         SELECT pg_advisory_unlock(${conversationLock('$2')})`,
         [ids, conversationId],
       );
       locked = false;
@@ -185,7 +188,7 @@ export class OutboxRelay {
       // A connection must not go back to the pool holding the lock: unlock it, or drop it.
       const unlocked =
         !locked ||
-        (await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 7311))', [conversationId]).then(
+        (await client.query(`SELECT pg_advisory_unlock(${conversationLock('$1')})`, [conversationId]).then(
           () => true,
           () => false,
         ));

@@ -1,6 +1,5 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,11 +7,9 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
-import { WORKER_NODE_FLAGS } from '../worker/node-flags.js';
 import { STUCK_EXIT_CODE, watchedThreads } from '../worker/workflow-watchdog.cjs';
+import { spawnWorkerProcess } from './helpers/processes.js';
 import { TEST_ADMIN_KEY, TEST_ENCRYPTION_KEY, createHarness, createTemporalClient, createTestDatabase, testKeyring, testTemporalAddress } from './helpers/harness.js';
-
-const root = fileURLToPath(new URL('..', import.meta.url));
 
 describe('workflow threads watchdog', () => {
   it("covers the workflow threads of the suite's workers, as it does npm start's and npm run worker's", async () => {
@@ -36,20 +33,14 @@ describe('workflow threads watchdog', () => {
       const bundle = path.join(dir, 'workflows.js');
       const { code } = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./fixtures/stuck-workflow/index.ts', import.meta.url)), logger: new DefaultLogger('WARN') });
       await writeFile(bundle, code);
-      const worker = spawn(process.execPath, [...WORKER_NODE_FLAGS, 'worker/main.ts'], {
-        cwd: root,
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-        env: {
-          ...process.env,
-          DATABASE_URL: db.url,
-          TEMPORAL_ADDRESS: testTemporalAddress(),
-          TEMPORAL_TASK_QUEUE: taskQueue,
-          PARLEY_WORKFLOW_BUNDLE: bundle,
-          PARLEY_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
-          ADMIN_API_KEY: TEST_ADMIN_KEY,
-          DATA_DIR: dir,
-          LOG_LEVEL: 'warn',
-        },
+      const worker = spawnWorkerProcess({
+        DATABASE_URL: db.url,
+        TEMPORAL_ADDRESS: testTemporalAddress(),
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        PARLEY_WORKFLOW_BUNDLE: bundle,
+        PARLEY_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+        ADMIN_API_KEY: TEST_ADMIN_KEY,
+        DATA_DIR: dir,
       });
       let stderr = '';
       worker.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

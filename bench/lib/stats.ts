@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -31,7 +34,6 @@ export function parseArgs<T extends Record<string, number | string>>(defaults: T
  * apart by their script (API, worker, this load generator), everything else by command name.
  */
 export async function cpuByCommand(): Promise<Map<string, number>> {
-  const { execFile } = await import('node:child_process');
   const stdout: string = await new Promise((resolve, reject) =>
     execFile('ps', ['-eo', 'times=,comm=,args='], (err, out) => (err ? reject(err) : resolve(out))),
   );
@@ -55,7 +57,6 @@ function nodeRole(args: string): string {
 
 /** CPU milliseconds a process has used so far (user + system, from /proc; Linux). */
 export async function processCpuMs(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -5,22 +5,28 @@ import { WORKER_NODE_FLAGS } from '../../worker/node-flags.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Runs `worker/main.ts` as its own process, as `npm run worker` does, against the harness's database and task queue. */
-export function spawnWorker(h: Harness, env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, 'worker/main.ts'], {
+/**
+ * `worker/main.ts` as its own process, started as `npm run worker` starts it, with `env` over the
+ * runner's. Its stderr is piped and an IPC channel open: the worker reports "polling" over it.
+ */
+export function spawnWorkerProcess(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [...WORKER_NODE_FLAGS, 'worker/main.ts'], {
     cwd: root,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: {
-      ...process.env,
-      DATABASE_URL: h.databaseUrl,
-      TEMPORAL_ADDRESS: h.config.TEMPORAL_ADDRESS!,
-      TEMPORAL_TASK_QUEUE: h.config.TEMPORAL_TASK_QUEUE,
-      PARLEY_ENCRYPTION_KEY: h.config.PARLEY_ENCRYPTION_KEY!,
-      ADMIN_API_KEY: h.config.ADMIN_API_KEY!,
-      DATA_DIR: h.config.DATA_DIR,
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+  });
+}
+
+/** A worker process against the harness's database and task queue. */
+export function spawnWorker(h: Harness, env: Record<string, string> = {}): ChildProcess {
+  const child = spawnWorkerProcess({
+    DATABASE_URL: h.databaseUrl,
+    TEMPORAL_ADDRESS: h.config.TEMPORAL_ADDRESS!,
+    TEMPORAL_TASK_QUEUE: h.config.TEMPORAL_TASK_QUEUE,
+    PARLEY_ENCRYPTION_KEY: h.config.PARLEY_ENCRYPTION_KEY!,
+    ADMIN_API_KEY: h.config.ADMIN_API_KEY!,
+    DATA_DIR: h.config.DATA_DIR,
+    ...env,
   });
   child.stderr?.on('data', () => undefined);
   return child;
