@@ -25,16 +25,18 @@ const KNOWLEDGE = [
 const stack = await startStack();
 const pool = new pg.Pool({ connectionString: stack.databaseUrl, max: 2 });
 
-/** Workflow tasks that timed out or failed, across every conversation's history: what makes a reply wait seconds. */
+/**
+ * Workflow tasks that timed out or failed, in every run of every workflow on the bench's own
+ * Temporal server (a conversation continues as new, so its latest run alone would miss some).
+ */
 async function workflowTaskProblems(): Promise<{ timedOut: number; failed: number }> {
   const { EventType } = proto.temporal.api.enums.v1;
   const connection = await Connection.connect({ address: stack.temporalAddress });
   const client = new Client({ connection });
-  const { rows } = await pool.query<{ workflow_id: string }>('SELECT workflow_id FROM conversations');
   const counts = { timedOut: 0, failed: 0 };
   try {
-    for (const { workflow_id } of rows) {
-      const { events } = await client.workflow.getHandle(workflow_id).fetchHistory();
+    for await (const run of client.workflow.list()) {
+      const { events } = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
       for (const event of events ?? []) {
         if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT) counts.timedOut++;
         if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) counts.failed++;
