@@ -1,6 +1,22 @@
 import tseslint from 'typescript-eslint';
 
-const NODE_BUILTINS = ['node:*', 'fs', 'fs/*', 'path', 'os', 'crypto', 'child_process', 'net', 'http', 'https', 'stream', 'util', 'timers', 'timers/*', 'worker_threads'];
+const NODE_BUILTINS = [
+  'node:*',
+  'fs',
+  'fs/*',
+  'path',
+  'os',
+  'crypto',
+  'child_process',
+  'net',
+  'http',
+  'https',
+  'stream',
+  'util',
+  'timers',
+  'timers/*',
+  'worker_threads',
+];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', '.tools/**'] },
@@ -28,8 +44,15 @@ export default tseslint.config(
         {
           patterns: [
             { group: NODE_BUILTINS, message: 'workflows run in the deterministic sandbox: no Node built-ins' },
-            { group: ['**/activities/*', '!**/activities/index.js'], message: 'import activities as types only, through activities/index.js', allowTypeImports: true },
-            { group: ['**/core/db/*', '**/core/providers/*', 'pg', 'drizzle-orm', 'drizzle-orm/*'], message: 'workflows do no I/O: call an activity' },
+            {
+              group: ['**/activities/*', '!**/activities/index.js'],
+              message: 'import activities as types only, through activities/index.js',
+              allowTypeImports: true,
+            },
+            {
+              group: ['**/core/db/*', '**/core/providers/*', 'pg', 'drizzle-orm', 'drizzle-orm/*'],
+              message: 'workflows do no I/O: call an activity',
+            },
           ],
         },
       ],

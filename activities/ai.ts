@@ -6,10 +6,10 @@ import { loadAiProfile } from '../core/ai/profile.js';
 import type { MemoryTurn } from '../core/ai/prompt.js';
 import type { AiToolSource } from '../core/ai/tools.js';
 import { budgetExhausted, recordEvent } from '../core/ai/usage.js';
-import type { Keyring } from '../core/crypto.js';
+import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
 import { conversations } from '../core/db/schema.js';
-import { FailureType } from '../core/errors.js';
+import { FailureType } from '../core/platform/errors.js';
 
 export interface AiDeps {
   db: Db;
@@ -41,7 +41,12 @@ export function createAiActivities({ db, keyring, ai }: AiDeps) {
     /** One LLM answer for a turn (a regular activity: timeout, retries on 429/5xx, visible in the UI). */
     async aiReply(input: AiReplyInput): Promise<AiAnswer> {
       const profile = await loadAiProfile(db, keyring, input.tenantId);
-      if (!profile) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'the tenant has no AI profile any more', nonRetryable: true });
+      if (!profile)
+        throw ApplicationFailure.create({
+          type: FailureType.NotFound,
+          message: 'the tenant has no AI profile any more',
+          nonRetryable: true,
+        });
       try {
         return await answerWithLlm({ db, tools: ai?.tools ?? [], timeoutMs: ai?.requestTimeoutMs }, profile, {
           conversationId: input.conversationId,
@@ -52,7 +57,12 @@ export function createAiActivities({ db, keyring, ai }: AiDeps) {
         });
       } catch (err) {
         if (!(err instanceof LlmError)) throw err;
-        await recordEvent(db, { tenantId: input.tenantId, conversationId: input.conversationId, kind: 'llm_error', detail: { message: err.message, status: err.status ?? null } });
+        await recordEvent(db, {
+          tenantId: input.tenantId,
+          conversationId: input.conversationId,
+          kind: 'llm_error',
+          detail: { message: err.message, status: err.status ?? null },
+        });
         throw ApplicationFailure.create({
           type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest,
           message: err.message,
@@ -62,7 +72,13 @@ export function createAiActivities({ db, keyring, ai }: AiDeps) {
     },
 
     /** Marks the conversation for a person: the bot stays silent on it from now on. */
-    async handOver(input: { tenantId: string; conversationId: string; reason: HandoverReason; note?: string; confidence: number }): Promise<void> {
+    async handOver(input: {
+      tenantId: string;
+      conversationId: string;
+      reason: HandoverReason;
+      note?: string;
+      confidence: number;
+    }): Promise<void> {
       const updated = await db
         .update(conversations)
         .set({
@@ -72,9 +88,17 @@ export function createAiActivities({ db, keyring, ai }: AiDeps) {
           handedOverAt: sql`now()`,
           updatedAt: sql`now()`,
         })
-        .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId), eq(conversations.needsHuman, false)))
+        .where(
+          and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId), eq(conversations.needsHuman, false)),
+        )
         .returning({ id: conversations.id });
-      if (updated.length) await recordEvent(db, { tenantId: input.tenantId, conversationId: input.conversationId, kind: 'handover', detail: { reason: input.reason, confidence: input.confidence } });
+      if (updated.length)
+        await recordEvent(db, {
+          tenantId: input.tenantId,
+          conversationId: input.conversationId,
+          kind: 'handover',
+          detail: { reason: input.reason, confidence: input.confidence },
+        });
     },
   };
 }

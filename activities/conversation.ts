@@ -2,9 +2,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
 import { aiProfiles, channels, contacts, conversations, dataIntents, messages, tenants } from '../core/db/schema.js';
-import type { Keyring } from '../core/crypto.js';
-import { FailureType } from '../core/errors.js';
-import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge.js';
+import type { Keyring } from '../core/platform/crypto.js';
+import { FailureType } from '../core/platform/errors.js';
+import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge/entries.js';
 import type { Providers } from '../core/providers/index.js';
 import { applyConsentKeyword } from '../core/pulse/contacts.js';
 import type { Exchange } from '../workflows/conversation.js';
@@ -154,7 +154,11 @@ export function createConversationActivities({ db, keyring, providers }: Convers
             .from(messages)
             .where(and(eq(messages.tenantId, input.tenantId), eq(messages.dedupeKey, input.replyKey)));
       if (outbound.status !== 'sending') {
-        return { messageId: outbound.id, status: outbound.status === 'failed' ? 'failed' : 'sent', sentAt: (outbound.sentAt ?? new Date()).toISOString() };
+        return {
+          messageId: outbound.id,
+          status: outbound.status === 'failed' ? 'failed' : 'sent',
+          sentAt: (outbound.sentAt ?? new Date()).toISOString(),
+        };
       }
 
       const [target] = await db
@@ -162,7 +166,8 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         .from(channels)
         .innerJoin(contacts, eq(contacts.id, input.contactId))
         .where(and(eq(channels.id, input.channelId), eq(channels.tenantId, input.tenantId), eq(contacts.tenantId, input.tenantId)));
-      if (!target) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'channel or contact no longer exists', nonRetryable: true });
+      if (!target)
+        throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'channel or contact no longer exists', nonRetryable: true });
       if (target.channel.provider !== 'sandbox') return { messageId: outbound.id, status: 'queued', sentAt: new Date().toISOString() };
 
       const result = await providers.forChannel(target.channel).sendText({
@@ -194,7 +199,12 @@ export function createConversationActivities({ db, keyring, providers }: Convers
       const { reply, ...turn } = input;
       const plan = await activities.planTurn(turn);
       if (plan.kind !== 'reply') return { plan };
-      const sent = await activities.sendReply({ ...reply, text: plan.text, source: plan.source, sourceChunkIds: plan.knowledgeId ? [plan.knowledgeId] : undefined });
+      const sent = await activities.sendReply({
+        ...reply,
+        text: plan.text,
+        source: plan.source,
+        sourceChunkIds: plan.knowledgeId ? [plan.knowledgeId] : undefined,
+      });
       return { plan, sent };
     },
 

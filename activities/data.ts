@@ -1,11 +1,24 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Keyring } from '../core/crypto.js';
+import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
-import { FailureType } from '../core/errors.js';
+import { FailureType } from '../core/platform/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
-import { listIntents, loadDataSource, matchIntent, recordAccess, type AccessLogEntry, type StoredSource } from '../core/data-engine/store.js';
-import { dataWorkerQueue, type DataLookupInput, type LookupPlan, type LookupResult, type LookupTurnPlan } from '../core/data-engine/types.js';
+import {
+  listIntents,
+  loadDataSource,
+  matchIntent,
+  recordAccess,
+  type AccessLogEntry,
+  type StoredSource,
+} from '../core/data-engine/store.js';
+import {
+  dataWorkerQueue,
+  type DataLookupInput,
+  type LookupPlan,
+  type LookupResult,
+  type LookupTurnPlan,
+} from '../core/data-engine/types.js';
 
 /** Default for one attempt when the source sets no connection.timeout_ms. */
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
@@ -20,7 +33,10 @@ function toFailure(err: unknown, params: Record<string, string> = {}): never {
   if (err instanceof LookupError) {
     throw ApplicationFailure.create({
       type: err.kind === 'bad_request' ? FailureType.BadRequest : FailureType.DataSourceUnavailable,
-      message: scrub(err.message, Object.values(params).filter((v) => v.length >= 3)),
+      message: scrub(
+        err.message,
+        Object.values(params).filter((v) => v.length >= 3),
+      ),
       nonRetryable: err.kind === 'bad_request',
     });
   }
@@ -35,7 +51,11 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
   async function source(tenantId: string, dataSourceId: string): Promise<StoredSource> {
     const found = await opts.resolve(tenantId, dataSourceId);
     if (!found) {
-      throw ApplicationFailure.create({ type: FailureType.NotFound, message: `no data source "${dataSourceId}" for this tenant`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: FailureType.NotFound,
+        message: `no data source "${dataSourceId}" for this tenant`,
+        nonRetryable: true,
+      });
     }
     if (opts.via === 'parley' && found.servedBy === 'tenant_worker') {
       throw ApplicationFailure.create({
@@ -69,7 +89,10 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
       const { source: config } = await source(input.tenantId, input.dataSourceId);
       const started = performance.now();
       try {
-        await probe(opts.pools, input.tenantId, config, { timeoutMs: config.connection.timeout_ms ?? 5000, signal: Context.current().cancellationSignal });
+        await probe(opts.pools, input.tenantId, config, {
+          timeoutMs: config.connection.timeout_ms ?? 5000,
+          signal: Context.current().cancellationSignal,
+        });
       } catch (err) {
         return toFailure(err);
       }
@@ -150,7 +173,11 @@ function cachedResolver(load: SourceResolver): SourceResolver {
 
 /** Parley's side: lookups against sources in its database, and the audit log. */
 export function createDataActivities({ db, keyring, pools = new ConnectorPools() }: DataDeps) {
-  const lookups = createLookupActivities({ resolve: cachedResolver((tenantId, id) => loadDataSource(db, keyring, tenantId, id)), via: 'parley', pools });
+  const lookups = createLookupActivities({
+    resolve: cachedResolver((tenantId, id) => loadDataSource(db, keyring, tenantId, id)),
+    via: 'parley',
+    pools,
+  });
   return {
     ...lookups,
 
@@ -171,7 +198,11 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
     },
 
     /** Writes the audit row of a lookup that failed or ran elsewhere; returns its wait since the workflow's `startedAt`. */
-    async recordLookup({ startedAt, sourceMs, ...entry }: Omit<AccessLogEntry, 'responseTimeMs'> & { startedAt: number; sourceMs?: number }): Promise<number> {
+    async recordLookup({
+      startedAt,
+      sourceMs,
+      ...entry
+    }: Omit<AccessLogEntry, 'responseTimeMs'> & { startedAt: number; sourceMs?: number }): Promise<number> {
       const totalMs = Math.max(0, Date.now() - startedAt);
       await recordAccess(db, { ...entry, responseTimeMs: sourceMs ?? totalMs });
       return totalMs;

@@ -2,11 +2,11 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
 import { channels, contacts, conversations, messageMedia, messages } from '../core/db/schema.js';
-import type { Keyring } from '../core/crypto.js';
-import { applyDeliveryStatus, recordSendFailure } from '../core/delivery-status.js';
-import { DELIVERY_MAX_ATTEMPTS, SERVICE_WINDOW_MS } from '../core/delivery-policy.js';
-import { FailureType } from '../core/errors.js';
-import { withSendSlot, type PacingOptions } from '../core/pacing.js';
+import type { Keyring } from '../core/platform/crypto.js';
+import { applyDeliveryStatus, recordSendFailure } from '../core/messaging/delivery-status.js';
+import { DELIVERY_MAX_ATTEMPTS, SERVICE_WINDOW_MS } from '../core/messaging/delivery-policy.js';
+import { FailureType } from '../core/platform/errors.js';
+import { withSendSlot, type PacingOptions } from '../core/providers/pacing.js';
 import type { ProviderErrorDetails } from '../core/providers/http.js';
 import type { Providers } from '../core/providers/index.js';
 
@@ -62,16 +62,31 @@ export function createDeliveryActivities({ db, keyring, providers, pacing }: Del
             eq(contacts.tenantId, input.tenantId),
           ),
         );
-      if (!row) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'message, channel or contact no longer exists', nonRetryable: true });
+      if (!row)
+        throw ApplicationFailure.create({
+          type: FailureType.NotFound,
+          message: 'message, channel or contact no longer exists',
+          nonRetryable: true,
+        });
       const { message, channel } = row;
       if (message.status !== 'sending') {
-        return { messageId: message.id, status: message.status === 'failed' ? 'failed' : 'sent', sentAt: (message.sentAt ?? message.createdAt).toISOString() };
+        return {
+          messageId: message.id,
+          status: message.status === 'failed' ? 'failed' : 'sent',
+          sentAt: (message.sentAt ?? message.createdAt).toISOString(),
+        };
       }
 
       const windowOpen = row.lastInboundAt !== null && Date.now() - row.lastInboundAt.getTime() < SERVICE_WINDOW_MS;
       const template = channel.reopenTemplate;
       if (!windowOpen && !template) {
-        await recordSendFailure(db, input.tenantId, message.id, 'window_closed', 'outside the 24-hour window and the channel has no template');
+        await recordSendFailure(
+          db,
+          input.tenantId,
+          message.id,
+          'window_closed',
+          'outside the 24-hour window and the channel has no template',
+        );
         return { messageId: message.id, status: 'failed', sentAt: new Date().toISOString(), via: 'text' };
       }
 
@@ -89,7 +104,12 @@ export function createDeliveryActivities({ db, keyring, providers, pacing }: Del
         const result = await withSendSlot(db, channel.id, channel.ratePerSecond, pacingOptions, () => {
           if (via === 'text') return provider.sendText({ ...base, text: keyring.decrypt(message.bodyEnc) });
           if (!provider.sendTemplate) {
-            throw ApplicationFailure.create({ type: FailureType.ProviderRejected, nonRetryable: true, message: `${provider.name} cannot send templates`, details: [{ provider: provider.name, code: 'template_unsupported' }] });
+            throw ApplicationFailure.create({
+              type: FailureType.ProviderRejected,
+              nonRetryable: true,
+              message: `${provider.name} cannot send templates`,
+              details: [{ provider: provider.name, code: 'template_unsupported' }],
+            });
           }
           return provider.sendTemplate({ ...base, template: { name: template!.name, language: template!.language } });
         });
@@ -99,14 +119,25 @@ export function createDeliveryActivities({ db, keyring, providers, pacing }: Del
         const rejected = err instanceof ApplicationFailure && err.nonRetryable;
         if (rejected || lastAttempt) {
           const d = failureDetails(err);
-          await recordSendFailure(db, input.tenantId, message.id, d?.code ?? (d?.httpStatus ? `http_${d.httpStatus}` : 'send_failed'), d?.title);
+          await recordSendFailure(
+            db,
+            input.tenantId,
+            message.id,
+            d?.code ?? (d?.httpStatus ? `http_${d.httpStatus}` : 'send_failed'),
+            d?.title,
+          );
         }
         throw err;
       }
 
       const [updated] = await db
         .update(messages)
-        .set({ status: 'sent', providerMessageId, sentAt: sql`now()`, replySource: via === 'template' ? sql`coalesce(${messages.replySource}, '') || ':template'` : messages.replySource })
+        .set({
+          status: 'sent',
+          providerMessageId,
+          sentAt: sql`now()`,
+          replySource: via === 'template' ? sql`coalesce(${messages.replySource}, '') || ':template'` : messages.replySource,
+        })
         .where(and(eq(messages.id, message.id), eq(messages.status, 'sending')))
         .returning({ sentAt: messages.sentAt });
       // A status callback may have beaten this response: fold in whatever already arrived.

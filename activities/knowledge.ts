@@ -2,9 +2,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { embedTexts, LlmError, llmClient } from '../core/ai/llm.js';
 import { loadAiProfile } from '../core/ai/profile.js';
 import { recordUsage } from '../core/ai/usage.js';
-import type { Keyring } from '../core/crypto.js';
+import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
-import { FailureType } from '../core/errors.js';
+import { FailureType } from '../core/platform/errors.js';
 import {
   chunkDocument,
   DocumentGone,
@@ -15,7 +15,7 @@ import {
   pendingChunks,
   refreshProgress,
   storeEmbeddings,
-} from '../core/ingest.js';
+} from '../core/knowledge/documents.js';
 
 export interface KnowledgeDeps {
   db: Db;
@@ -36,7 +36,8 @@ export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
       try {
         return await chunkDocument(db, input.tenantId, input.documentId);
       } catch (err) {
-        if (err instanceof DocumentGone) throw ApplicationFailure.create({ type: FailureType.NotFound, message: err.message, nonRetryable: true });
+        if (err instanceof DocumentGone)
+          throw ApplicationFailure.create({ type: FailureType.NotFound, message: err.message, nonRetryable: true });
         // A file that cannot be read will not become readable: fail the document, not the worker.
         const message = err instanceof EmptyDocument ? err.message : `cannot read the document: ${(err as Error).message}`.slice(0, 500);
         await failDocument(db, input.tenantId, input.documentId, message);
@@ -61,12 +62,31 @@ export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
       }
       try {
         const client = llmClient(profile, ai?.requestTimeoutMs);
-        const { vectors, promptTokens } = await embedTexts(client, profile.embeddingModel, batch.map((c) => `${c.title}\n${c.content}`));
-        await recordUsage(db, { tenantId: input.tenantId, purpose: 'ingest', model: profile.embeddingModel, promptTokens, completionTokens: 0 });
-        await storeEmbeddings(db, input.tenantId, profile.embeddingModel, batch.map((c, i) => ({ id: c.id, documentId: c.documentId, vector: vectors[i] })));
+        const { vectors, promptTokens } = await embedTexts(
+          client,
+          profile.embeddingModel,
+          batch.map((c) => `${c.title}\n${c.content}`),
+        );
+        await recordUsage(db, {
+          tenantId: input.tenantId,
+          purpose: 'ingest',
+          model: profile.embeddingModel,
+          promptTokens,
+          completionTokens: 0,
+        });
+        await storeEmbeddings(
+          db,
+          input.tenantId,
+          profile.embeddingModel,
+          batch.map((c, i) => ({ id: c.id, documentId: c.documentId, vector: vectors[i] })),
+        );
       } catch (err) {
         if (!(err instanceof LlmError)) throw err;
-        throw ApplicationFailure.create({ type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest, message: err.message, nonRetryable: !err.retryable });
+        throw ApplicationFailure.create({
+          type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest,
+          message: err.message,
+          nonRetryable: !err.retryable,
+        });
       }
       return { embedded: batch.length, more: batch.length === EMBED_BATCH };
     },

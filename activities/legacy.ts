@@ -2,10 +2,16 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
 import { contacts, conversations, messages } from '../core/db/schema.js';
-import type { Keyring } from '../core/crypto.js';
-import { FailureType } from '../core/errors.js';
+import type { Keyring } from '../core/platform/crypto.js';
+import { FailureType } from '../core/platform/errors.js';
 import { listIntents, matchIntent } from '../core/data-engine/store.js';
-import { DEFAULT_LEGACY_REPLY_TIMEOUT_S, enqueueTurnJob, expireTurnJob, type JobOutcome, type MessageJobPayload } from '../core/queue/jobs.js';
+import {
+  DEFAULT_LEGACY_REPLY_TIMEOUT_S,
+  enqueueTurnJob,
+  expireTurnJob,
+  type JobOutcome,
+  type MessageJobPayload,
+} from '../core/legacy-queue/jobs.js';
 import type { PlanTurnInput } from './conversation.js';
 
 export interface LegacyDeps {
@@ -36,7 +42,8 @@ export async function planLegacyTurn(
     .from(conversations)
     .innerJoin(contacts, eq(contacts.id, conversations.contactId))
     .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
-  if (!conversation) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'conversation no longer exists', nonRetryable: true });
+  if (!conversation)
+    throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'conversation no longer exists', nonRetryable: true });
   const ids = input.messages.map((m) => m.id);
   const [first] = await db
     .select({ receivedAt: messages.createdAt })
@@ -71,7 +78,8 @@ export async function planLegacyTurn(
         }
       : message,
   });
-  const timeoutS = typeof tenant.settings.legacy_reply_timeout_s === 'number' ? tenant.settings.legacy_reply_timeout_s : DEFAULT_LEGACY_REPLY_TIMEOUT_S;
+  const timeoutS =
+    typeof tenant.settings.legacy_reply_timeout_s === 'number' ? tenant.settings.legacy_reply_timeout_s : DEFAULT_LEGACY_REPLY_TIMEOUT_S;
   return { kind: 'legacy_job', jobId, timeoutMs: timeoutS * 1000, fallbackText: tenant.fallback };
 }
 

@@ -3,8 +3,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
 import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type PulseAudience, type PulseMessage } from '../core/db/schema.js';
-import type { Keyring } from '../core/crypto.js';
-import { NON_RETRYABLE_FAILURES } from '../core/errors.js';
+import type { Keyring } from '../core/platform/crypto.js';
+import { NON_RETRYABLE_FAILURES } from '../core/platform/errors.js';
 import { pickContent } from '../core/pulse/content.js';
 import { decryptAttributes } from '../core/pulse/contacts.js';
 import { audienceFilter, runCounts, type RunCounts } from '../core/pulse/runs.js';
@@ -110,7 +110,11 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
       return 'skipped_window';
     }
     const name = contact.name_enc ? keyring.decrypt(contact.name_enc) : null;
-    const content = pickContent(config.message, { name, tags: contact.tags, attributes: decryptAttributes(keyring, contact.attributes_enc) });
+    const content = pickContent(config.message, {
+      name,
+      tags: contact.tags,
+      attributes: decryptAttributes(keyring, contact.attributes_enc),
+    });
     const template = windowOpen ? undefined : { name: windowTemplate!, parameters: [name ?? ''] };
     try {
       const provider = providers.forChannel(channel);
@@ -125,7 +129,12 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
         template && provider.sendTemplate
           ? await provider.sendTemplate({ ...message, template: { ...template, language: PULSE_TEMPLATE_LANGUAGE } })
           : await provider.sendText({ ...message, text: content.text, template });
-      await finish({ status: 'sent', templateName: template?.name ?? null, providerMessageId: result.providerMessageId, sentAt: sql`now()` as unknown as Date });
+      await finish({
+        status: 'sent',
+        templateName: template?.name ?? null,
+        providerMessageId: result.providerMessageId,
+        sentAt: sql`now()` as unknown as Date,
+      });
       return 'sent';
     } catch (err) {
       // Throttling and transient errors fail the page, which is retried with backoff and resends
@@ -179,7 +188,10 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
     async sendPulsePage(input: PulsePageInput): Promise<PulsePageResult> {
       const { config } = input;
       const ctx = Context.current();
-      const [channel] = await db.select().from(channels).where(and(eq(channels.id, config.channelId), eq(channels.tenantId, config.tenantId)));
+      const [channel] = await db
+        .select()
+        .from(channels)
+        .where(and(eq(channels.id, config.channelId), eq(channels.tenantId, config.tenantId)));
       if (!channel) return { nextCursor: null, nextSendAt: input.nextSendAt, handled: 0, paused: false };
       const page = await db
         .select({ id: contacts.id })
@@ -197,7 +209,8 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
 
       // Pausing the campaign stops a run between two sends, not only between runs.
       const isPaused = async () =>
-        (await db.select({ paused: pulseCampaigns.paused }).from(pulseCampaigns).where(eq(pulseCampaigns.id, config.campaignId)))[0]?.paused ?? false;
+        (await db.select({ paused: pulseCampaigns.paused }).from(pulseCampaigns).where(eq(pulseCampaigns.id, config.campaignId)))[0]
+          ?.paused ?? false;
       let paused = await isPaused();
       let checkedAt = Date.now();
       let dispatched = 0;
@@ -235,7 +248,8 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
       // A database error leaves claimed rows 'sending'; the retried page resends them idempotently.
       if (failure) throw failure;
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
-      if (paused) return { nextCursor: dispatched > 0 ? page[dispatched - 1].id : input.cursor, nextSendAt: 0, handled: dispatched, paused: true };
+      if (paused)
+        return { nextCursor: dispatched > 0 ? page[dispatched - 1].id : input.cursor, nextSendAt: 0, handled: dispatched, paused: true };
       return {
         nextCursor: page.length === input.pageSize ? page[page.length - 1].id : null,
         nextSendAt: due,

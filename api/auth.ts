@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db } from '../core/db/client.js';
-import { findActiveKey, type Scope } from '../core/api-keys.js';
-import { safeEqual } from '../core/crypto.js';
-import { AppError, notFound } from '../core/errors.js';
+import { findActiveKey, type Scope } from '../core/tenants/api-keys.js';
+import { safeEqual } from '../core/platform/crypto.js';
+import { AppError, notFound } from '../core/platform/errors.js';
 
 /**
  * What a route requires: no key, the operator's admin key, the admin or ops key (`ops`: operators
@@ -57,7 +57,8 @@ export function registerAuth(app: FastifyInstance, deps: AuthDeps): void {
     if (auth === 'public') return;
     const principal = await authenticate(request, deps);
     if (auth === 'operator' && principal.kind !== 'admin') throw new AppError(403, 'FORBIDDEN', 'this route needs the operator admin key');
-    if (auth === 'ops' && principal.kind === 'tenant') throw new AppError(403, 'FORBIDDEN', 'this route needs the operator admin or ops key');
+    if (auth === 'ops' && principal.kind === 'tenant')
+      throw new AppError(403, 'FORBIDDEN', 'this route needs the operator admin or ops key');
     // The ops key decodes Temporal payloads and nothing else.
     if (principal.kind === 'ops' && auth !== 'ops') throw new AppError(403, 'FORBIDDEN', 'the ops key only opens the codec endpoint');
     if (principal.kind === 'tenant') {

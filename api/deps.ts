@@ -1,9 +1,9 @@
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
-import type { Config } from '../core/config.js';
-import type { Keyring } from '../core/crypto.js';
+import type { Config } from '../core/platform/config.js';
+import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
-import type { OutboxRelay } from '../core/outbox-relay.js';
+import type { OutboxRelay } from '../core/messaging/outbox-relay.js';
 import type { Providers } from '../core/providers/index.js';
 
 export interface ApiDeps {

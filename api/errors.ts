@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/platform/errors.js';
 
 export interface ErrorBody {
   error: { code: string; message: string };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { E164_PATTERN, TENANT_ID_PATTERN } from '../core/ids.js';
+import { E164_PATTERN, TENANT_ID_PATTERN } from '../core/platform/ids.js';
 
 export const errorSchema = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })

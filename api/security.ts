@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
-import type { Config } from '../core/config.js';
+import type { Config } from '../core/platform/config.js';
 
 /** Who a request counts against: its API key once authenticated, its address otherwise. */
 function rateKey(request: FastifyRequest): string {

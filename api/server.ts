@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../core/config.js';
-import { OutboxRelay } from '../core/outbox-relay.js';
+import type { Config } from '../core/platform/config.js';
+import { OutboxRelay } from '../core/messaging/outbox-relay.js';
 import { createPool } from '../core/db/client.js';
-import type { Runtime } from '../core/runtime.js';
+import type { Services } from '../core/platform/services.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import { ensureRetentionSchedule } from '../core/privacy/retention.js';
 import { buildApp } from './app.js';
@@ -19,11 +19,16 @@ export interface RunningApi {
 /** The API process: HTTP server plus the outbox relay that feeds Temporal. */
 export async function startApi(
   config: Config,
-  runtime: Runtime,
+  runtime: Services,
   temporalAddress: string,
   opts: { listen?: boolean; logStream?: NodeJS.WritableStream } = {},
 ): Promise<RunningApi> {
-  const temporal = await createTemporalClient({ address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, keyring: runtime.keyring, payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on' });
+  const temporal = await createTemporalClient({
+    address: temporalAddress,
+    namespace: config.TEMPORAL_NAMESPACE,
+    keyring: runtime.keyring,
+    payloadCodec: config.PARLEY_PAYLOAD_CODEC === 'on',
+  });
   const relayRef: { current?: OutboxRelay } = {};
   const app = await buildApp(
     {
@@ -54,8 +59,8 @@ export async function startApi(
   });
   relayRef.current = relay;
   relay.start();
-  await ensureRetentionSchedule(temporal, { taskQueue: config.TEMPORAL_TASK_QUEUE, every: config.RETENTION_PURGE_EVERY }).catch((err: Error) =>
-    app.log.warn({ err: { message: err.message } }, 'retention schedule not created; retried at the next start'),
+  await ensureRetentionSchedule(temporal, { taskQueue: config.TEMPORAL_TASK_QUEUE, every: config.RETENTION_PURGE_EVERY }).catch(
+    (err: Error) => app.log.warn({ err: { message: err.message } }, 'retention schedule not created; retried at the next start'),
   );
   let url = '';
   if (opts.listen !== false) url = await app.listen({ port: config.PORT, host: config.HOST });

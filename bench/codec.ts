@@ -4,7 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { Keyring } from '../core/crypto.js';
+import { Keyring } from '../core/platform/crypto.js';
 import { EncryptionCodec } from '../core/temporal/codec.js';
 import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
 import { freePort } from '../scripts/lib/ports.js';
@@ -32,7 +32,9 @@ async function microbench(): Promise<void> {
     const start = performance.now();
     for (let i = 0; i < n; i++) await fn();
     const s = (performance.now() - start) / 1000;
-    console.log(`${label.padEnd(8)} ${(n / s).toFixed(0).padStart(8)} payloads/s  ${((n * 1024) / s / 1e6).toFixed(1).padStart(6)} MB/s  ${((s / n) * 1e6).toFixed(1)} µs each`);
+    console.log(
+      `${label.padEnd(8)} ${(n / s).toFixed(0).padStart(8)} payloads/s  ${((n * 1024) / s / 1e6).toFixed(1).padStart(6)} MB/s  ${((s / n) * 1e6).toFixed(1)} µs each`,
+    );
   };
   const [encoded] = await codec.encode([payload]);
   await run('encode', () => codec.encode([payload]));
@@ -51,13 +53,25 @@ try {
 
   const cli = await ensureTemporalCli(env.TEMPORAL_CLI, log);
   const tdir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-temporal-'));
-  const temporal = await startTemporalDev({ cli, port: await freePort(), uiPort: await freePort(), headless: true, dbFile: path.join(tdir, 'temporal.db') });
-  cleanups.push(() => temporal.stop(), () => rm(tdir, { recursive: true, force: true }));
+  const temporal = await startTemporalDev({
+    cli,
+    port: await freePort(),
+    uiPort: await freePort(),
+    headless: true,
+    dbFile: path.join(tdir, 'temporal.db'),
+  });
+  cleanups.push(
+    () => temporal.stop(),
+    () => rm(tdir, { recursive: true, force: true }),
+  );
   let databaseUrl = env.TEST_DATABASE_URL;
   if (!databaseUrl) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-pg-'));
     const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log });
-    cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
+    cleanups.push(
+      () => server.stop(),
+      () => rm(dir, { recursive: true, force: true }),
+    );
     databaseUrl = server.adminUrl;
   }
   const bundleDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-bundle-'));
@@ -73,7 +87,10 @@ try {
       const h = await createHarness({ env: { PARLEY_PAYLOAD_CODEC: codec, RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn' } });
       cleanups.unshift(() => h.close());
       const t = await h.createTenant();
-      await h.request('PUT', `/routes/tenants/${t.id}/knowledge`, { key: t.key, body: { entries: [{ title: 'Opening hours', content: 'x'.repeat(900) }] } });
+      await h.request('PUT', `/routes/tenants/${t.id}/knowledge`, {
+        key: t.key,
+        body: { entries: [{ title: 'Opening hours', content: 'x'.repeat(900) }] },
+      });
       return { codec, h, t, firsts: [] as number[], followUps: [] as number[] };
     }),
   );
@@ -85,7 +102,9 @@ try {
     if (res.status !== 202) throw new Error(`inbound: ${res.status}`);
     const toHash = s.h.runtime.keyring.blindIndex(to);
     for (;;) {
-      const { rows } = await s.h.runtime.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sandbox_messages WHERE to_hash = $1`, [toHash]);
+      const { rows } = await s.h.runtime.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sandbox_messages WHERE to_hash = $1`, [
+        toHash,
+      ]);
       if (rows[0].n > before) return performance.now() - start;
       await delay(2);
     }

@@ -56,7 +56,11 @@ try {
       const payload = JSON.stringify(body);
       const req = http.request(
         stack.baseUrl + path,
-        { method, agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+        {
+          method,
+          agent,
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -74,7 +78,12 @@ try {
   const phones = Array.from({ length: opts.contacts }, (_, i) => `+1555${String(1_000_000 + i)}`);
 
   // The API answers before the worker has bundled its workflows: one answered message first.
-  const probe = await post('/webhook/inbound', key, { from: '+15559999999', message: 'hello', tenant_id: 'bench', timestamp: new Date().toISOString() });
+  const probe = await post('/webhook/inbound', key, {
+    from: '+15559999999',
+    message: 'hello',
+    tenant_id: 'bench',
+    timestamp: new Date().toISOString(),
+  });
   for (let i = 0; ; i++) {
     const { rows } = await pool.query('SELECT 1 FROM sandbox_messages WHERE $1 = ANY(in_reply_to)', [probe.body.message_id]);
     if (rows.length > 0) break;
@@ -207,18 +216,24 @@ try {
   console.log('Parley inbound benchmark (sandbox provider, default settings, everything on this machine)');
   console.log(`  offered rate            ${opts.rate} msg/s for ${opts.duration} s over ${opts.contacts} conversations`);
   console.log(`  accepted                ${sentAt.size} (errors: ${errors})`);
-  console.log(`  sustained rate          ${(sentAt.size / elapsed).toFixed(1)} msg/s accepted, ${(sentAt.size / drained).toFixed(1)} msg/s answered (${lost === 0 ? 'all answered' : `${lost} still unanswered`} after ${drained.toFixed(1)} s)`);
+  console.log(
+    `  sustained rate          ${(sentAt.size / elapsed).toFixed(1)} msg/s accepted, ${(sentAt.size / drained).toFixed(1)} msg/s answered (${lost === 0 ? 'all answered' : `${lost} still unanswered`} after ${drained.toFixed(1)} s)`,
+  );
   console.log(`  latencies measured      after a ${opts.warmup} s warm-up: ${ack.n} acks, ${reply.n} replies`);
   console.log(`  webhook ack latency     p50 ${ms(ack.p50)}  p99 ${ms(ack.p99)}  max ${ms(ack.max)}`);
   console.log(`  inbound→reply latency   p50 ${ms(reply.p50)}  p99 ${ms(reply.p99)}  max ${ms(reply.max)}`);
   console.log(`    accepted→signalled    p50 ${ms(relay.p50)}  p99 ${ms(relay.p99)}  (the outbox relay)`);
   console.log(`    signalled→sent        p50 ${ms(afterRelay.p50)}  p99 ${ms(afterRelay.p99)}  (Temporal and the worker)`);
   const byWindow = [...windows.entries()].sort((a, b) => a[0] - b[0]);
-  console.log(`  p99 per 10 s (ack/reply) ${byWindow.map(([w, v]) => `${w * 10}s:${summarize(v.ack).p99}/${summarize(v.reply).p99}`).join('  ')}`);
+  console.log(
+    `  p99 per 10 s (ack/reply) ${byWindow.map(([w, v]) => `${w * 10}s:${summarize(v.ack).p99}/${summarize(v.reply).p99}`).join('  ')}`,
+  );
   console.log(`  backlog (unanswered)    ${backlog.join('  ') || 'n/a'}`);
   console.log(`  unanswered at the end   ${lost} (after a ${opts.grace} s grace period: lost, or a backlog not yet drained)`);
   console.log(`  duplicated replies      ${duplicated}`);
-  console.log(`  workflow tasks          ${taskProblems.timedOut} timed out, ${taskProblems.failed} failed (each delays its conversation by the task timeout, 10 s)`);
+  console.log(
+    `  workflow tasks          ${taskProblems.timedOut} timed out, ${taskProblems.failed} failed (each delays its conversation by the task timeout, 10 s)`,
+  );
   console.log(`  CPU seconds by process  ${cpu.map(([n, t]) => `${n}=${t}`).join('  ')}`);
   agent.destroy();
 } finally {

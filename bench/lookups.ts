@@ -6,10 +6,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { loadConfig } from '../core/config.js';
-import { Keyring } from '../core/crypto.js';
-import { createRuntime } from '../core/runtime.js';
-import { createTenant } from '../core/tenants.js';
+import { loadConfig } from '../core/platform/config.js';
+import { Keyring } from '../core/platform/crypto.js';
+import { createServices } from '../core/platform/services.js';
+import { createTenant } from '../core/tenants/tenants.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { loadDataSource, replaceDataSources } from '../core/data-engine/store.js';
 import type { LookupOutcome } from '../core/data-engine/types.js';
@@ -42,7 +42,11 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
 const line = (name: string, xs: number[]) =>
-  say(`${name.padEnd(34)} p50 ${pct(xs, 50).toFixed(1).padStart(7)} ms   p99 ${pct(xs, 99).toFixed(1).padStart(7)} ms   max ${Math.max(...xs).toFixed(1).padStart(7)} ms`);
+  say(
+    `${name.padEnd(34)} p50 ${pct(xs, 50).toFixed(1).padStart(7)} ms   p99 ${pct(xs, 99).toFixed(1).padStart(7)} ms   max ${Math.max(...xs)
+      .toFixed(1)
+      .padStart(7)} ms`,
+  );
 
 try {
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI, (l) => say(`[bench] ${l}`));
@@ -53,8 +57,16 @@ try {
   let serverUrl = process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL;
   if (!serverUrl) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-pg-'));
-    const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log: () => undefined });
-    cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
+    const server = await startEmbeddedPostgres({
+      dataDir: path.join(dir, 'pg'),
+      port: await freePort(),
+      persistent: false,
+      log: () => undefined,
+    });
+    cleanups.push(
+      () => server.stop(),
+      () => rm(dir, { recursive: true, force: true }),
+    );
     serverUrl = server.adminUrl;
   }
   const dbName = `parley_bench_${randomBytes(4).toString('hex')}`;
@@ -80,13 +92,17 @@ try {
     DATA_DIR: dataDir,
     TEMPORAL_TASK_QUEUE: `bench-${randomBytes(4).toString('hex')}`,
   });
-  const runtime = await createRuntime(config, dbUrl.toString(), { poolSize: 20 });
+  const runtime = await createServices(config, dbUrl.toString(), { poolSize: 20 });
   cleanups.push(() => runtime.pool.end());
 
   // The source runs in its own process so its event loop does not compete with the worker's.
-  const source = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fake-source.ts', import.meta.url)), String(SOURCE_LATENCY_MS), 'bench-key'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const source = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./fake-source.ts', import.meta.url)), String(SOURCE_LATENCY_MS), 'bench-key'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   cleanups.push(async () => {
     source.kill('SIGTERM');
     if (source.exitCode === null) await onceEvent(source, 'exit');
@@ -159,7 +175,10 @@ try {
       .find((d: { activity_type?: string; activityType?: string }) => (d.activity_type ?? d.activityType) === 'dataLookup');
     const original = data.original_schedule_time ?? data.originalScheduleTime;
     const scheduledAt = typeof original === 'string' ? Date.parse(original) : ms(original);
-    const completed = events.slice(0, events.indexOf(markers[0])).reverse().find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+    const completed = events
+      .slice(0, events.indexOf(markers[0]))
+      .reverse()
+      .find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
     return ms(completed?.eventTime) - scheduledAt;
   }
 
@@ -189,18 +208,40 @@ try {
   for (let round = 0; round < ROUNDS; round++) directTimes.push(...(await Promise.all(Array.from({ length: CONCURRENCY }, direct))));
 
   const spans: number[] = [];
-  for (let i = 0; i < results.length; i += 20) spans.push(...(await Promise.all(results.slice(i, i + 20).map((r) => lookupSpan(r.workflowId)))));
+  for (let i = 0; i < results.length; i += 20)
+    spans.push(...(await Promise.all(results.slice(i, i + 20).map((r) => lookupSpan(r.workflowId)))));
 
   say(`\n${ROUNDS} rounds × ${CONCURRENCY} concurrent lookups, one tenant, REST source answering in ${SOURCE_LATENCY_MS} ms\n`);
   line('lookup (from the history)', spans);
-  line('overhead over the source (lookup−50)', spans.map((t) => t - SOURCE_LATENCY_MS));
-  line('lookup as the worker times it', results.map((r) => r.worker));
-  line('  its overhead over the source', results.map((r) => r.worker - SOURCE_LATENCY_MS));
-  line('source call inside the activity', results.map((r) => r.source));
-  line('activity-side overhead (source−50)', results.map((r) => r.source - SOURCE_LATENCY_MS));
-  line('end to end (workflow start→result)', results.map((r) => r.e2e));
+  line(
+    'overhead over the source (lookup−50)',
+    spans.map((t) => t - SOURCE_LATENCY_MS),
+  );
+  line(
+    'lookup as the worker times it',
+    results.map((r) => r.worker),
+  );
+  line(
+    '  its overhead over the source',
+    results.map((r) => r.worker - SOURCE_LATENCY_MS),
+  );
+  line(
+    'source call inside the activity',
+    results.map((r) => r.source),
+  );
+  line(
+    'activity-side overhead (source−50)',
+    results.map((r) => r.source - SOURCE_LATENCY_MS),
+  );
+  line(
+    'end to end (workflow start→result)',
+    results.map((r) => r.e2e),
+  );
   line('lookup activity without Temporal', directTimes);
-  line('  its overhead over the source', directTimes.map((t) => t - SOURCE_LATENCY_MS));
+  line(
+    '  its overhead over the source',
+    directTimes.map((t) => t - SOURCE_LATENCY_MS),
+  );
   if (process.env.BENCH_SLOWEST) {
     const slow = results.reduce((a, b) => (b.e2e > a.e2e ? b : a));
     const ev = (await client.workflow.getHandle(slow.workflowId).fetchHistory()).events ?? [];
@@ -208,8 +249,12 @@ try {
     for (const e of ev) say(`${(ms(e.eventTime) - t0).toFixed(0).padStart(6)} ${EventType[e.eventType!]}`);
   }
   const perLookup = cpuPerLookup.worker + cpuPerLookup.temporal;
-  say(`\nCPU per lookup: ${cpuPerLookup.worker.toFixed(1)} ms in the worker process (its client calls included) + ${cpuPerLookup.temporal.toFixed(1)} ms in the Temporal server`);
-  say(`  ${CONCURRENCY} at once: ${((CONCURRENCY * perLookup) / os.cpus().length).toFixed(0)} ms of work per core on ${os.cpus().length} cores before the last one can finish`);
+  say(
+    `\nCPU per lookup: ${cpuPerLookup.worker.toFixed(1)} ms in the worker process (its client calls included) + ${cpuPerLookup.temporal.toFixed(1)} ms in the Temporal server`,
+  );
+  say(
+    `  ${CONCURRENCY} at once: ${((CONCURRENCY * perLookup) / os.cpus().length).toFixed(0)} ms of work per core on ${os.cpus().length} cores before the last one can finish`,
+  );
   say('\ntarget: overhead p99 < 50 ms (seed: < 3 s average, 100+ concurrent lookups per tenant)');
 } catch (err) {
   process.exitCode = 1;

@@ -7,9 +7,9 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { loadConfig } from '../core/config.js';
-import { Keyring } from '../core/crypto.js';
-import { createRuntime } from '../core/runtime.js';
+import { loadConfig } from '../core/platform/config.js';
+import { Keyring } from '../core/platform/crypto.js';
+import { createServices } from '../core/platform/services.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import { startApi } from '../api/server.js';
 import { WORKFLOWS_PATH } from '../worker/create-worker.js';
@@ -46,7 +46,10 @@ try {
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI, log);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
-  const [{ url: databaseUrl }, temporalEnv] = await Promise.all([benchDatabase(cleanups, log), startTestTemporal(cli, { dbFilename: path.join(tmp, 'temporal.db') })]);
+  const [{ url: databaseUrl }, temporalEnv] = await Promise.all([
+    benchDatabase(cleanups, log),
+    startTestTemporal(cli, { dbFilename: path.join(tmp, 'temporal.db') }),
+  ]);
   cleanups.push(() => temporalEnv.teardown());
   const address = temporalEnv.address;
   const bundlePath = path.join(tmp, 'workflows.js');
@@ -64,11 +67,15 @@ try {
     PARLEY_WORKFLOW_BUNDLE: bundlePath,
   };
   const config = loadConfig(env);
-  const runtime = await createRuntime(config, databaseUrl);
+  const runtime = await createServices(config, databaseUrl);
   cleanups.push(() => runtime.pool.end());
   const api = await startApi(config, runtime, address);
   cleanups.push(() => api.close());
-  const worker = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+  const worker = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   cleanups.push(async () => {
     worker.kill('SIGTERM');
     await new Promise((r) => worker.once('exit', r));
@@ -115,18 +122,24 @@ try {
   for (let tick = 0; ; tick++) {
     await delay(1000);
     memPeak = Math.max(memPeak, await rssMb(worker.pid!));
-    run = (await call('GET', `/routes/tenants/${tenantId}/pulse/campaigns/${campaign.id}/runs`, key)).runs.find((r: any) => r.run_id === runId);
+    run = (await call('GET', `/routes/tenants/${tenantId}/pulse/campaigns/${campaign.id}/runs`, key)).runs.find(
+      (r: any) => r.run_id === runId,
+    );
     if (run && run.status !== 'running') break;
     if (tick % 10 === 0) log(`sent ${run?.sent ?? 0}/${N}`);
   }
   const totalS = (Date.now() - t0) / 1000;
   const memEnd = await rssMb(worker.pid!);
 
-  const { rows: [span] } = await runtime.pool.query<{ n: number; first: Date; last: Date }>(
+  const {
+    rows: [span],
+  } = await runtime.pool.query<{ n: number; first: Date; last: Date }>(
     `SELECT count(*)::int AS n, min(sent_at) AS first, max(sent_at) AS last FROM campaign_sends WHERE run_id = $1 AND status = 'sent'`,
     [runId],
   );
-  const { rows: [dupes] } = await runtime.pool.query<{ total: number; people: number }>(
+  const {
+    rows: [dupes],
+  } = await runtime.pool.query<{ total: number; people: number }>(
     'SELECT count(*)::int AS total, count(DISTINCT to_hash)::int AS people FROM sandbox_messages WHERE tenant_id = $1',
     [tenantId],
   );

@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startApi } from '../api/server.js';
-import { loadConfig } from '../core/config.js';
-import { Keyring } from '../core/crypto.js';
-import { enqueueJobs } from '../core/queue/jobs.js';
-import { createRuntime } from '../core/runtime.js';
+import { loadConfig } from '../core/platform/config.js';
+import { Keyring } from '../core/platform/crypto.js';
+import { enqueueJobs } from '../core/legacy-queue/jobs.js';
+import { createServices } from '../core/platform/services.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
 import { startTemporalDev } from '../scripts/lib/temporal-dev.js';
@@ -52,7 +52,7 @@ try {
     // The per-key limiter would measure itself, not the queue.
     RATE_LIMIT_PER_MINUTE: '0',
   });
-  const runtime = await createRuntime(config, databaseUrl, { poolSize: 30 });
+  const runtime = await createServices(config, databaseUrl, { poolSize: 30 });
   cleanups.push(() => runtime.pool.end());
   const api = await startApi(config, runtime, temporal.address);
   cleanups.push(() => api.close());
@@ -66,7 +66,13 @@ try {
   for (let i = 0; i < JOBS; i += 1000) {
     const batch = Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => ({
       jobType: 'data_lookup',
-      payload: { job_type: 'data_lookup', tenant_id: 'bench', query: 'order status', parameters: { order_id: String(i + j) }, data_source: 'crm_api' },
+      payload: {
+        job_type: 'data_lookup',
+        tenant_id: 'bench',
+        query: 'order status',
+        parameters: { order_id: String(i + j) },
+        data_source: 'crm_api',
+      },
     }));
     await enqueueJobs(runtime.db, runtime.keyring, 'bench', batch);
   }
@@ -101,7 +107,9 @@ try {
   const sorted = claimMs.sort((a, b) => a - b);
   const doubles = [...deliveries.values()].filter((n) => n > 1).length;
   const left = await runtime.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE status <> 'completed'`);
-  say(`drained ${deliveries.size}/${JOBS} jobs in ${seconds.toFixed(2)} s: ${(deliveries.size / seconds).toFixed(0)} jobs/s (claim + complete)`);
+  say(
+    `drained ${deliveries.size}/${JOBS} jobs in ${seconds.toFixed(2)} s: ${(deliveries.size / seconds).toFixed(0)} jobs/s (claim + complete)`,
+  );
   say(`claim latency: p50 ${percentile(sorted, 50).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms`);
   say(`double deliveries: ${doubles}; jobs not completed: ${left.rows[0].n}; HTTP errors: ${errors}`);
   process.exitCode = doubles === 0 && deliveries.size === JOBS && errors === 0 ? 0 : 1;

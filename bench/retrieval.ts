@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createDb, createPool, type Db } from '../core/db/client.js';
 import { migrate } from '../core/db/migrate.js';
-import { embeddingColumnIsVector, retrieve, type RetrievalMode } from '../core/retrieval.js';
+import { embeddingColumnIsVector, retrieve, type RetrievalMode } from '../core/knowledge/retrieval.js';
 import { hashEmbedding } from './lib/hash-embedding.js';
 import { benchDatabase } from './lib/database.js';
 
@@ -27,7 +27,11 @@ interface Faq {
 const cleanups: (() => Promise<unknown>)[] = [];
 
 /** Inserts chunks (one document per 1,000) with their embeddings, in multi-row batches. */
-async function load(pool: pg.Pool, tenant: string, chunks: { title: string; content: string; key?: string }[]): Promise<Map<string, string>> {
+async function load(
+  pool: pg.Pool,
+  tenant: string,
+  chunks: { title: string; content: string; key?: string }[],
+): Promise<Map<string, string>> {
   const ids = new Map<string, string>();
   for (let start = 0; start < chunks.length; start += 1000) {
     const slice = chunks.slice(start, start + 1000);
@@ -39,7 +43,15 @@ async function load(pool: pg.Pool, tenant: string, chunks: { title: string; cont
       const rows = slice.slice(i, i + 250);
       const values: unknown[] = [];
       const tuples = rows.map((c, j) => {
-        values.push(tenant, doc.rows[0].id, start + i + j, c.title, c.content, `{${hashEmbedding(`${c.title}\n${c.content}`, DIM).join(',')}}`, MODEL);
+        values.push(
+          tenant,
+          doc.rows[0].id,
+          start + i + j,
+          c.title,
+          c.content,
+          `{${hashEmbedding(`${c.title}\n${c.content}`, DIM).join(',')}}`,
+          MODEL,
+        );
         const b = j * 7;
         return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}::real[], $${b + 7})`;
       });
@@ -56,15 +68,48 @@ async function load(pool: pg.Pool, tenant: string, chunks: { title: string; cont
 /** Filler chunks: plausible shop-policy sentences from a seeded generator, so they compete for words. */
 function filler(count: number): { title: string; content: string }[] {
   let seed = 42;
-  const rand = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
   const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
-  const subjects = ['Orders', 'Deliveries', 'Rentals', 'Repairs', 'Warranty claims', 'Gift cards', 'Accessories', 'Memberships', 'Workshops', 'Exchanges', 'Invoices', 'Spare parts'];
+  const subjects = [
+    'Orders',
+    'Deliveries',
+    'Rentals',
+    'Repairs',
+    'Warranty claims',
+    'Gift cards',
+    'Accessories',
+    'Memberships',
+    'Workshops',
+    'Exchanges',
+    'Invoices',
+    'Spare parts',
+  ];
   const verbs = ['are processed', 'are confirmed', 'can be changed', 'are reviewed', 'are prepared', 'are scheduled', 'are checked'];
-  const when = ['within two days', 'on weekdays', 'after payment', 'before noon', 'by our team', 'at the warehouse', 'in the morning', 'every Tuesday'];
-  const extra = ['Prices include VAT.', 'Contact us for details.', 'Terms apply.', 'This applies to all branches.', 'Bring your receipt.', 'See the website for exceptions.', 'Members get priority.'];
+  const when = [
+    'within two days',
+    'on weekdays',
+    'after payment',
+    'before noon',
+    'by our team',
+    'at the warehouse',
+    'in the morning',
+    'every Tuesday',
+  ];
+  const extra = [
+    'Prices include VAT.',
+    'Contact us for details.',
+    'Terms apply.',
+    'This applies to all branches.',
+    'Bring your receipt.',
+    'See the website for exceptions.',
+    'Members get priority.',
+  ];
   return Array.from({ length: count }, (_, i) => {
     const subject = pick(subjects);
-    return { title: `${subject} note ${i}`, content: `${subject} ${pick(verbs)} ${pick(when)}. ${pick(extra)} ${pick(extra)} Reference ${i}.` };
+    return {
+      title: `${subject} note ${i}`,
+      content: `${subject} ${pick(verbs)} ${pick(when)}. ${pick(extra)} ${pick(extra)} Reference ${i}.`,
+    };
   });
 }
 
@@ -73,7 +118,11 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function quality(db: Db, tenant: string, faq: Faq, ids: Map<string, string>) {
-  const results: Record<RetrievalMode, { r1: number; r5: number }> = { fts: { r1: 0, r5: 0 }, vector: { r1: 0, r5: 0 }, hybrid: { r1: 0, r5: 0 } };
+  const results: Record<RetrievalMode, { r1: number; r5: number }> = {
+    fts: { r1: 0, r5: 0 },
+    vector: { r1: 0, r5: 0 },
+    hybrid: { r1: 0, r5: 0 },
+  };
   for (const q of faq.questions) {
     const query = { model: MODEL, vector: hashEmbedding(q.question, DIM) };
     for (const mode of ['fts', 'vector', 'hybrid'] as const) {
@@ -84,7 +133,9 @@ async function quality(db: Db, tenant: string, faq: Faq, ids: Map<string, string
     }
   }
   const n = faq.questions.length;
-  return Object.fromEntries(Object.entries(results).map(([m, r]) => [m, { recall_at_1: +(r.r1 / n).toFixed(3), recall_at_5: +(r.r5 / n).toFixed(3) }]));
+  return Object.fromEntries(
+    Object.entries(results).map(([m, r]) => [m, { recall_at_1: +(r.r1 / n).toFixed(3), recall_at_5: +(r.r5 / n).toFixed(3) }]),
+  );
 }
 
 async function latency(db: Db, tenant: string, faq: Faq, mode: RetrievalMode) {

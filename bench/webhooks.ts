@@ -3,12 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { loadConfig } from '../core/config.js';
-import { Keyring } from '../core/crypto.js';
-import { createRuntime } from '../core/runtime.js';
+import { loadConfig } from '../core/platform/config.js';
+import { Keyring } from '../core/platform/crypto.js';
+import { createServices } from '../core/platform/services.js';
 import { createDb, createPool } from '../core/db/client.js';
 import { channels } from '../core/db/schema.js';
-import { slotSpacingSeconds, withSendSlot } from '../core/pacing.js';
+import { slotSpacingSeconds, withSendSlot } from '../core/providers/pacing.js';
 import { eq } from 'drizzle-orm';
 import { signMeta } from '../core/webhooks/meta.js';
 import { spawn } from 'node:child_process';
@@ -101,19 +101,26 @@ try {
     apiProcess.kill('SIGTERM');
     await new Promise((resolve) => apiProcess.once('exit', resolve));
   });
-  for (let up = false; !up; ) {
+  for (let up = false; !up;) {
     if (apiProcess.exitCode !== null) throw new Error('the API process exited');
-    up = await fetch(`${apiUrl}/`).then((r) => r.ok, () => false);
+    up = await fetch(`${apiUrl}/`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (!up) await delay(200);
   }
   // This process sends for phase 1 directly through the pacing and the Meta sender.
-  const runtime = await createRuntime(config, databaseUrl, { poolSize: 30 });
+  const runtime = await createServices(config, databaseUrl, { poolSize: 30 });
   cleanups.push(() => runtime.pool.end());
   const meta = await new FakeProvider('meta', { token: 'bench-token' }).start();
   cleanups.push(() => meta.close());
 
   const call = async (method: string, url: string, key: string, body?: unknown) => {
-    const res = await fetch(apiUrl + url, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(apiUrl + url, {
+      method,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const json = (await res.json()) as any;
     if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(json)}`);
     return json;
@@ -150,7 +157,10 @@ try {
       ),
     ),
   );
-  const arrivals = meta.sends().map((r) => r.at).sort((a, b) => a - b);
+  const arrivals = meta
+    .sends()
+    .map((r) => r.at)
+    .sort((a, b) => a - b);
   let maxWindow = 0;
   for (let i = 0, j = 0; i < arrivals.length; i++) {
     while (arrivals[j] < arrivals[i] - 999.999) j++;
@@ -158,9 +168,16 @@ try {
   }
   const span = (arrivals.at(-1)! - arrivals[0]) / 1000;
   const achieved = (arrivals.length - 1) / span;
-  const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]).sort((a, b) => a - b);
-  say(`  sent ${arrivals.length}/${PACED} in ${span.toFixed(2)} s: ${achieved.toFixed(1)} msg/s = ${((achieved / LIMIT) * 100).toFixed(1)}% of the limit`);
-  say(`  most in any 1-second window: ${maxWindow} (limit ${LIMIT}); gap p1/p50/p99 ${percentile(gaps, 1).toFixed(1)}/${percentile(gaps, 50).toFixed(1)}/${percentile(gaps, 99).toFixed(1)} ms (slot spacing ${(slotSpacingSeconds(LIMIT, 20) * 1000).toFixed(2)} ms)`);
+  const gaps = arrivals
+    .slice(1)
+    .map((t, i) => t - arrivals[i])
+    .sort((a, b) => a - b);
+  say(
+    `  sent ${arrivals.length}/${PACED} in ${span.toFixed(2)} s: ${achieved.toFixed(1)} msg/s = ${((achieved / LIMIT) * 100).toFixed(1)}% of the limit`,
+  );
+  say(
+    `  most in any 1-second window: ${maxWindow} (limit ${LIMIT}); gap p1/p50/p99 ${percentile(gaps, 1).toFixed(1)}/${percentile(gaps, 50).toFixed(1)}/${percentile(gaps, 99).toFixed(1)} ms (slot spacing ${(slotSpacingSeconds(LIMIT, 20) * 1000).toFixed(2)} ms)`,
+  );
 
   // Phase 2: ingest. No worker runs: the ack path (verify, durable write, relay into Temporal) is measured.
   say('  (the limit holds on request start times; arrivals at the fake add process scheduling and network jitter)');
@@ -193,7 +210,9 @@ try {
     const sorted = latencies.sort((a, b) => a - b);
     const p50 = percentile(sorted, 50);
     const p99 = percentile(sorted, 99);
-    say(`  ${String(rate).padStart(6)} ${String(total).padStart(6)} ${String(ok).padStart(5)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${sorted.at(-1)!.toFixed(1).padStart(8)}`);
+    say(
+      `  ${String(rate).padStart(6)} ${String(total).padStart(6)} ${String(ok).padStart(5)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${sorted.at(-1)!.toFixed(1).padStart(8)}`,
+    );
     if (p99 < 100 && ok === total) best = rate;
     else break;
     await delay(1000);

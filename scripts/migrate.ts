@@ -1,7 +1,7 @@
-import { loadConfig } from '../core/config.js';
+import { loadConfig } from '../core/platform/config.js';
 import { createPool } from '../core/db/client.js';
 import { migrate } from '../core/db/migrate.js';
-import { requireSetting } from '../core/runtime.js';
+import { requireSetting } from '../core/platform/services.js';
 
 // `npm run migrate`: apply pending SQL migrations to DATABASE_URL (the app also does this at start-up).
 const config = loadConfig();

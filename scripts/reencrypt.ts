@@ -1,9 +1,9 @@
-import { loadConfig } from '../core/config.js';
-import { Keyring } from '../core/crypto.js';
+import { loadConfig } from '../core/platform/config.js';
+import { Keyring } from '../core/platform/crypto.js';
 import { createPool } from '../core/db/client.js';
 import { countStale, reencryptAll } from '../core/privacy/reencrypt.js';
-import { requireSetting } from '../core/runtime.js';
-import { resolveSecrets } from '../core/secrets.js';
+import { requireSetting } from '../core/platform/services.js';
+import { resolveSecrets } from '../core/platform/secrets.js';
 
 // `npm run reencrypt`: after a new key was put first in PARLEY_ENCRYPTION_KEY, rewrite every
 // encrypted column with it while the API and workers keep running.
@@ -14,7 +14,9 @@ try {
   console.log(`primary key: ${keyring.primary.id}; keyring: ${keyring.keyIds().join(', ')}`);
   const result = await reencryptAll(pool, keyring, { log: (line) => console.log(line) });
   const stale = await countStale(pool, keyring);
-  console.log(`done: ${Object.values(result.columns).reduce((a, b) => a + b, 0)} values re-encrypted, ${result.failed} undecryptable, ${stale} still under older keys`);
+  console.log(
+    `done: ${Object.values(result.columns).reduce((a, b) => a + b, 0)} values re-encrypted, ${result.failed} undecryptable, ${stale} still under older keys`,
+  );
   process.exitCode = result.failed > 0 || stale > 0 ? 1 : 0;
 } finally {
   await pool.end();

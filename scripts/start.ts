@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { loadConfig } from '../core/config.js';
-import { createRuntime } from '../core/runtime.js';
-import { resolveSecrets } from '../core/secrets.js';
+import { loadConfig } from '../core/platform/config.js';
+import { createServices } from '../core/platform/services.js';
+import { resolveSecrets } from '../core/platform/secrets.js';
 import { startApi } from '../api/server.js';
 import { startEmbeddedPostgres, type EmbeddedPg } from './lib/embedded-postgres.js';
 import { isPortFree } from './lib/ports.js';
@@ -39,7 +39,11 @@ process.once('SIGTERM', () => void shutdown(0));
 try {
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
-    const pg: EmbeddedPg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres'), port: config.EMBEDDED_PG_PORT, log: say });
+    const pg: EmbeddedPg = await startEmbeddedPostgres({
+      dataDir: path.join(dataDir, 'postgres'),
+      port: config.EMBEDDED_PG_PORT,
+      log: say,
+    });
     stops.push(() => pg.stop());
     databaseUrl = pg.url;
     say(`PostgreSQL (embedded) in ${pg.dataDir}`);
@@ -49,7 +53,8 @@ try {
   let temporalUi = 'your Temporal cluster UI';
   if (!temporalAddress) {
     for (const port of [config.TEMPORAL_PORT, config.TEMPORAL_UI_PORT]) {
-      if (!(await isPortFree(port))) throw new Error(`port ${port} is in use: set TEMPORAL_PORT/TEMPORAL_UI_PORT, or TEMPORAL_ADDRESS to use a running server`);
+      if (!(await isPortFree(port)))
+        throw new Error(`port ${port} is in use: set TEMPORAL_PORT/TEMPORAL_UI_PORT, or TEMPORAL_ADDRESS to use a running server`);
     }
     const cli = await ensureTemporalCli(config.TEMPORAL_CLI, say);
     const dev: TemporalDev = await startTemporalDev({
@@ -63,7 +68,7 @@ try {
     temporalUi = dev.uiUrl;
   }
 
-  const runtime = await createRuntime(config, databaseUrl, { poolSize: 10 });
+  const runtime = await createServices(config, databaseUrl, { poolSize: 10 });
   stops.push(() => runtime.pool.end());
   const secrets = await resolveSecrets(config);
 
@@ -71,16 +76,20 @@ try {
   // for webhooks while activities and workflow tasks use the machine's other core.
   // A CPU profile of npm start (bench/lib/stack.ts, BENCH_CPU_PROF) covers the worker too.
   const profiling = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-  const worker = spawn(process.execPath, [...profiling, ...WORKER_NODE_FLAGS, fileURLToPath(new URL('../worker/main.ts', import.meta.url))], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      TEMPORAL_ADDRESS: temporalAddress,
-      ADMIN_API_KEY: secrets.adminApiKey,
-      PARLEY_ENCRYPTION_KEY: secrets.encryptionKey,
+  const worker = spawn(
+    process.execPath,
+    [...profiling, ...WORKER_NODE_FLAGS, fileURLToPath(new URL('../worker/main.ts', import.meta.url))],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        TEMPORAL_ADDRESS: temporalAddress,
+        ADMIN_API_KEY: secrets.adminApiKey,
+        PARLEY_ENCRYPTION_KEY: secrets.encryptionKey,
+      },
     },
-  });
+  );
   const workerExited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   // Ready means polling: a message sent before then would wait for the worker to bundle its workflows.
   const workerReady = new Promise<void>((resolve, reject) => {

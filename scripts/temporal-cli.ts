@@ -1,5 +1,5 @@
 import { ensureTemporalCli } from './lib/temporal-cli.js';
-import { loadConfig } from '../core/config.js';
+import { loadConfig } from '../core/platform/config.js';
 
 // `npm run temporal:install`: make sure the Temporal CLI is available and print its path.
 const cli = await ensureTemporalCli(loadConfig().TEMPORAL_CLI);

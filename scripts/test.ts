@@ -34,7 +34,10 @@ async function serverUrl(): Promise<string> {
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-test-pg-'));
   const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log });
-  cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
+  cleanups.push(
+    () => server.stop(),
+    () => rm(dir, { recursive: true, force: true }),
+  );
   log(`PostgreSQL: embedded in ${server.dataDir}`);
   return server.adminUrl;
 }
@@ -55,7 +58,10 @@ try {
   const args = process.argv.slice(2);
   const files = args.length
     ? args
-    : (await readdir(path.join(root, 'test'))).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join('test', f));
+    : (await readdir(path.join(root, 'test')))
+        .filter((f) => f.endsWith('.test.ts'))
+        .sort()
+        .map((f) => path.join('test', f));
   code = await new Promise<number>((resolve) => {
     const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--test', '--test-concurrency=2', ...files], {
       cwd: root,

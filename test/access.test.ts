@@ -39,15 +39,24 @@ describe('access: declared scopes, keys, tenant isolation', () => {
     const undeclared = all.filter((r) => !r.url.startsWith('/docs') && !SCOPE_VALUES.has(String(r.auth)));
     assert.deepEqual(undeclared, []);
     for (const url of ['/routes/tenants/:tenant_id/keys', '/routes/tenants/:tenant_id/contacts/:contact_id', '/codec/decode']) {
-      assert.ok(all.some((r) => r.url === url), `${url} is registered`);
+      assert.ok(
+        all.some((r) => r.url === url),
+        `${url} is registered`,
+      );
     }
   });
 
   it('the OpenAPI document shows the keys, privacy and codec routes', async () => {
     const doc = await h.request('GET', '/openapi.json');
     assert.equal(doc.status, 200);
-    for (const p of ['/routes/tenants/{tenant_id}/keys', '/routes/tenants/{tenant_id}/keys/{id}', '/routes/tenants/{tenant_id}/contacts/{contact_id}',
-      '/routes/tenants/{tenant_id}/contacts/{contact_id}/export', '/routes/tenants/{tenant_id}/retention', '/codec/decode']) {
+    for (const p of [
+      '/routes/tenants/{tenant_id}/keys',
+      '/routes/tenants/{tenant_id}/keys/{id}',
+      '/routes/tenants/{tenant_id}/contacts/{contact_id}',
+      '/routes/tenants/{tenant_id}/contacts/{contact_id}/export',
+      '/routes/tenants/{tenant_id}/retention',
+      '/codec/decode',
+    ]) {
       assert.ok(doc.body.paths[p], `${p} is documented`);
     }
   });
@@ -111,7 +120,11 @@ describe('access: declared scopes, keys, tenant isolation', () => {
     const scoped = tenantRoutes();
     assert.ok(scoped.length >= 10, `found ${scoped.length} tenant-scoped routes`);
     for (const r of scoped) {
-      const url = pathFor(r.url, b.id) + (r.url.endsWith('/contacts') || r.url.includes('sandbox') ? `?phone=${encodeURIComponent(bPhone)}&to=${encodeURIComponent(bPhone)}` : '');
+      const url =
+        pathFor(r.url, b.id) +
+        (r.url.endsWith('/contacts') || r.url.includes('sandbox')
+          ? `?phone=${encodeURIComponent(bPhone)}&to=${encodeURIComponent(bPhone)}`
+          : '');
       const res = await h.request(r.method, url, { key: a.key, body: r.method === 'GET' || r.method === 'DELETE' ? undefined : {} });
       assert.equal(res.status, 404, `${r.method} ${r.url}: ${res.status} ${JSON.stringify(res.body)}`);
       assertNoLeak(res, `${r.method} ${r.url}`);
@@ -125,9 +138,15 @@ describe('access: declared scopes, keys, tenant isolation', () => {
     const withIds = tenantRoutes().filter((r) => (r.url.match(/:[a-z_]+/g) ?? []).length > 1);
     assert.ok(withIds.length >= 4, `found ${withIds.length} routes with resource ids`);
     for (const r of withIds) {
-      const res = await h.request(r.method, pathFor(r.url, a.id), { key: a.key, body: r.method === 'GET' || r.method === 'DELETE' ? undefined : {} });
+      const res = await h.request(r.method, pathFor(r.url, a.id), {
+        key: a.key,
+        body: r.method === 'GET' || r.method === 'DELETE' ? undefined : {},
+      });
       // A body-carrying route may reject the empty body first; it must still not act or answer with B's data.
-      assert.ok(res.status === 404 || (res.status === 400 && r.method !== 'GET' && r.method !== 'DELETE'), `${r.method} ${r.url}: ${res.status}`);
+      assert.ok(
+        res.status === 404 || (res.status === 400 && r.method !== 'GET' && r.method !== 'DELETE'),
+        `${r.method} ${r.url}: ${res.status}`,
+      );
       assertNoLeak(res, `${r.method} ${r.url}`);
     }
     // Listings and look-ups under A's own tenant never reach B's rows.
@@ -144,12 +163,17 @@ describe('access: declared scopes, keys, tenant isolation', () => {
     assert.equal(exported.body.contact.phone, bPhone);
     assert.equal(exported.body.conversations[0].messages[0].text, bText);
     const keys = await h.request('GET', `/routes/tenants/${b.id}/keys`, { key: b.key });
-    assert.ok(keys.body.keys.some((k: any) => k.id === bKeyId), "B's key is not revoked");
+    assert.ok(
+      keys.body.keys.some((k: any) => k.id === bKeyId),
+      "B's key is not revoked",
+    );
   });
 
   it('ops key opens the codec endpoint only; tenant keys never', async () => {
     const ops = 'ops_test_key_0123456789abcdef';
-    const body = { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('"hi"').toString('base64') }] };
+    const body = {
+      payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('"hi"').toString('base64') }],
+    };
     const enc = await h.request('POST', '/codec/encode', { key: ops, body });
     assert.equal(enc.status, 200);
     assert.equal(Buffer.from(enc.body.payloads[0].metadata.encoding, 'base64').toString(), 'binary/encrypted');
@@ -162,7 +186,11 @@ describe('access: declared scopes, keys, tenant isolation', () => {
 
   it('codec CORS: the Temporal UI origin gets CORS headers, others do not', async () => {
     const pre = await h.request('OPTIONS', '/codec/decode', {
-      headers: { origin: 'http://localhost:8233', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-namespace' },
+      headers: {
+        origin: 'http://localhost:8233',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type,x-namespace',
+      },
     });
     assert.equal(pre.status, 204);
     assert.equal(pre.headers['access-control-allow-origin'], 'http://localhost:8233');

@@ -14,9 +14,18 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
   let a: { id: string; key: string };
   let b: { id: string; key: string };
 
-  const profile = () => ({ base_url: fake.baseUrl, api_key: 'sk-test-seed-0001', chat_model: 'test-chat', embedding_model: 'test-embed', tone: 'warm' });
+  const profile = () => ({
+    base_url: fake.baseUrl,
+    api_key: 'sk-test-seed-0001',
+    chat_model: 'test-chat',
+    embedding_model: 'test-embed',
+    tone: 'warm',
+  });
   const nlQuery = (t: { id: string; key: string }, question: string, customer_phone?: string) =>
-    h.request('POST', '/routes/data/nl-query', { key: t.key, body: { tenant_id: t.id, question, ...(customer_phone ? { customer_phone } : {}) } });
+    h.request('POST', '/routes/data/nl-query', {
+      key: t.key,
+      body: { tenant_id: t.id, question, ...(customer_phone ? { customer_phone } : {}) },
+    });
 
   const inventorySource = () => ({
     data_sources: [
@@ -43,8 +52,22 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
       key: a.key,
       body: {
         intents: [
-          { id: 'stock', patterns: ['is (?<sku>SKU-\\d+) in stock'], data_source: 'inventory_api', query: 'check_stock', params: ['sku'], reply_template: '{{name}}: {{quantity}} in stock' },
-          { id: 'my_account', patterns: ['^my account$'], data_source: 'inventory_api', query: 'by_phone', params: ['customer_phone'], reply_template: 'ok' },
+          {
+            id: 'stock',
+            patterns: ['is (?<sku>SKU-\\d+) in stock'],
+            data_source: 'inventory_api',
+            query: 'check_stock',
+            params: ['sku'],
+            reply_template: '{{name}}: {{quantity}} in stock',
+          },
+          {
+            id: 'my_account',
+            patterns: ['^my account$'],
+            data_source: 'inventory_api',
+            query: 'by_phone',
+            params: ['customer_phone'],
+            reply_template: 'ok',
+          },
         ],
       },
     });
@@ -53,7 +76,18 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
     assert.equal((await h.request('PUT', `/routes/tenants/${b.id}/data-sources`, { key: b.key, body: inventorySource() })).status, 200);
     const bIntents = await h.request('PUT', `/routes/tenants/${b.id}/intents`, {
       key: b.key,
-      body: { intents: [{ id: 'b_secret', patterns: ['^b secret (?<sku>.+)$'], data_source: 'inventory_api', query: 'check_stock', params: ['sku'], reply_template: 'B' }] },
+      body: {
+        intents: [
+          {
+            id: 'b_secret',
+            patterns: ['^b secret (?<sku>.+)$'],
+            data_source: 'inventory_api',
+            query: 'check_stock',
+            params: ['sku'],
+            reply_template: 'B',
+          },
+        ],
+      },
     });
     assert.equal(bIntents.status, 200, JSON.stringify(bIntents.body));
   });
@@ -80,7 +114,9 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
     assert.deepEqual(req.body.tools.map((t: any) => t.function.name).sort(), ['my_account', 'stock'], "only this tenant's intents");
     const account = req.body.tools.find((t: any) => t.function.name === 'my_account');
     assert.deepEqual(account.function.parameters.properties, {}, 'customer_phone is never asked of the model');
-    assert.deepEqual(req.body.tools.find((t: any) => t.function.name === 'stock').function.parameters.properties, { sku: { type: 'string' } });
+    assert.deepEqual(req.body.tools.find((t: any) => t.function.name === 'stock').function.parameters.properties, {
+      sku: { type: 'string' },
+    });
     assert.doesNotMatch(lastUserText(req.body), /912 345 678/, 'phone numbers are masked');
     assert.doesNotMatch(JSON.stringify(req.body), /15550009999/);
 
@@ -108,7 +144,10 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
 
   it('nl-query: with the monthly budget spent the LLM is not asked', async () => {
     const t = await h.createTenant();
-    assert.equal((await h.request('PUT', `/routes/tenants/${t.id}/ai`, { key: t.key, body: { ...profile(), monthly_token_budget: 1 } })).status, 200);
+    assert.equal(
+      (await h.request('PUT', `/routes/tenants/${t.id}/ai`, { key: t.key, body: { ...profile(), monthly_token_budget: 1 } })).status,
+      200,
+    );
     await h.runtime.pool.query(
       `INSERT INTO ai_usage (tenant_id, purpose, model, prompt_tokens, completion_tokens) VALUES ($1, 'chat', 'test-chat', 5, 5)`,
       [t.id],
@@ -116,7 +155,18 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
     assert.equal((await h.request('PUT', `/routes/tenants/${t.id}/data-sources`, { key: t.key, body: inventorySource() })).status, 200);
     const intents = await h.request('PUT', `/routes/tenants/${t.id}/intents`, {
       key: t.key,
-      body: { intents: [{ id: 'stock', patterns: ['is (?<sku>SKU-\\d+) in stock'], data_source: 'inventory_api', query: 'check_stock', params: ['sku'], reply_template: '{{quantity}}' }] },
+      body: {
+        intents: [
+          {
+            id: 'stock',
+            patterns: ['is (?<sku>SKU-\\d+) in stock'],
+            data_source: 'inventory_api',
+            query: 'check_stock',
+            params: ['sku'],
+            reply_template: '{{quantity}}',
+          },
+        ],
+      },
     });
     assert.equal(intents.status, 200, JSON.stringify(intents.body));
     const before = fake.chatRequests().length;
@@ -126,7 +176,11 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
   });
 
   it('pulse-content: with an AI profile the LLM writes the message (contact details masked)', async () => {
-    fake.chat = (body) => ({ content: body.messages.some((m: any) => String(m.content).includes('Porto')) ? 'Olá Ana! Our Porto store has your VIP offer.' : 'no facts' });
+    fake.chat = (body) => ({
+      content: body.messages.some((m: any) => String(m.content).includes('Porto'))
+        ? 'Olá Ana! Our Porto store has your VIP offer.'
+        : 'no facts',
+    });
     const before = fake.chatRequests().length;
     const res = await h.request('POST', '/routes/context/pulse-content', {
       key: a.key,
@@ -138,7 +192,12 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
       },
     });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    assert.deepEqual(res.body, { content: 'Olá Ana! Our Porto store has your VIP offer.', variant: 'variant:0', contact_id: null, source: 'llm' });
+    assert.deepEqual(res.body, {
+      content: 'Olá Ana! Our Porto store has your VIP offer.',
+      variant: 'variant:0',
+      contact_id: null,
+      source: 'llm',
+    });
     const [req] = fake.chatRequests().slice(before);
     assert.match(JSON.stringify(req.body), /Dear \{\{name\}\}, VIP offer/, 'the chosen template goes to the model');
     assert.doesNotMatch(JSON.stringify(req.body), /ana\.lima@example\.com|351912345678/);
@@ -155,7 +214,12 @@ describe('AI seed endpoints: nl-query and pulse-content with an LLM', () => {
     const before = fake.chatRequests().length;
     const res = await h.request('POST', '/routes/context/pulse-content', {
       key: b.key,
-      body: { tenant_id: b.id, template: 'Hi {{first_name}}', variants: [{ tags: ['vip'], template: 'Dear {{name}}, VIP offer' }], contact: { name: 'Bo Chen', tags: ['vip'] } },
+      body: {
+        tenant_id: b.id,
+        template: 'Hi {{first_name}}',
+        variants: [{ tags: ['vip'], template: 'Dear {{name}}, VIP offer' }],
+        contact: { name: 'Bo Chen', tags: ['vip'] },
+      },
     });
     assert.deepEqual(res.body, { content: 'Dear Bo Chen, VIP offer', variant: 'variant:0', contact_id: null, source: 'rules' });
     const nl = await nlQuery(b, 'is SKU-789 in stock?');

@@ -137,7 +137,10 @@ describe('AI answers grounded in the knowledge base', () => {
     const missing = await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key });
     assert.equal(missing.status, 404);
 
-    const put = await h.request('PUT', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key, body: profile({ monthly_token_budget: 5000, temperature: 0.4 }) });
+    const put = await h.request('PUT', `/routes/tenants/${tenant.id}/ai`, {
+      key: tenant.key,
+      body: profile({ monthly_token_budget: 5000, temperature: 0.4 }),
+    });
     assert.equal(put.status, 200);
     const got = await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key });
     assert.equal(got.status, 200);
@@ -149,13 +152,23 @@ describe('AI answers grounded in the knowledge base', () => {
     const stored = await h.runtime.pool.query('SELECT api_key_enc FROM ai_profiles WHERE tenant_id = $1', [tenant.id]);
     assert.ok(!stored.rows[0].api_key_enc.includes(API_KEY), 'key encrypted at rest');
     const openapi = await h.request('GET', '/openapi.json');
-    for (const route of ['/routes/tenants/{tenant_id}/ai', '/routes/tenants/{tenant_id}/ai/usage', '/routes/tools/synthesis', '/routes/tenants/{tenant_id}/knowledge/documents', '/routes/tenants/{tenant_id}/knowledge/documents/{document_id}']) {
+    for (const route of [
+      '/routes/tenants/{tenant_id}/ai',
+      '/routes/tenants/{tenant_id}/ai/usage',
+      '/routes/tools/synthesis',
+      '/routes/tenants/{tenant_id}/knowledge/documents',
+      '/routes/tenants/{tenant_id}/knowledge/documents/{document_id}',
+    ]) {
       assert.ok(openapi.body.paths[route], `${route} in the OpenAPI document`);
     }
     const usage = await h.request('GET', `/routes/tenants/${tenant.id}/ai/usage`, { key: tenant.key });
     assert.deepEqual(usage.body, { month: new Date().toISOString().slice(0, 7), prompt_tokens: 0, completion_tokens: 0, budget: 5000 });
     const other = await h.createTenant();
-    assert.equal((await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: other.key })).status, 404, "another tenant's key sees nothing");
+    assert.equal(
+      (await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: other.key })).status,
+      404,
+      "another tenant's key sees nothing",
+    );
     assert.equal((await h.request('DELETE', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key })).status, 204);
     assert.equal((await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key })).status, 404);
   });
@@ -165,13 +178,19 @@ describe('AI answers grounded in the knowledge base', () => {
     const embedCalls = fake.requests.filter((r) => r.path === '/v1/embeddings');
     assert.ok(embedCalls.length >= 3 && embedCalls.every((r) => r.authorization === `Bearer ${API_KEY}`));
     fake.chat = grounded;
-    const res = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: 'Can I get a refund for a lamp?' } });
+    const res = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: 'Can I get a refund for a lamp?' },
+    });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.answer, 'Yes: returns within 30 days get a full refund.');
     assert.equal(res.body.confidence, 0.9);
     assert.equal(res.body.sources.length, 1);
     assert.equal(res.body.sources[0].document_id, tenant.docs['Returns policy']);
-    const chunk = await h.runtime.pool.query('SELECT document_id, content FROM knowledge_chunks WHERE id = $1 AND tenant_id = $2', [res.body.sources[0].chunk_id, tenant.id]);
+    const chunk = await h.runtime.pool.query('SELECT document_id, content FROM knowledge_chunks WHERE id = $1 AND tenant_id = $2', [
+      res.body.sources[0].chunk_id,
+      tenant.id,
+    ]);
     assert.match(chunk.rows[0].content, /full refund/);
     // The retrieval put the right chunk first: vector and full text agree on it.
     const last = fake.chatRequests().at(-1)!;
@@ -186,16 +205,29 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.equal(first[0].text, 'Yes: returns within 30 days get a full refund.');
     const second = await converse(tenant, to, 'And how long does delivery take?', 2);
     assert.equal(second[1].text, 'Delivery takes 3 to 5 business days.');
-    const memoryTurn = fake.chatRequests().at(-1)!.body.messages.map((m: any) => `${m.role}:${m.content}`).join('\n');
+    const memoryTurn = fake
+      .chatRequests()
+      .at(-1)!
+      .body.messages.map((m: any) => `${m.role}:${m.content}`)
+      .join('\n');
     assert.match(memoryTurn, /user:.*can I get a refund/);
     assert.match(memoryTurn, /assistant:.*full refund/);
 
     const conv = await conversationOf(tenant);
     const detail = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${conv.id}`, { key: tenant.key });
     const outbound = detail.body.messages.filter((m: any) => m.direction === 'outbound');
-    assert.deepEqual(outbound.map((m: any) => m.reply_source), ['ai', 'ai']);
-    const cited = await h.runtime.pool.query('SELECT document_id FROM knowledge_chunks WHERE id = ANY($1::uuid[])', [outbound.map((m: any) => m.source_chunk_ids[0])]);
-    assert.deepEqual(cited.rows.map((r) => r.document_id).sort(), [tenant.docs['Returns policy'], tenant.docs['Delivery']].sort(), 'each reply keeps the chunk it cites');
+    assert.deepEqual(
+      outbound.map((m: any) => m.reply_source),
+      ['ai', 'ai'],
+    );
+    const cited = await h.runtime.pool.query('SELECT document_id FROM knowledge_chunks WHERE id = ANY($1::uuid[])', [
+      outbound.map((m: any) => m.source_chunk_ids[0]),
+    ]);
+    assert.deepEqual(
+      cited.rows.map((r) => r.document_id).sort(),
+      [tenant.docs['Returns policy'], tenant.docs['Delivery']].sort(),
+      'each reply keeps the chunk it cites',
+    );
     const usage = await h.request('GET', `/routes/tenants/${tenant.id}/ai/usage?conversation_id=${conv.id}`, { key: tenant.key });
     assert.equal(usage.body.completion_tokens, 40);
     assert.ok(usage.body.prompt_tokens >= 200, `prompt tokens ${usage.body.prompt_tokens}`);
@@ -211,7 +243,9 @@ describe('AI answers grounded in the knowledge base', () => {
         return { toolCalls: [{ name: 'order_status', arguments: { order_id: 'A-17', tenant_id: 'someone-else' } }] };
       }
       const live = JSON.parse(toolMessage.content);
-      return { content: JSON.stringify({ answer: `Order A-17 is ${live.status} and arrives ${live.eta}.`, confidence: 0.95, sources: [] }) };
+      return {
+        content: JSON.stringify({ answer: `Order A-17 is ${live.status} and arrives ${live.eta}.`, confidence: 0.95, sources: [] }),
+      };
     };
     const to = uniquePhone();
     const sent = await converse(tenant, to, 'Where is my order A-17?', 1);
@@ -250,11 +284,17 @@ describe('AI answers grounded in the knowledge base', () => {
     const events = await h.request('GET', `/routes/tenants/${tenant.id}/ai/events`, { key: tenant.key });
     const handovers = events.body.events.filter((e: any) => e.kind === 'handover');
     assert.equal(handovers.length, 2);
-    assert.deepEqual(handovers.map((e: any) => e.detail), [
-      { reason: 'model_requested', confidence: 0 },
-      { reason: 'low_confidence', confidence: 0.2 },
+    assert.deepEqual(
+      handovers.map((e: any) => e.detail),
+      [
+        { reason: 'model_requested', confidence: 0 },
+        { reason: 'low_confidence', confidence: 0.2 },
+      ],
+    );
+    const note = await h.runtime.pool.query('SELECT handover_note_enc FROM conversations WHERE tenant_id = $1 AND handover_reason = $2', [
+      tenant.id,
+      'model_requested',
     ]);
-    const note = await h.runtime.pool.query('SELECT handover_note_enc FROM conversations WHERE tenant_id = $1 AND handover_reason = $2', [tenant.id, 'model_requested']);
     assert.equal(h.runtime.keyring.decrypt(note.rows[0].handover_note_enc), 'customer asks for a person');
   });
 
@@ -289,7 +329,10 @@ describe('AI answers grounded in the knowledge base', () => {
     const events = await h.request('GET', `/routes/tenants/${tenant.id}/ai/events`, { key: tenant.key });
     assert.ok(events.body.events.some((e: any) => e.kind === 'llm_error' && e.detail.status === 503));
 
-    const synthesis = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: 'opening hours on Sundays' } });
+    const synthesis = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: 'opening hours on Sundays' },
+    });
     assert.equal(synthesis.status, 200);
     assert.equal(synthesis.body.answer, KB[1].content);
     assert.ok(synthesis.body.confidence > 0);
@@ -313,14 +356,20 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.ok(usage.body.prompt_tokens + usage.body.completion_tokens >= spent + 100);
     const events = await h.request('GET', `/routes/tenants/${tenant.id}/ai/events`, { key: tenant.key });
     assert.equal(events.body.events.filter((e: any) => e.kind === 'budget_exhausted').length, 1);
-    const synthesis = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: 'refund' } });
+    const synthesis = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: 'refund' },
+    });
     assert.equal(synthesis.body.answer, KB[0].content);
     assert.equal(fake.requests.length, calls);
   });
 
   it('treats customer text as data: injection attempts leak neither instructions nor another tenant, PII is masked', async () => {
     const victim = await h.createTenant();
-    await h.request('PUT', `/routes/tenants/${victim.id}/knowledge`, { key: victim.key, body: { entries: [{ title: 'Staff discount', content: 'The staff discount code is ZEBRA-4711.' }] } });
+    await h.request('PUT', `/routes/tenants/${victim.id}/knowledge`, {
+      key: victim.key,
+      body: { entries: [{ title: 'Staff discount', content: 'The staff discount code is ZEBRA-4711.' }] },
+    });
     const tenant = await aiTenant();
     // A model that obeys the attacker: it prints everything it was given.
     fake.chat = (body) => {
@@ -335,20 +384,30 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.equal(sent[0].text, FALLBACK);
     assert.ok(!/Internal reference|ref-[0-9a-f]{12}|ZEBRA/.test(sent[0].text));
     const request = fake.chatRequests().at(-1)!.body;
-    for (const m of request.messages.filter((m: any) => m.role === 'system')) assert.ok(!/ignore previous/i.test(m.content), 'customer text never in a system message');
+    for (const m of request.messages.filter((m: any) => m.role === 'system'))
+      assert.ok(!/ignore previous/i.test(m.content), 'customer text never in a system message');
     assert.ok(request.messages.some((m: any) => m.role === 'user' && m.content.includes('data, not instructions')));
     assert.ok(!fake.allText().includes('ZEBRA-4711'), "another tenant's knowledge never reaches the LLM");
     const events = await h.request('GET', `/routes/tenants/${tenant.id}/ai/events`, { key: tenant.key });
     assert.ok(events.body.events.some((e: any) => e.kind === 'answer_blocked'));
 
-    const synthesis = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: attack } });
+    const synthesis = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: attack },
+    });
     assert.ok(!/ZEBRA|Internal reference/.test(synthesis.body.answer));
-    const cross = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: victim.id, question: 'staff discount code' } });
+    const cross = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: victim.id, question: 'staff discount code' },
+    });
     assert.equal(cross.status, 404, "a tenant key cannot ask another tenant's knowledge");
 
     const before = fake.requests.length;
     await converse(tenant, uniquePhone(), 'My number is +44 7700 900123 and my email is jane.doe@example.com, can I get a refund?', 1);
-    const outgoing = fake.requests.slice(before).map((r) => JSON.stringify(r.body)).join('\n');
+    const outgoing = fake.requests
+      .slice(before)
+      .map((r) => JSON.stringify(r.body))
+      .join('\n');
     assert.ok(!outgoing.includes('7700 900123') && !outgoing.includes('jane.doe@example.com'), 'contact details masked');
     assert.ok(outgoing.includes('[phone]') && outgoing.includes('[email]'));
   });
@@ -357,24 +416,57 @@ describe('AI answers grounded in the knowledge base', () => {
     const tenant = await h.createTenant(undefined, { fallback_message: FALLBACK });
     const form = new FormData();
     form.append('title', 'Kettle manual');
-    form.append('file', new Blob([new Uint8Array(makePdf(['Kettle manual', 'Every kettle comes with a 3-year warranty covering the heating element.', 'Descale monthly with citric acid.']))], { type: 'application/pdf' }), 'kettle.pdf');
-    const res = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/knowledge/documents`, { method: 'POST', headers: { authorization: `Bearer ${tenant.key}` }, body: form });
+    form.append(
+      'file',
+      new Blob(
+        [
+          new Uint8Array(
+            makePdf([
+              'Kettle manual',
+              'Every kettle comes with a 3-year warranty covering the heating element.',
+              'Descale monthly with citric acid.',
+            ]),
+          ),
+        ],
+        { type: 'application/pdf' },
+      ),
+      'kettle.pdf',
+    );
+    const res = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/knowledge/documents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tenant.key}` },
+      body: form,
+    });
     assert.equal(res.status, 202);
     const { id } = (await res.json()) as { id: string };
     const ready = await waitReady(tenant, id);
     assert.equal(ready.title, 'Kettle manual');
     assert.equal(ready.content_type, 'application/pdf');
     assert.ok(ready.chunks_total >= 1);
-    const answer = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: 'How long is the warranty on the kettle?' } });
+    const answer = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: 'How long is the warranty on the kettle?' },
+    });
     assert.match(answer.body.answer, /3-year warranty/);
     assert.equal(answer.body.sources[0].document_id, id);
 
     const html = new FormData();
-    html.append('file', new Blob(['<h1>Gift cards</h1><script>alert(1)</script><p>Gift cards never expire.</p>'], { type: 'text/html' }), 'gift.html');
-    const htmlRes = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/knowledge/documents`, { method: 'POST', headers: { authorization: `Bearer ${tenant.key}` }, body: html });
+    html.append(
+      'file',
+      new Blob(['<h1>Gift cards</h1><script>alert(1)</script><p>Gift cards never expire.</p>'], { type: 'text/html' }),
+      'gift.html',
+    );
+    const htmlRes = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/knowledge/documents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tenant.key}` },
+      body: html,
+    });
     assert.equal(htmlRes.status, 202);
     await waitReady(tenant, ((await htmlRes.json()) as { id: string }).id);
-    const gift = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: 'do gift cards expire' } });
+    const gift = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: 'do gift cards expire' },
+    });
     assert.match(gift.body.answer, /Gift cards never expire/);
     assert.ok(!gift.body.answer.includes('alert'));
 
@@ -383,9 +475,16 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.equal(hidden.status, 404);
     const bin = new FormData();
     bin.append('file', new Blob([new Uint8Array([0, 1, 2])], { type: 'application/octet-stream' }), 'x.bin');
-    const unsupported = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/knowledge/documents`, { method: 'POST', headers: { authorization: `Bearer ${tenant.key}` }, body: bin });
+    const unsupported = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/knowledge/documents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tenant.key}` },
+      body: bin,
+    });
     assert.equal(unsupported.status, 415);
-    const noTitle = await h.request('POST', `/routes/tenants/${tenant.id}/knowledge/documents`, { key: tenant.key, body: { content: 'x' } });
+    const noTitle = await h.request('POST', `/routes/tenants/${tenant.id}/knowledge/documents`, {
+      key: tenant.key,
+      body: { content: 'x' },
+    });
     assert.equal(noTitle.status, 400);
     assert.match(noTitle.body.error.message, /^body\.title/);
   });
@@ -401,20 +500,32 @@ describe('AI answers grounded in the knowledge base', () => {
       batches++;
       return 200;
     };
-    const content = Array.from({ length: 45 }, (_, i) => `Resumable section ${i}: ${'the store keeps detailed care instructions for every product line. '.repeat(17)}`).join('\n\n');
-    const res = await h.request('POST', `/routes/tenants/${tenant.id}/knowledge/documents`, { key: tenant.key, body: { title: 'Care guide', content } });
+    const content = Array.from(
+      { length: 45 },
+      (_, i) => `Resumable section ${i}: ${'the store keeps detailed care instructions for every product line. '.repeat(17)}`,
+    ).join('\n\n');
+    const res = await h.request('POST', `/routes/tenants/${tenant.id}/knowledge/documents`, {
+      key: tenant.key,
+      body: { title: 'Care guide', content },
+    });
     assert.equal(res.status, 202);
     const ready = await waitReady(tenant, res.body.id);
     assert.ok(ready.chunks_total > 32, `needs more than one batch, got ${ready.chunks_total}`);
     assert.equal(ready.chunks_embedded, ready.chunks_total);
     assert.equal(failures, 2);
     assert.equal(batches, Math.ceil(ready.chunks_total / 32), 'each batch embedded once, after two failed attempts');
-    const missing = await h.runtime.pool.query('SELECT count(*)::int AS n FROM knowledge_chunks WHERE document_id = $1 AND embedding IS NULL', [res.body.id]);
+    const missing = await h.runtime.pool.query(
+      'SELECT count(*)::int AS n FROM knowledge_chunks WHERE document_id = $1 AND embedding IS NULL',
+      [res.body.id],
+    );
     assert.equal(missing.rows[0].n, 0);
 
     // A refused key is not retried: the document fails with a reason, its chunks stay searchable.
     fake.embeddingStatus = (body) => (Array.isArray(body.input) && body.input.some((t: string) => t.includes('Unembeddable')) ? 401 : 200);
-    const refused = await h.request('POST', `/routes/tenants/${tenant.id}/knowledge/documents`, { key: tenant.key, body: { title: 'Unembeddable', content: 'Bike wash costs 12 euros.' } });
+    const refused = await h.request('POST', `/routes/tenants/${tenant.id}/knowledge/documents`, {
+      key: tenant.key,
+      body: { title: 'Unembeddable', content: 'Bike wash costs 12 euros.' },
+    });
     const failed = await waitFor(async () => {
       const d = await h.request('GET', `/routes/tenants/${tenant.id}/knowledge/documents/${refused.body.id}`, { key: tenant.key });
       return d.body.status === 'failed' && d.body;
@@ -422,7 +533,10 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.match(failed.error, /embedding failed .*401.*full-text search still finds its chunks/);
     fake.embeddingStatus = () => 200;
     await h.request('DELETE', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key });
-    const answer = await h.request('POST', '/routes/tools/synthesis', { key: tenant.key, body: { tenant_id: tenant.id, question: 'how much is a bike wash' } });
+    const answer = await h.request('POST', '/routes/tools/synthesis', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: 'how much is a bike wash' },
+    });
     assert.equal(answer.body.answer, 'Bike wash costs 12 euros.');
   });
 
@@ -433,19 +547,32 @@ describe('AI answers grounded in the knowledge base', () => {
     assert.equal(put.status, 200);
     await waitFor(
       async () => {
-        const r = await h.runtime.pool.query('SELECT count(*)::int AS n, count(embedding)::int AS e FROM knowledge_chunks WHERE tenant_id = $1', [tenant.id]);
+        const r = await h.runtime.pool.query(
+          'SELECT count(*)::int AS n, count(embedding)::int AS e FROM knowledge_chunks WHERE tenant_id = $1',
+          [tenant.id],
+        );
         return r.rows[0].n === 3 && r.rows[0].e === 3;
       },
       { timeoutMs: 30_000, what: 'entries embedded' },
     );
     const docs = await h.request('GET', `/routes/tenants/${tenant.id}/knowledge/documents`, { key: tenant.key });
-    assert.deepEqual(docs.body.documents.map((d: any) => [d.kind, d.status]), [['entry', 'ready'], ['entry', 'ready'], ['entry', 'ready']]);
+    assert.deepEqual(
+      docs.body.documents.map((d: any) => [d.kind, d.status]),
+      [
+        ['entry', 'ready'],
+        ['entry', 'ready'],
+        ['entry', 'ready'],
+      ],
+    );
 
     // Another embedding model: every chunk is embedded again, never compared across models.
     await h.request('PUT', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key, body: profile({ embedding_model: 'test-embed-2' }) });
     await waitFor(
       async () => {
-        const r = await h.runtime.pool.query(`SELECT count(*) FILTER (WHERE embedding_model = 'test-embed-2')::int AS n FROM knowledge_chunks WHERE tenant_id = $1`, [tenant.id]);
+        const r = await h.runtime.pool.query(
+          `SELECT count(*) FILTER (WHERE embedding_model = 'test-embed-2')::int AS n FROM knowledge_chunks WHERE tenant_id = $1`,
+          [tenant.id],
+        );
         return r.rows[0].n === 3;
       },
       { timeoutMs: 30_000, what: 're-embedded with the new model' },

@@ -24,7 +24,12 @@ describe('conversation: inbound message to reply', () => {
 
   it('answers from the knowledge base through the sandbox', async () => {
     const to = uniquePhone();
-    const res = await h.inbound(tenant.key, { from: to, message: 'When are you open?', tenant_id: tenant.id, timestamp: new Date().toISOString() });
+    const res = await h.inbound(tenant.key, {
+      from: to,
+      message: 'When are you open?',
+      tenant_id: tenant.id,
+      timestamp: new Date().toISOString(),
+    });
     assert.equal(res.status, 202);
     assert.equal(res.body.duplicate, false);
     const sent = await waitFor(async () => {
@@ -83,8 +88,20 @@ describe('conversation: inbound message to reply', () => {
 
   it('de-duplicates by message_id when the provider gives one', async () => {
     const to = uniquePhone();
-    const first = await h.inbound(tenant.key, { from: to, message: 'returns?', tenant_id: tenant.id, timestamp: '2025-09-10T10:30:00Z', message_id: 'wamid.A1' });
-    const second = await h.inbound(tenant.key, { from: to, message: 'returns?', tenant_id: tenant.id, timestamp: '2025-09-10T10:31:00Z', message_id: 'wamid.A1' });
+    const first = await h.inbound(tenant.key, {
+      from: to,
+      message: 'returns?',
+      tenant_id: tenant.id,
+      timestamp: '2025-09-10T10:30:00Z',
+      message_id: 'wamid.A1',
+    });
+    const second = await h.inbound(tenant.key, {
+      from: to,
+      message: 'returns?',
+      tenant_id: tenant.id,
+      timestamp: '2025-09-10T10:31:00Z',
+      message_id: 'wamid.A1',
+    });
     assert.equal(first.status, 202);
     assert.equal(second.status, 200);
     assert.equal(second.body.message_id, first.body.message_id);

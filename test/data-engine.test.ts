@@ -59,8 +59,12 @@ describe('data engine: live lookups', () => {
         { customer_phone: '+15550002222', starts_at: '2025-09-13 11:00', with_whom: 'Dr. Bo' },
       ],
     });
-    crmB = await createPgCrm({ orders: [{ order_id: '12345', status: 'B-only-status', tracking_number: 'B', customer_phone: '+15550003333' }] });
-    const my = await createMysqlCrm({ orders: [{ order_id: 'M-1', status: 'delivered', tracking_number: 'DHL1', customer_phone: '+15550004444' }] });
+    crmB = await createPgCrm({
+      orders: [{ order_id: '12345', status: 'B-only-status', tracking_number: 'B', customer_phone: '+15550003333' }],
+    });
+    const my = await createMysqlCrm({
+      orders: [{ order_id: 'M-1', status: 'delivered', tracking_number: 'DHL1', customer_phone: '+15550004444' }],
+    });
     if (typeof my === 'string') mysqlSkip = my;
     else mysqlCrm = my;
 
@@ -75,7 +79,12 @@ describe('data engine: live lookups', () => {
             id: 'inventory_api',
             name: 'Inventory System',
             type: 'rest_api',
-            connection: { base_url: `${inventory.url}/api`, api_key: API_KEY, headers: { Authorization: 'Bearer {api_key}' }, timeout_ms: 600 },
+            connection: {
+              base_url: `${inventory.url}/api`,
+              api_key: API_KEY,
+              headers: { Authorization: 'Bearer {api_key}' },
+              timeout_ms: 600,
+            },
             endpoints: { check_stock: '/products/{sku}/stock', product_details: '/products/{sku}' },
           },
           {
@@ -139,11 +148,42 @@ describe('data engine: live lookups', () => {
             reply_template: '{{name}}: {{quantity}} in stock',
             fallback_message: STOCK_FALLBACK,
           },
-          { id: 'gql', patterns: ['how many (?<sku>SKU-\\d+)'], data_source: 'catalog', query: 'product', params: ['sku'], reply_template: 'We have {{quantity}} of {{name}}' },
-          { id: 'purge', patterns: ['purge everything'], data_source: 'primary_crm', query: 'purge', params: [], reply_template: 'purged {{order_id}}' },
-          { id: 'order_number', patterns: ['^order number (?<n>.+)$'], data_source: 'primary_crm', query: 'order_by_number', params: ['n'], reply_template: '{{status}}' },
+          {
+            id: 'gql',
+            patterns: ['how many (?<sku>SKU-\\d+)'],
+            data_source: 'catalog',
+            query: 'product',
+            params: ['sku'],
+            reply_template: 'We have {{quantity}} of {{name}}',
+          },
+          {
+            id: 'purge',
+            patterns: ['purge everything'],
+            data_source: 'primary_crm',
+            query: 'purge',
+            params: [],
+            reply_template: 'purged {{order_id}}',
+          },
+          {
+            id: 'order_number',
+            patterns: ['^order number (?<n>.+)$'],
+            data_source: 'primary_crm',
+            query: 'order_by_number',
+            params: ['n'],
+            reply_template: '{{status}}',
+          },
           ...(mysqlCrm
-            ? [{ id: 'shop', patterns: ['shop order (?<order_id>.+)$'], data_source: 'shop_mysql', query: 'order_status', params: ['order_id'], reply_template: 'Shop order {{order_id}} is {{status}}', not_found_message: 'No such shop order.' }]
+            ? [
+                {
+                  id: 'shop',
+                  patterns: ['shop order (?<order_id>.+)$'],
+                  data_source: 'shop_mysql',
+                  query: 'order_status',
+                  params: ['order_id'],
+                  reply_template: 'Shop order {{order_id}} is {{status}}',
+                  not_found_message: 'No such shop order.',
+                },
+              ]
             : []),
         ],
       },
@@ -151,10 +191,24 @@ describe('data engine: live lookups', () => {
     assert.equal(intents.status, 200, JSON.stringify(intents.body));
     assert.equal(intents.body.count, mysqlCrm ? 8 : 7);
 
-    assert.equal((await h.request('PUT', `/routes/tenants/${b.id}/data-sources`, { key: b.key, body: { data_sources: sourcesFor(crmB) } })).status, 200);
+    assert.equal(
+      (await h.request('PUT', `/routes/tenants/${b.id}/data-sources`, { key: b.key, body: { data_sources: sourcesFor(crmB) } })).status,
+      200,
+    );
     const bIntents = await h.request('PUT', `/routes/tenants/${b.id}/intents`, {
       key: b.key,
-      body: { intents: [{ id: 'order_status', patterns: ['order #?(?<order_id>\\d+)'], data_source: 'primary_crm', query: 'order_status', params: ['order_id'], reply_template: 'B says {{status}}' }] },
+      body: {
+        intents: [
+          {
+            id: 'order_status',
+            patterns: ['order #?(?<order_id>\\d+)'],
+            data_source: 'primary_crm',
+            query: 'order_status',
+            params: ['order_id'],
+            reply_template: 'B says {{status}}',
+          },
+        ],
+      },
     });
     assert.equal(bIntents.status, 200);
   });
@@ -183,8 +237,16 @@ describe('data engine: live lookups', () => {
 
     // Round trip of the redacted view keeps the secrets: the REST lookup still authenticates.
     const back = res.body.data_sources.map(({ updated_at: _u, ...s }: any) => s);
-    assert.equal((await h.request('PUT', `/routes/tenants/${a.id}/data-sources`, { key: a.key, body: { data_sources: back } })).status, 200);
-    const stored = JSON.parse(testKeyring().decrypt((await h.runtime.pool.query("SELECT credentials_enc FROM data_sources WHERE tenant_id = $1 AND id = 'inventory_api'", [a.id])).rows[0].credentials_enc));
+    assert.equal(
+      (await h.request('PUT', `/routes/tenants/${a.id}/data-sources`, { key: a.key, body: { data_sources: back } })).status,
+      200,
+    );
+    const stored = JSON.parse(
+      testKeyring().decrypt(
+        (await h.runtime.pool.query("SELECT credentials_enc FROM data_sources WHERE tenant_id = $1 AND id = 'inventory_api'", [a.id]))
+          .rows[0].credentials_enc,
+      ),
+    );
     assert.equal(stored.api_key, API_KEY);
     assert.equal(stored.headers.Authorization, 'Bearer {api_key}');
 
@@ -192,34 +254,75 @@ describe('data engine: live lookups', () => {
     const rotate = (apiKey: string) =>
       h.request('PUT', `/routes/tenants/${a.id}/data-sources`, {
         key: a.key,
-        body: { data_sources: back.map((s: any) => (s.id === 'inventory_api' ? { ...s, connection: { ...s.connection, api_key: apiKey } } : s)) },
+        body: {
+          data_sources: back.map((s: any) => (s.id === 'inventory_api' ? { ...s, connection: { ...s.connection, api_key: apiKey } } : s)),
+        },
       });
-    const stock = () => h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'is SKU-789 in stock?' } });
+    const stock = () =>
+      h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'is SKU-789 in stock?' } });
     inventory.setMode('ok');
     // Workers reuse a source's configuration for up to a second, so the change shows within that.
     assert.equal((await rotate('a-wrong-key-000')).status, 200);
-    const refused = await waitFor(async () => {
-      const r = await stock();
-      return r.body.result.ok === false && r;
-    }, { timeoutMs: 15_000, what: 'the rotated (wrong) key to be used' });
+    const refused = await waitFor(
+      async () => {
+        const r = await stock();
+        return r.body.result.ok === false && r;
+      },
+      { timeoutMs: 15_000, what: 'the rotated (wrong) key to be used' },
+    );
     assert.match(refused.body.result.error, /HTTP 401/);
     assert.equal((await rotate(API_KEY)).status, 200);
     await waitFor(async () => (await stock()).body.reply === 'Blue kettle: 14 in stock', { timeoutMs: 15_000, what: 'the restored key' });
   });
 
   it('refuses bad configuration with 400 naming the field', async () => {
-    const put = (data_sources: unknown[]) => h.request('PUT', `/routes/tenants/${b.id}/data-sources`, { key: b.key, body: { data_sources } });
+    const put = (data_sources: unknown[]) =>
+      h.request('PUT', `/routes/tenants/${b.id}/data-sources`, { key: b.key, body: { data_sources } });
     const base = { id: 'x', name: 'X', connection: { host: 'h', database: 'd', username: 'u' } };
     const cases: [unknown[], string][] = [
       [[{ ...base, type: 'oracle', queries: { q: 'SELECT 1' } }], 'body.data_sources.0.type'],
-      [[{ ...base, type: 'postgresql', queries: { order_status: "SELECT * FROM orders WHERE order_id = '{order_id}'" } }], 'body.data_sources.0.queries.order_status'],
-      [[{ ...base, type: 'postgresql', queries: { q: 'SELECT * FROM orders WHERE order_id = ${order_id}' } }], 'body.data_sources.0.queries.q'],
+      [
+        [{ ...base, type: 'postgresql', queries: { order_status: "SELECT * FROM orders WHERE order_id = '{order_id}'" } }],
+        'body.data_sources.0.queries.order_status',
+      ],
+      [
+        [{ ...base, type: 'postgresql', queries: { q: 'SELECT * FROM orders WHERE order_id = ${order_id}' } }],
+        'body.data_sources.0.queries.q',
+      ],
       [[{ ...base, type: 'mysql', queries: { q: 'SELECT * FROM orders WHERE order_id = ?' } }], 'body.data_sources.0.queries.q'],
       [[{ ...base, type: 'postgresql', queries: { q: 'DELETE FROM orders WHERE order_id = $1' } }], 'body.data_sources.0.queries.q'],
-      [[{ id: 'r', name: 'R', type: 'rest_api', connection: { base_url: 'http://x' }, endpoints: { e: '/products/{sku-id}' } }], 'body.data_sources.0.endpoints.e'],
-      [[{ id: 'r', name: 'R', type: 'rest_api', connection: { base_url: 'http://x', api_key: 'k' }, endpoints: { e: '/p?key={api_key}' } }], 'body.data_sources.0.endpoints.e'],
-      [[{ id: 'r', name: 'R', type: 'rest_api', connection: { base_url: 'http://x', headers: { Authorization: 'Bearer {apikey}' } }, endpoints: { e: '/p' } }], 'body.data_sources.0.connection.headers.Authorization'],
-      [[{ id: 'g', name: 'G', type: 'graphql', connection: { url: 'http://x' }, queries: { m: 'mutation { wipe }' } }], 'body.data_sources.0.queries.m'],
+      [
+        [{ id: 'r', name: 'R', type: 'rest_api', connection: { base_url: 'http://x' }, endpoints: { e: '/products/{sku-id}' } }],
+        'body.data_sources.0.endpoints.e',
+      ],
+      [
+        [
+          {
+            id: 'r',
+            name: 'R',
+            type: 'rest_api',
+            connection: { base_url: 'http://x', api_key: 'k' },
+            endpoints: { e: '/p?key={api_key}' },
+          },
+        ],
+        'body.data_sources.0.endpoints.e',
+      ],
+      [
+        [
+          {
+            id: 'r',
+            name: 'R',
+            type: 'rest_api',
+            connection: { base_url: 'http://x', headers: { Authorization: 'Bearer {apikey}' } },
+            endpoints: { e: '/p' },
+          },
+        ],
+        'body.data_sources.0.connection.headers.Authorization',
+      ],
+      [
+        [{ id: 'g', name: 'G', type: 'graphql', connection: { url: 'http://x' }, queries: { m: 'mutation { wipe }' } }],
+        'body.data_sources.0.queries.m',
+      ],
     ];
     for (const [body, path] of cases) {
       const res = await put(body);
@@ -229,14 +332,29 @@ describe('data engine: live lookups', () => {
     }
     // Nothing changed: B still answers from its own source.
     const get = await h.request('GET', `/routes/tenants/${b.id}/data-sources`, { key: b.key });
-    assert.deepEqual(get.body.data_sources.map((s: any) => s.id), ['primary_crm']);
+    assert.deepEqual(
+      get.body.data_sources.map((s: any) => s.id),
+      ['primary_crm'],
+    );
   });
 
-  it('refuses intents that name another tenant\'s source, a missing query or mismatched params', async () => {
+  it("refuses intents that name another tenant's source, a missing query or mismatched params", async () => {
     const put = (intent: Record<string, unknown>) =>
       h.request('PUT', `/routes/tenants/${b.id}/intents`, {
         key: b.key,
-        body: { intents: [{ id: 'i', patterns: ['order (?<order_id>\\d+)'], data_source: 'primary_crm', query: 'order_status', params: ['order_id'], reply_template: 'x', ...intent }] },
+        body: {
+          intents: [
+            {
+              id: 'i',
+              patterns: ['order (?<order_id>\\d+)'],
+              data_source: 'primary_crm',
+              query: 'order_status',
+              params: ['order_id'],
+              reply_template: 'x',
+              ...intent,
+            },
+          ],
+        },
       });
     const cases: [Record<string, unknown>, string][] = [
       [{ data_source: 'inventory_api', query: 'check_stock', params: ['sku'], patterns: ['(?<sku>\\w+)'] }, 'body.intents.0.data_source'],
@@ -263,7 +381,11 @@ describe('data engine: live lookups', () => {
     const broken = await h.createTenant();
     await h.request('PUT', `/routes/tenants/${broken.id}/data-sources`, {
       key: broken.key,
-      body: { data_sources: [{ ...sourcesFor(crmA)[0], connection: { ...crmA.connection, database: 'no_such_db_here', password: pgPassword(crmA) } }] },
+      body: {
+        data_sources: [
+          { ...sourcesFor(crmA)[0], connection: { ...crmA.connection, database: 'no_such_db_here', password: pgPassword(crmA) } },
+        ],
+      },
     });
     const bad = await h.request('POST', `/routes/tenants/${broken.id}/data-sources/primary_crm/test`, { key: broken.key });
     assert.equal(bad.status, 200);
@@ -276,7 +398,9 @@ describe('data engine: live lookups', () => {
   it('answers an order question in the conversation from the tenant database, and logs it by keyed hash', async () => {
     const r = await ask(a, 'Hi, what is the status of order #12345?');
     assert.equal(r.text, 'Your order #12345 is shipped (tracking UPS123456)');
-    const row = (await logs(a.id)).find((l) => l.query_type === 'order_status' && l.customer_identifier === testKeyring().blindIndex(r.from));
+    const row = (await logs(a.id)).find(
+      (l) => l.query_type === 'order_status' && l.customer_identifier === testKeyring().blindIndex(r.from),
+    );
     assert.ok(row, 'a log row keyed by the hashed phone');
     assert.equal(row.outcome, 'ok');
     assert.equal(row.data_source_id, 'primary_crm');
@@ -302,7 +426,10 @@ describe('data engine: live lookups', () => {
 
   it('answers from GraphQL (variables, not interpolation) through nl-query', async () => {
     gql.setMode('ok');
-    const res = await h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'how many SKU-789 do you have?' } });
+    const res = await h.request('POST', '/routes/data/nl-query', {
+      key: a.key,
+      body: { tenant_id: a.id, question: 'how many SKU-789 do you have?' },
+    });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.intent, 'gql');
     assert.equal(res.body.data_source, 'catalog');
@@ -329,7 +456,10 @@ describe('data engine: live lookups', () => {
 
   it('SQL injection attempts in parameters have no effect', async () => {
     for (const attack of ["12345' OR '1'='1", '12345; DROP TABLE orders; --', "x' UNION SELECT current_user, 'x"]) {
-      const res = await h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: `lookup order ${attack}` } });
+      const res = await h.request('POST', '/routes/data/nl-query', {
+        key: a.key,
+        body: { tenant_id: a.id, question: `lookup order ${attack}` },
+      });
       assert.equal(res.status, 200);
       assert.equal(res.body.intent, 'order_free_text');
       assert.equal(res.body.parameters.order_id, attack);
@@ -343,7 +473,10 @@ describe('data engine: live lookups', () => {
     assert.match(purge.body.result.error, /read-only transaction/);
     assert.equal((await crmA.query('SELECT COUNT(*)::int AS n FROM orders'))[0].n, 2);
     // A database error that would echo the customer's input does not carry it into history, logs or the audit row.
-    const echo = await h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'order number call me at 555-0199' } });
+    const echo = await h.request('POST', '/routes/data/nl-query', {
+      key: a.key,
+      body: { tenant_id: a.id, question: 'order number call me at 555-0199' },
+    });
     assert.equal(echo.body.result.ok, false);
     assert.match(echo.body.result.error, /BadRequest: 22P02: invalid input syntax for type integer/);
     assert.ok(!echo.body.result.error.includes('555-0199'), echo.body.result.error);
@@ -361,7 +494,13 @@ describe('data engine: live lookups', () => {
     assert.equal(nl.status, 404);
     const job = await h.request('POST', '/routes/data/lookup', {
       key: a.key,
-      body: { job_type: 'data_lookup', tenant_id: b.id, query: 'order_status', parameters: { order_id: '12345' }, data_source: 'primary_crm' },
+      body: {
+        job_type: 'data_lookup',
+        tenant_id: b.id,
+        query: 'order_status',
+        parameters: { order_id: '12345' },
+        data_source: 'primary_crm',
+      },
     });
     assert.equal(job.status, 404);
     assert.equal((await h.request('GET', `/routes/tenants/${b.id}/data-sources`, { key: a.key })).status, 404);
@@ -374,7 +513,13 @@ describe('data engine: live lookups', () => {
     assert.equal(bOnly.status, 200);
     const steal = await h.request('POST', '/routes/data/lookup', {
       key: a.key,
-      body: { job_type: 'data_lookup', tenant_id: a.id, query: 'order_status', parameters: { order_id: '12345' }, data_source: 'b_private' },
+      body: {
+        job_type: 'data_lookup',
+        tenant_id: a.id,
+        query: 'order_status',
+        parameters: { order_id: '12345' },
+        data_source: 'b_private',
+      },
     });
     assert.equal(steal.status, 404);
   });
@@ -382,7 +527,13 @@ describe('data engine: live lookups', () => {
   it("runs the seed's data_lookup payload natively", async () => {
     const res = await h.request('POST', '/routes/data/lookup', {
       key: TEST_ADMIN_KEY,
-      body: { job_type: 'data_lookup', tenant_id: a.id, query: 'order_status', parameters: { order_id: '12345', customer_phone: '+1234567890' }, data_source: 'primary_crm' },
+      body: {
+        job_type: 'data_lookup',
+        tenant_id: a.id,
+        query: 'order_status',
+        parameters: { order_id: '12345', customer_phone: '+1234567890' },
+        data_source: 'primary_crm',
+      },
     });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.deepEqual(res.body.rows, [{ status: 'shipped', tracking_number: 'UPS123456' }]);
@@ -436,7 +587,12 @@ describe('data engine: live lookups', () => {
 
   it('documents the routes in the OpenAPI document', async () => {
     const doc = await h.request('GET', '/openapi.json');
-    for (const p of ['/routes/tenants/{tenant_id}/data-sources', '/routes/tenants/{tenant_id}/intents', '/routes/data/nl-query', '/routes/tenants/{tenant_id}/data-sources/metrics']) {
+    for (const p of [
+      '/routes/tenants/{tenant_id}/data-sources',
+      '/routes/tenants/{tenant_id}/intents',
+      '/routes/data/nl-query',
+      '/routes/tenants/{tenant_id}/data-sources/metrics',
+    ]) {
       assert.ok(doc.body.paths[p], p);
     }
   });

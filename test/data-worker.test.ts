@@ -24,7 +24,12 @@ describe("data engine: the tenant's own data worker", () => {
   /** `npm run data-worker -- --tenant <id> --sources <file>` as a separate process without Parley's database. */
   async function startDataWorker(): Promise<ChildProcess> {
     const file = path.join(dir, 'sources.json');
-    await writeFile(file, JSON.stringify({ data_sources: [{ id: 'primary_crm', name: 'CRM', type: 'postgresql', connection: crm.connection, queries: QUERIES }] }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        data_sources: [{ id: 'primary_crm', name: 'CRM', type: 'postgresql', connection: crm.connection, queries: QUERIES }],
+      }),
+    );
     const key = await h.request('POST', `/routes/tenants/${tenant.id}/data-worker-key`, { key: tenant.key });
     assert.equal(key.status, 200);
     assert.equal(key.body.task_queue, `data-${tenant.id}`);
@@ -43,19 +48,32 @@ describe("data engine: the tenant's own data worker", () => {
   before(async () => {
     h = await createHarness();
     dir = await mkdtemp(path.join(os.tmpdir(), 'parley-data-worker-'));
-    crm = await createPgCrm({ orders: [{ order_id: '4711', status: 'out for delivery', tracking_number: 'DPD4711', customer_phone: '+15550009999' }] });
+    crm = await createPgCrm({
+      orders: [{ order_id: '4711', status: 'out for delivery', tracking_number: 'DPD4711', customer_phone: '+15550009999' }],
+    });
     tenant = await h.createTenant(undefined, { fallback_message: FALLBACK });
     // Parley knows the source's id and query names only: no host, no credentials.
     const put = await h.request('PUT', `/routes/tenants/${tenant.id}/data-sources`, {
       key: tenant.key,
-      body: { data_sources: [{ id: 'primary_crm', name: 'CRM (in our network)', type: 'postgresql', served_by: 'tenant_worker', queries: QUERIES }] },
+      body: {
+        data_sources: [
+          { id: 'primary_crm', name: 'CRM (in our network)', type: 'postgresql', served_by: 'tenant_worker', queries: QUERIES },
+        ],
+      },
     });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     const intents = await h.request('PUT', `/routes/tenants/${tenant.id}/intents`, {
       key: tenant.key,
       body: {
         intents: [
-          { id: 'order_status', patterns: ['order #?(?<order_id>\\d+)'], data_source: 'primary_crm', query: 'order_status', params: ['order_id'], reply_template: 'Order #{{order_id}}: {{status}}' },
+          {
+            id: 'order_status',
+            patterns: ['order #?(?<order_id>\\d+)'],
+            data_source: 'primary_crm',
+            query: 'order_status',
+            params: ['order_id'],
+            reply_template: 'Order #{{order_id}}: {{status}}',
+          },
         ],
       },
     });
@@ -96,7 +114,8 @@ describe("data engine: the tenant's own data worker", () => {
     const r = await ask('order 4711');
     assert.equal(r.text, FALLBACK);
     assert.ok(r.ms < 10_000, `fallback after ${r.ms} ms`);
-    const logs = (await h.runtime.pool.query("SELECT error FROM data_access_logs WHERE tenant_id = $1 AND outcome = 'error'", [tenant.id])).rows;
+    const logs = (await h.runtime.pool.query("SELECT error FROM data_access_logs WHERE tenant_id = $1 AND outcome = 'error'", [tenant.id]))
+      .rows;
     assert.equal(logs.length, 1);
     assert.match(logs[0].error, /timed out/);
   });
@@ -104,7 +123,10 @@ describe("data engine: the tenant's own data worker", () => {
   it("seals a data worker's payloads with its tenant's key only", async () => {
     const keyring = testKeyring();
     const parley = new EncryptionCodec(keyring);
-    const payload = { metadata: { encoding: new TextEncoder().encode('json/plain') }, data: new TextEncoder().encode('{"order_id":"4711"}') };
+    const payload = {
+      metadata: { encoding: new TextEncoder().encode('json/plain') },
+      data: new TextEncoder().encode('{"order_id":"4711"}'),
+    };
     const context = (t: string) => ({ type: 'activity' as const, namespace: 'default', activityId: `data-worker/${t}/x`, isLocal: false });
     const [forA] = await parley.encode([payload], context('tenant-a'));
     const [forB] = await parley.encode([payload], context('tenant-b'));

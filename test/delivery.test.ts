@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities/index.js';
-import { findChannel } from '../core/channels.js';
-import { acceptInbound } from '../core/inbound.js';
+import { findChannel } from '../core/providers/channels.js';
+import { acceptInbound } from '../core/messaging/accept-inbound.js';
 import { numberedText, optionForNumber, sendInteractive } from '../core/providers/interactive.js';
 import type { Interactive } from '../core/providers/types.js';
 import { retryAfterMs } from '../core/providers/http.js';
@@ -29,7 +29,12 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
   };
   const metaChannel = (template?: unknown) => ({
     provider: 'meta',
-    credentials: { phone_number_id: String(randomBytes(4).readUInt32BE()), access_token: 'meta-token', app_secret: 's', verify_token: randomBytes(6).toString('hex') },
+    credentials: {
+      phone_number_id: String(randomBytes(4).readUInt32BE()),
+      access_token: 'meta-token',
+      app_secret: 's',
+      verify_token: randomBytes(6).toString('hex'),
+    },
     api_base_url: meta.url,
     ...(template ? { template } : {}),
   });
@@ -43,18 +48,35 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
       text: 'old question',
       timestamp: new Date().toISOString(),
     });
-    await h.runtime.pool.query(`UPDATE conversations SET last_inbound_at = now() - make_interval(hours => $2) WHERE id = $1`, [accepted.conversationId, ageHours]);
+    await h.runtime.pool.query(`UPDATE conversations SET last_inbound_at = now() - make_interval(hours => $2) WHERE id = $1`, [
+      accepted.conversationId,
+      ageHours,
+    ]);
     const { rows } = await h.runtime.pool.query(
       `INSERT INTO messages (tenant_id, conversation_id, direction, dedupe_key, body_enc, status, in_reply_to, reply_source)
        VALUES ($1, $2, 'outbound', $3, $4, 'sending', ARRAY[$5]::uuid[], 'knowledge')
        RETURNING id, (SELECT contact_id FROM conversations WHERE id = $2) AS contact_id`,
-      [tenant.id, accepted.conversationId, `reply:${accepted.messageId}`, h.runtime.keyring.encrypt('a free-form answer'), accepted.messageId],
+      [
+        tenant.id,
+        accepted.conversationId,
+        `reply:${accepted.messageId}`,
+        h.runtime.keyring.encrypt('a free-form answer'),
+        accepted.messageId,
+      ],
     );
-    return { tenantId: tenant.id, messageId: rows[0].id, channelId, contactId: rows[0].contact_id, conversationId: accepted.conversationId };
+    return {
+      tenantId: tenant.id,
+      messageId: rows[0].id,
+      channelId,
+      contactId: rows[0].contact_id,
+      conversationId: accepted.conversationId,
+    };
   }
   const runDeliver = (input: Parameters<typeof activities.deliverReply>[0]) =>
     new MockActivityEnvironment().run(activities.deliverReply, input) as ReturnType<typeof activities.deliverReply>;
-  const row = async (id: string) => (await h.runtime.pool.query('SELECT status, delivery_status, delivery_error_code, reply_source FROM messages WHERE id = $1', [id])).rows[0];
+  const row = async (id: string) =>
+    (await h.runtime.pool.query('SELECT status, delivery_status, delivery_error_code, reply_source FROM messages WHERE id = $1', [id]))
+      .rows[0];
 
   before(async () => {
     await Promise.all([meta.start(), twilio.start(), infobip.start()]);
@@ -62,8 +84,16 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
     tenant = await h.createTenant();
     ch.withTemplate = await addChannel(metaChannel({ name: 'reopen_conversation', language: 'en_US' }));
     ch.withoutTemplate = await addChannel(metaChannel());
-    ch.twilio = await addChannel({ provider: 'twilio', credentials: { account_sid: TWILIO_SID, auth_token: 'twilio-token', from: uniquePhone() }, api_base_url: twilio.url });
-    ch.infobip = await addChannel({ provider: 'infobip', credentials: { api_key: 'ib-key', webhook_secret: 'x'.repeat(16), sender: uniquePhone() }, api_base_url: infobip.url });
+    ch.twilio = await addChannel({
+      provider: 'twilio',
+      credentials: { account_sid: TWILIO_SID, auth_token: 'twilio-token', from: uniquePhone() },
+      api_base_url: twilio.url,
+    });
+    ch.infobip = await addChannel({
+      provider: 'infobip',
+      credentials: { api_key: 'ib-key', webhook_secret: 'x'.repeat(16), sender: uniquePhone() },
+      api_base_url: infobip.url,
+    });
     activities = createActivities({ db: h.runtime.db, keyring: h.runtime.keyring, providers: h.runtime.providers });
   });
   after(async () => {
@@ -106,7 +136,10 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
   });
 
   it('a Twilio window-closed rejection (63016) is non-retryable and recorded', async () => {
-    twilio.failNext({ status: 400, body: { code: 63016, message: 'Failed to send freeform message because you are outside the allowed window', status: 400 } });
+    twilio.failNext({
+      status: 400,
+      body: { code: 63016, message: 'Failed to send freeform message because you are outside the allowed window', status: 400 },
+    });
     const input = await queuedReply(ch.twilio, 1);
     await assert.rejects(runDeliver(input), (err: any) => {
       assert.equal(err.type, 'ProviderRejected');
@@ -119,7 +152,11 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
   });
 
   it('a 429 is retryable with Retry-After as the next retry delay', async () => {
-    infobip.failNext({ status: 429, headers: { 'retry-after': '7' }, body: { requestError: { serviceException: { messageId: 'TOO_MANY_REQUESTS' } } } });
+    infobip.failNext({
+      status: 429,
+      headers: { 'retry-after': '7' },
+      body: { requestError: { serviceException: { messageId: 'TOO_MANY_REQUESTS' } } },
+    });
     const input = await queuedReply(ch.infobip, 1);
     await assert.rejects(runDeliver(input), (err: any) => {
       assert.equal(err.type, 'ProviderThrottled');
@@ -138,19 +175,41 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
     assert.equal(retryAfterMs(new Headers(), now), undefined);
   });
 
-  const buttons: Interactive = { kind: 'buttons', body: 'Pick one', buttons: [{ id: 'a', title: 'Sales' }, { id: 'b', title: 'Support' }] };
+  const buttons: Interactive = {
+    kind: 'buttons',
+    body: 'Pick one',
+    buttons: [
+      { id: 'a', title: 'Sales' },
+      { id: 'b', title: 'Support' },
+    ],
+  };
   const list: Interactive = {
     kind: 'list',
     body: 'Which department?',
     button: 'Choose',
-    sections: [{ title: 'Teams', rows: [{ id: 's', title: 'Sales' }, { id: 'b', title: 'Billing', description: 'Invoices' }] }],
+    sections: [
+      {
+        title: 'Teams',
+        rows: [
+          { id: 's', title: 'Sales' },
+          { id: 'b', title: 'Billing', description: 'Invoices' },
+        ],
+      },
+    ],
   };
 
   it('sends native buttons and lists on Meta and Infobip, numbered text on Twilio', async () => {
     const to = uniquePhone();
     const send = async (channelId: string, interactive: Interactive) => {
       const channel = (await findChannel(h.runtime.db, channelId))!;
-      return sendInteractive(h.runtime.providers.forChannel(channel), { tenantId: tenant.id, channel, to, interactive, idempotencyKey: randomBytes(4).toString('hex'), inReplyTo: [] });
+      return sendInteractive(h.runtime.providers.forChannel(channel), {
+        tenantId: tenant.id,
+        channel,
+        to,
+        interactive,
+        idempotencyKey: randomBytes(4).toString('hex'),
+        inReplyTo: [],
+      });
     };
     await send(ch.withoutTemplate, buttons);
     const mb = meta.sends().at(-1)!.body;
@@ -158,7 +217,12 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
     assert.deepEqual(mb.interactive, {
       type: 'button',
       body: { text: 'Pick one' },
-      action: { buttons: [{ type: 'reply', reply: { id: 'a', title: 'Sales' } }, { type: 'reply', reply: { id: 'b', title: 'Support' } }] },
+      action: {
+        buttons: [
+          { type: 'reply', reply: { id: 'a', title: 'Sales' } },
+          { type: 'reply', reply: { id: 'b', title: 'Support' } },
+        ],
+      },
     });
     await send(ch.withoutTemplate, list);
     assert.equal(meta.sends().at(-1)!.body.interactive.type, 'list');

@@ -32,7 +32,12 @@ describe('durability', () => {
     const first = spawnWorker(h, { SANDBOX_LATENCY_MS: '3000' });
     cleanups.push(() => killHard(first));
     const to = uniquePhone();
-    const res = await h.inbound(tenant.key, { from: to, message: 'are you open on monday?', tenant_id: tenant.id, timestamp: new Date().toISOString() });
+    const res = await h.inbound(tenant.key, {
+      from: to,
+      message: 'are you open on monday?',
+      tenant_id: tenant.id,
+      timestamp: new Date().toISOString(),
+    });
     assert.equal(res.status, 202);
 
     await waitFor(
@@ -91,13 +96,23 @@ describe('durability', () => {
     const accepted: { to: string; id: string; at: number }[] = [];
     for (const to of phones) {
       const started = Date.now();
-      const r = await h.inbound(tenant.key, { from: to, message: 'are you open?', tenant_id: tenant.id, timestamp: new Date().toISOString() });
+      const r = await h.inbound(tenant.key, {
+        from: to,
+        message: 'are you open?',
+        tenant_id: tenant.id,
+        timestamp: new Date().toISOString(),
+      });
       assert.equal(r.status, 202, 'accepted while Temporal is down');
       accepted.push({ to, id: r.body.message_id, at: Date.now() - started });
     }
     // Two messages for one contact during the outage: answered in order.
     const chatty = phones[0];
-    const later = await h.inbound(tenant.key, { from: chatty, message: 'what are your opening hours on friday?', tenant_id: tenant.id, timestamp: new Date().toISOString() });
+    const later = await h.inbound(tenant.key, {
+      from: chatty,
+      message: 'what are your opening hours on friday?',
+      tenant_id: tenant.id,
+      timestamp: new Date().toISOString(),
+    });
     assert.equal(later.status, 202);
     await delay(1000);
     const pending = await h.runtime.pool.query('SELECT count(*)::int AS n FROM outbox WHERE delivered_at IS NULL');

@@ -68,7 +68,9 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
 
   /** Row counts and a checksum of every table (api_keys.last_used_at is bookkeeping, left out). */
   async function snapshot(): Promise<Record<string, string>> {
-    const { rows: tables } = await h.runtime.pool.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`);
+    const { rows: tables } = await h.runtime.pool.query<{ tablename: string }>(
+      `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`,
+    );
     const out: Record<string, string> = {};
     for (const { tablename } of tables) {
       const { rows } = await h.runtime.pool.query<{ n: number; sum: string }>(
@@ -166,7 +168,15 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
         base: () => ({ entries: [{ title: 'T', content: 'C' }] }),
         required: ['entries'],
         invalid: {
-          entries: [...NON_STRINGS.filter((v) => !Array.isArray(v) || (v as unknown[]).length > 0), [{ title: '' , content: 'c' }], [{ title: 'a' }], [{ title: 1, content: 'x' }], [{ title: 'a', content: 'x'.repeat(4097) }], [null], ['x']],
+          entries: [
+            ...NON_STRINGS.filter((v) => !Array.isArray(v) || (v as unknown[]).length > 0),
+            [{ title: '', content: 'c' }],
+            [{ title: 'a' }],
+            [{ title: 1, content: 'x' }],
+            [{ title: 'a', content: 'x'.repeat(4097) }],
+            [null],
+            ['x'],
+          ],
         },
       },
       {
@@ -214,7 +224,12 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
             [1],
             [{ data: 'not base64!!' }],
             [{ metadata: { encoding: '%%%' } }],
-            [{ metadata: { encoding: b64('binary/encrypted'), 'encryption-key-id': b64('t1') }, data: b64('garbage that is no ciphertext') }],
+            [
+              {
+                metadata: { encoding: b64('binary/encrypted'), 'encryption-key-id': b64('t1') },
+                data: b64('garbage that is no ciphertext'),
+              },
+            ],
             [{ metadata: { encoding: b64('binary/encrypted'), 'encryption-key-id': b64('nokey') }, data: b64('x') }],
           ],
         },
@@ -264,7 +279,11 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
       } else if (roll < 0.22) {
         variant = 'invalid-utf8';
         const at = Math.max(1, text.indexOf('"', 2));
-        raw = Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1]), Buffer.from(text.slice(at))]);
+        raw = Buffer.concat([
+          Buffer.from(text.slice(0, at)),
+          Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1]),
+          Buffer.from(text.slice(at)),
+        ]);
       } else if (roll < 0.28) {
         variant = 'deep-nesting';
         const depth = pick([1000, 10_000, 100_000]);
@@ -331,7 +350,11 @@ describe('fuzz: hostile bodies get a 4xx and change nothing', () => {
         const headers: Record<string, string> = {};
         if (c.key) headers.authorization = `Bearer ${c.key}`;
         if (c.contentType) headers['content-type'] = c.contentType;
-        const res = await fetch(h.baseUrl + c.path, { method: c.method, headers, body: c.method === 'GET' || c.body === '' ? undefined : typeof c.body === 'string' ? c.body : new Uint8Array(c.body) });
+        const res = await fetch(h.baseUrl + c.path, {
+          method: c.method,
+          headers,
+          body: c.method === 'GET' || c.body === '' ? undefined : typeof c.body === 'string' ? c.body : new Uint8Array(c.body),
+        });
         const text = await res.text();
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         if (res.status < 400 || res.status >= 500) failures.push(`${c.label}: ${res.status} ${text.slice(0, 200)}`);

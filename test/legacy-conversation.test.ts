@@ -60,7 +60,10 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     // Past the timeout: still exactly the one reply, no fallback.
     await delay(timeoutS * 1000 + 2000);
     const messages = await h.sandbox(t.id, t.key, customer);
-    assert.deepEqual(messages.map((m: any) => m.text), [reply]);
+    assert.deepEqual(
+      messages.map((m: any) => m.text),
+      [reply],
+    );
     assert.deepEqual(messages[0].in_reply_to, [accepted.body.message_id]);
 
     const view = await h.request('GET', `/queue/jobs/${job.job_id}`, { key: t.key });
@@ -88,7 +91,10 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     const job = await polling;
     assert.ok(job, 'n8n claimed the job, then went quiet');
     const sent = await sandboxAfter(t, customer);
-    assert.deepEqual(sent.map((m: any) => m.text), [FALLBACK]);
+    assert.deepEqual(
+      sent.map((m: any) => m.text),
+      [FALLBACK],
+    );
     const view = await waitFor(async () => {
       const v = await h.request('GET', `/queue/jobs/${job.job_id}`, { key: t.key });
       return v.body.status === 'timed_out' && v;
@@ -99,7 +105,10 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     assert.equal(late.status, 409);
     assert.equal(late.body.error.code, 'JOB_ALREADY_ANSWERED');
     await delay(1000);
-    assert.deepEqual((await h.sandbox(t.id, t.key, customer)).map((m: any) => m.text), [FALLBACK]);
+    assert.deepEqual(
+      (await h.sandbox(t.id, t.key, customer)).map((m: any) => m.text),
+      [FALLBACK],
+    );
   });
 
   it('sends the fallback at once when n8n reports failure, and nothing when n8n completes the job itself', async () => {
@@ -114,7 +123,10 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     assert.equal(failed.status, 200);
     assert.deepEqual(failed.body, { job_id: job1.job_id, status: 'failed' });
     const sent = await sandboxAfter(t, failing);
-    assert.deepEqual(sent.map((m: any) => m.text), [FALLBACK]);
+    assert.deepEqual(
+      sent.map((m: any) => m.text),
+      [FALLBACK],
+    );
     assert.ok(Date.now() - started < 30_000, 'no wait for the 60 s timeout');
 
     const quiet = await legacyTenant(2);
@@ -175,8 +187,12 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     assert.equal(native.status, 200);
     await inbound(t, customer, 'and again');
     const sent = await sandboxAfter(t, customer, 2);
-    assert.deepEqual(sent.map((m: any) => m.text), ['Hi from n8n', FALLBACK], 'native mode answers without a job');
-    assert.equal((await pollJob(t.key, 0)), null);
+    assert.deepEqual(
+      sent.map((m: any) => m.text),
+      ['Hi from n8n', FALLBACK],
+      'native mode answers without a job',
+    );
+    assert.equal(await pollJob(t.key, 0), null);
   });
 
   it('sends an unprompted message (no job) and records it in the conversation', async () => {
@@ -184,10 +200,16 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     const customer = uniquePhone();
     const sent = await n8nSend(t.key, { to: customer, message: 'Your weekly update', tenant_id: t.id });
     assert.equal(sent.status, 200);
-    assert.deepEqual((await h.sandbox(t.id, t.key, customer)).map((m: any) => m.text), ['Your weekly update']);
+    assert.deepEqual(
+      (await h.sandbox(t.id, t.key, customer)).map((m: any) => m.text),
+      ['Your weekly update'],
+    );
     const list = await h.request('GET', `/routes/tenants/${t.id}/conversations`, { key: t.key });
     const conv = list.body.conversations.find((c: any) => c.contact_phone === customer);
     const detail = await h.request('GET', `/routes/tenants/${t.id}/conversations/${conv.id}`, { key: t.key });
-    assert.deepEqual(detail.body.messages.map((m: any) => [m.direction, m.text]), [['outbound', 'Your weekly update']]);
+    assert.deepEqual(
+      detail.body.messages.map((m: any) => [m.direction, m.text]),
+      [['outbound', 'Your weekly update']],
+    );
   });
 });

@@ -21,7 +21,13 @@ describe('legacy n8n mode: turns an intent recognises become data_lookup jobs', 
       key: t.key,
       body: {
         data_sources: [
-          { id: 'crm_api', name: 'CRM', type: 'rest_api', connection: { base_url: 'http://127.0.0.1:9/api' }, endpoints: { order_status: '/orders/{order_id}' } },
+          {
+            id: 'crm_api',
+            name: 'CRM',
+            type: 'rest_api',
+            connection: { base_url: 'http://127.0.0.1:9/api' },
+            endpoints: { order_status: '/orders/{order_id}' },
+          },
         ],
       },
     });
@@ -86,10 +92,16 @@ describe('legacy n8n mode: turns an intent recognises become data_lookup jobs', 
     // Past the timeout: exactly n8n's reply, no fallback, and one job for the turn.
     await delay(timeoutS * 1000 + 2000);
     const messages = await h.sandbox(t.id, t.key, customer);
-    assert.deepEqual(messages.map((m: any) => m.text), [reply]);
+    assert.deepEqual(
+      messages.map((m: any) => m.text),
+      [reply],
+    );
     assert.deepEqual(messages[0].in_reply_to, [accepted.body.message_id]);
     const rows = await h.runtime.pool.query('SELECT job_type, status, payload::text AS p FROM jobs WHERE tenant_id = $1', [t.id]);
-    assert.deepEqual(rows.rows.map((r) => [r.job_type, r.status]), [['data_lookup', 'completed']]);
+    assert.deepEqual(
+      rows.rows.map((r) => [r.job_type, r.status]),
+      [['data_lookup', 'completed']],
+    );
     assert.ok(!rows.rows[0].p.includes(customer.slice(1)) && !rows.rows[0].p.includes('12345'), 'stored payload has no PII');
     assert.ok(!h.logs.text().includes(customer.slice(1)), 'no phone number in the logs');
   });
@@ -114,6 +126,9 @@ describe('legacy n8n mode: turns an intent recognises become data_lookup jobs', 
       },
       { timeoutMs: 30_000, what: 'the fallback' },
     );
-    assert.deepEqual(messages.map((m: any) => m.text), [FALLBACK]);
+    assert.deepEqual(
+      messages.map((m: any) => m.text),
+      [FALLBACK],
+    );
   });
 });

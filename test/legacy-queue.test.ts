@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createHarness, TEST_ADMIN_KEY, waitFor, type Harness } from './helpers/harness.js';
-import { enqueueJobs } from '../core/queue/jobs.js';
+import { enqueueJobs } from '../core/legacy-queue/jobs.js';
 
 const LEASE_S = 2;
 
@@ -65,7 +65,11 @@ describe('legacy n8n queue: next-job, leases, tenant isolation', () => {
 
     const got = await nextJob(a.key);
     assert.equal(got.status, 200);
-    assert.deepEqual(got.body, { job_id: first.body.job_id, payload: { ...lookup(a.id, 1), customer_context: { tier: 'gold' } }, status: 'processing' });
+    assert.deepEqual(got.body, {
+      job_id: first.body.job_id,
+      payload: { ...lookup(a.id, 1), customer_context: { tier: 'gold' } },
+      status: 'processing',
+    });
     const got2 = await nextJob(a.key, '?job_type=data_lookup');
     assert.equal(got2.body.job_id, second.body.job_id);
     assert.equal((await nextJob(a.key)).status, 204);
@@ -86,7 +90,9 @@ describe('legacy n8n queue: next-job, leases, tenant isolation', () => {
 
   it('hands a job out again after the lease of a poller that vanished, then marks it dead after max attempts', async () => {
     const tenant = await h.createTenant();
-    const [id] = await enqueueJobs(h.runtime.db, h.runtime.keyring, tenant.id, [{ jobType: 'data_lookup', payload: lookup(tenant.id, 9), maxAttempts: 2 }]);
+    const [id] = await enqueueJobs(h.runtime.db, h.runtime.keyring, tenant.id, [
+      { jobType: 'data_lookup', payload: lookup(tenant.id, 9), maxAttempts: 2 },
+    ]);
     const claimed = await nextJob(tenant.key);
     assert.equal(claimed.body.job_id, id);
     // The poller vanishes: nobody else gets the job while its lease runs.
@@ -140,7 +146,10 @@ describe('legacy n8n queue: next-job, leases, tenant isolation', () => {
       assert.equal(res.status, 404, `${method} ${url}`);
       assert.equal(res.body.error.code, 'JOB_NOT_FOUND');
     }
-    const send = await h.request('POST', '/messages/send', { key: b.key, body: { to: '+15550001111', message: 'hi', tenant_id: b.id, job_id: jobId } });
+    const send = await h.request('POST', '/messages/send', {
+      key: b.key,
+      body: { to: '+15550001111', message: 'hi', tenant_id: b.id, job_id: jobId },
+    });
     assert.equal(send.status, 404);
     const foreign = await h.request('POST', '/messages/send', { key: b.key, body: { to: '+15550001111', message: 'hi', tenant_id: a.id } });
     assert.equal(foreign.status, 403);
@@ -182,7 +191,10 @@ describe('legacy n8n queue: next-job, leases, tenant isolation', () => {
   });
 
   it('switches a tenant between modes (admin scope) and reports the timeout', async () => {
-    const res = await h.request('PATCH', `/routes/tenants/${b.id}`, { key: b.key, body: { mode: 'legacy_n8n', legacy_reply_timeout_s: 45 } });
+    const res = await h.request('PATCH', `/routes/tenants/${b.id}`, {
+      key: b.key,
+      body: { mode: 'legacy_n8n', legacy_reply_timeout_s: 45 },
+    });
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, { id: b.id, mode: 'legacy_n8n', legacy_reply_timeout_s: 45 });
     const back = await h.request('PATCH', `/routes/tenants/${b.id}`, { key: TEST_ADMIN_KEY, body: { mode: 'native' } });
@@ -190,7 +202,13 @@ describe('legacy n8n queue: next-job, leases, tenant isolation', () => {
     const other = await h.request('PATCH', `/routes/tenants/${b.id}`, { key: a.key, body: { mode: 'native' } });
     assert.equal(other.status, 404);
     const openapi = await h.request('GET', '/openapi.json');
-    for (const path of ['/queue/next-job', '/messages/send', '/queue/jobs/{job_id}/complete', '/queue/jobs/{job_id}/fail', '/routes/tenants/{tenant_id}']) {
+    for (const path of [
+      '/queue/next-job',
+      '/messages/send',
+      '/queue/jobs/{job_id}/complete',
+      '/queue/jobs/{job_id}/fail',
+      '/routes/tenants/{tenant_id}',
+    ]) {
       assert.ok(openapi.body.paths[path], `${path} in the OpenAPI document`);
     }
   });

@@ -2,10 +2,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Worker } from '@temporalio/worker';
-import { createRuntime, type Runtime } from '../core/runtime.js';
+import { createServices, type Services } from '../core/platform/services.js';
 import type { Providers } from '../core/providers/index.js';
 import { createWorker } from '../worker/create-worker.js';
-import { slotSpacingSeconds } from '../core/pacing.js';
+import { slotSpacingSeconds } from '../core/providers/pacing.js';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 import { FakeProvider } from './helpers/fake-providers.js';
 import { metaPayload, metaText, postMeta } from './helpers/webhooks.js';
@@ -26,7 +26,7 @@ function maxPerSecond(times: number[], windowMs = 1000): number {
 
 describe('pacing: two worker replicas sending to one number', () => {
   let h: Harness;
-  let second: Runtime;
+  let second: Services;
   const meta = new FakeProvider('meta', { token: 'tok' });
   const workers: { worker: Worker; done: Promise<void>; close: () => Promise<void> }[] = [];
   const issued: { worker: number; at: number }[] = [];
@@ -48,7 +48,7 @@ describe('pacing: two worker replicas sending to one number', () => {
   before(async () => {
     await meta.start();
     h = await createHarness({ worker: false });
-    second = await createRuntime(h.config, h.databaseUrl);
+    second = await createServices(h.config, h.databaseUrl);
     for (const [i, runtime] of [h.runtime, second].entries()) {
       const { worker, connection } = await createWorker({
         address: h.config.TEMPORAL_ADDRESS!,
@@ -78,7 +78,12 @@ describe('pacing: two worker replicas sending to one number', () => {
     const pnid = String(randomBytes(4).readUInt32BE());
     const res = await h.request('POST', `/routes/tenants/${tenant.id}/channels`, {
       key: tenant.key,
-      body: { provider: 'meta', credentials: { phone_number_id: pnid, access_token: 'tok', app_secret: 'sec', verify_token: 'v' }, api_base_url: meta.url, rate_per_second: RATE },
+      body: {
+        provider: 'meta',
+        credentials: { phone_number_id: pnid, access_token: 'tok', app_secret: 'sec', verify_token: 'v' },
+        api_base_url: meta.url,
+        rate_per_second: RATE,
+      },
     });
     assert.equal(res.status, 201);
     const messages = Array.from({ length: MESSAGES }, (_, i) => metaText(uniquePhone(), `question ${i}`));
@@ -89,7 +94,10 @@ describe('pacing: two worker replicas sending to one number', () => {
     const arrivals = meta.sends().map((r) => r.at);
     const issuedAt = issued.map((i) => i.at);
     assert.equal(issued.length, MESSAGES, 'each reply sent once');
-    assert.ok(new Set(issued.map((i) => i.worker)).size === 2, `both replicas sent (${issued.filter((i) => i.worker === 0).length}/${issued.filter((i) => i.worker === 1).length})`);
+    assert.ok(
+      new Set(issued.map((i) => i.worker)).size === 2,
+      `both replicas sent (${issued.filter((i) => i.worker === 0).length}/${issued.filter((i) => i.worker === 1).length})`,
+    );
     assert.ok(maxPerSecond(issuedAt) <= RATE, `at most ${RATE} requests issued in any second (saw ${maxPerSecond(issuedAt)})`);
     // Arrivals add network jitter on top of the issue times; they must still be paced.
     assert.ok(maxPerSecond(arrivals) <= RATE + 1, `arrivals paced (saw ${maxPerSecond(arrivals)} in one second)`);

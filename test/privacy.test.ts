@@ -15,7 +15,9 @@ async function dumpDatabase(url: string): Promise<Record<string, string>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows: tables } = await client.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`);
+    const { rows: tables } = await client.query<{ tablename: string }>(
+      `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`,
+    );
     const out: Record<string, string> = {};
     for (const { tablename } of tables) {
       const { rows } = await client.query<{ t: string }>(`SELECT t::text AS t FROM "${tablename}" t`);
@@ -41,14 +43,20 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
   before(async () => {
     h = await createHarness();
     t = await h.createTenant();
-    await h.request('PUT', `/routes/tenants/${t.id}/knowledge`, { key: t.key, body: { entries: [{ title: 'Opening hours open', content: ANSWER }] } });
+    await h.request('PUT', `/routes/tenants/${t.id}/knowledge`, {
+      key: t.key,
+      body: { entries: [{ title: 'Opening hours open', content: ANSWER }] },
+    });
     const res = await h.inbound(t.key, { from: phone, message: text, tenant_id: t.id, timestamp: new Date().toISOString() });
     assert.equal(res.status, 202);
     conversationId = res.body.conversation_id;
-    const sent = await waitFor(async () => {
-      const m = await h.sandbox(t.id, t.key, phone);
-      return m.length > 0 && m;
-    }, { timeoutMs: 30_000, what: 'the reply' });
+    const sent = await waitFor(
+      async () => {
+        const m = await h.sandbox(t.id, t.key, phone);
+        return m.length > 0 && m;
+      },
+      { timeoutMs: 30_000, what: 'the reply' },
+    );
     assert.equal(sent[0].text, ANSWER);
     const conv = await h.request('GET', `/routes/tenants/${t.id}/conversations/${conversationId}`, { key: t.key });
     contactId = conv.body.contact_id;
@@ -56,7 +64,10 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
     const k = await h.request('POST', `/routes/tenants/${t.id}/keys`, { key: t.key, body: { name: 'ci', scopes: ['messages'] } });
     newKey = k.body.key;
     // A client without the payload codec sees exactly what the Temporal server stores.
-    raw = new Client({ connection: await Connection.connect({ address: h.config.TEMPORAL_ADDRESS! }), namespace: h.config.TEMPORAL_NAMESPACE });
+    raw = new Client({
+      connection: await Connection.connect({ address: h.config.TEMPORAL_ADDRESS! }),
+      namespace: h.config.TEMPORAL_NAMESPACE,
+    });
   });
   after(async () => {
     await raw?.connection.close();
@@ -68,14 +79,18 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
     assert.ok(dump.messages.length > 0 && dump.contacts.length > 0);
     assert.ok(dump.knowledge_entries.includes(ANSWER), 'the dump reads plaintext where there is some (tenant knowledge)');
     for (const [table, rows] of Object.entries(dump)) {
-      for (const secret of [phone, phone.slice(1), text, '7 Birch Lane']) assert.ok(!rows.includes(secret), `${table} holds "${secret}" in plaintext`);
+      for (const secret of [phone, phone.slice(1), text, '7 Birch Lane'])
+        assert.ok(!rows.includes(secret), `${table} holds "${secret}" in plaintext`);
       // Tenant knowledge (entries and their search chunks) is business content, stored searchable by design.
       if (!table.startsWith('knowledge_')) assert.ok(!rows.includes(ANSWER), `${table} holds the reply in plaintext`);
     }
   });
 
   it('raw Temporal history (no codec) holds no plaintext; the codec endpoint decodes it for operators', async () => {
-    const history = await raw.workflowService.getWorkflowExecutionHistory({ namespace: h.config.TEMPORAL_NAMESPACE, execution: { workflowId } });
+    const history = await raw.workflowService.getWorkflowExecutionHistory({
+      namespace: h.config.TEMPORAL_NAMESPACE,
+      execution: { workflowId },
+    });
     const bytes = Buffer.from(temporal.api.history.v1.History.encode(history.history!).finish());
     assert.ok(bytes.length > 500, 'a real history');
     const asText = bytes.toString('latin1');
@@ -86,7 +101,11 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
     const signal = history.history!.events!.find((e) => e.workflowExecutionSignaledEventAttributes)!;
     const payload = signal.workflowExecutionSignaledEventAttributes!.input!.payloads![0];
     const b64 = (u: Uint8Array | null | undefined) => Buffer.from(u ?? new Uint8Array()).toString('base64');
-    const body = { payloads: [{ metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(payload.data) }] };
+    const body = {
+      payloads: [
+        { metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(payload.data) },
+      ],
+    };
     const decoded = await h.request('POST', '/codec/decode', { key: TEST_ADMIN_KEY, body, headers: { 'x-namespace': 'default' } });
     assert.equal(decoded.status, 200);
     assert.ok(Buffer.from(decoded.body.payloads[0].data, 'base64').toString('utf8').includes('7 Birch Lane'));
@@ -102,14 +121,26 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
   });
 
   it('consent is recorded with time and source, and exported', async () => {
-    const optIn = await h.request('PUT', `/routes/tenants/${t.id}/contacts/${contactId}/consent`, { key: t.key, body: { opted_in: true, source: 'web-form' } });
+    const optIn = await h.request('PUT', `/routes/tenants/${t.id}/contacts/${contactId}/consent`, {
+      key: t.key,
+      body: { opted_in: true, source: 'web-form' },
+    });
     assert.equal(optIn.status, 200);
-    const optOut = await h.request('PUT', `/routes/tenants/${t.id}/contacts/${contactId}/consent`, { key: t.key, body: { opted_in: false, source: 'support-call' } });
+    const optOut = await h.request('PUT', `/routes/tenants/${t.id}/contacts/${contactId}/consent`, {
+      key: t.key,
+      body: { opted_in: false, source: 'support-call' },
+    });
     assert.equal(optOut.body.opted_in, false);
     const exp = await h.request('GET', `/routes/tenants/${t.id}/contacts/${contactId}/export`, { key: t.key });
     assert.equal(exp.body.contact.opted_in, false, 'the revocation applies at once');
     assert.equal(exp.body.contact.consent_source, 'support-call');
-    assert.deepEqual(exp.body.consent_history.map((e: any) => [e.opted_in, e.source]), [[true, 'web-form'], [false, 'support-call']]);
+    assert.deepEqual(
+      exp.body.consent_history.map((e: any) => [e.opted_in, e.source]),
+      [
+        [true, 'web-form'],
+        [false, 'support-call'],
+      ],
+    );
   });
 
   it('export returns everything held; erasure removes it and the workflow history; export then 404', async () => {
@@ -121,13 +152,25 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
     const exp = await h.request('GET', `/routes/tenants/${t.id}/contacts/${contactId}/export`, { key: t.key });
     assert.equal(exp.status, 200);
     assert.equal(exp.body.contact.phone, phone);
-    assert.deepEqual(exp.body.conversations[0].messages.map((m: any) => m.text), [text, ANSWER]);
+    assert.deepEqual(
+      exp.body.conversations[0].messages.map((m: any) => m.text),
+      [text, ANSWER],
+    );
     assert.equal(exp.body.sandbox_messages.length, 1);
     assert.equal(exp.body.jobs.length, 1);
 
     const erased = await h.request('DELETE', `/routes/tenants/${t.id}/contacts/${contactId}`, { key: t.key });
     assert.equal(erased.status, 200, JSON.stringify(erased.body));
-    assert.deepEqual(erased.body.erased, { contacts: 1, conversations: 1, messages: 2, sandbox_messages: 1, jobs: 1, consent_events: 2, campaign_sends: 0, workflows: 1 });
+    assert.deepEqual(erased.body.erased, {
+      contacts: 1,
+      conversations: 1,
+      messages: 2,
+      sandbox_messages: 1,
+      jobs: 1,
+      consent_events: 2,
+      campaign_sends: 0,
+      workflows: 1,
+    });
     assert.ok(Date.parse(erased.body.at) > 0);
 
     assert.equal((await h.request('GET', `/routes/tenants/${t.id}/contacts/${contactId}/export`, { key: t.key })).status, 404);
@@ -187,7 +230,10 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
     assert.equal(erased.body.erased.messages, 2);
     assert.equal(erased.body.erased.workflows, 1);
     assert.equal((await h.request('GET', `/routes/tenants/${t.id}/conversations/${res.body.conversation_id}`, { key: t.key })).status, 404);
-    assert.equal((await h.request('DELETE', `/routes/tenants/${t.id}/contacts?phone=${encodeURIComponent(other)}`, { key: t.key })).status, 404);
+    assert.equal(
+      (await h.request('DELETE', `/routes/tenants/${t.id}/contacts?phone=${encodeURIComponent(other)}`, { key: t.key })).status,
+      404,
+    );
     assert.equal((await h.request('DELETE', `/routes/tenants/${t.id}/contacts?phone=12345`, { key: t.key })).status, 400);
   });
 });

@@ -127,7 +127,9 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     const marker = `secret-marker-${randomBytes(4).toString('hex')}`;
     const payload = metaPayload(pnid, { messages: [metaText(uniquePhone(), marker)] });
     const before = await messageCount();
-    const tampered = await postMeta(h.baseUrl, payload, META_SECRET, { signedBody: JSON.stringify(metaPayload(pnid, { messages: [metaText(uniquePhone(), 'original')] })) });
+    const tampered = await postMeta(h.baseUrl, payload, META_SECRET, {
+      signedBody: JSON.stringify(metaPayload(pnid, { messages: [metaText(uniquePhone(), 'original')] })),
+    });
     const wrongSecret = await postMeta(h.baseUrl, payload, 'not-the-app-secret');
     const missing = await postMeta(h.baseUrl, payload, META_SECRET, { signature: null });
     const garbage = await postMeta(h.baseUrl, payload, META_SECRET, { signature: 'sha256=00' });
@@ -145,10 +147,34 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     const mediaId = `media${randomBytes(4).toString('hex')}`;
     const messages = [
       metaText(senders[0], 'hello'),
-      { from: senders[1].slice(1), id: wamid(), timestamp: '1700000000', type: 'interactive', interactive: { type: 'button_reply', button_reply: { id: 'yes', title: 'Yes please' } } },
-      { from: senders[2].slice(1), id: wamid(), timestamp: '1700000000', type: 'interactive', interactive: { type: 'list_reply', list_reply: { id: 'r2', title: 'Returns', description: 'Send it back' } } },
-      { from: senders[3].slice(1), id: wamid(), timestamp: '1700000000', type: 'location', location: { latitude: 6.8, longitude: -58.16, name: 'Shop' } },
-      { from: senders[4].slice(1), id: wamid(), timestamp: '1700000000', type: 'image', image: { id: mediaId, mime_type: 'image/jpeg', sha256: 'abc', caption: 'my receipt' } },
+      {
+        from: senders[1].slice(1),
+        id: wamid(),
+        timestamp: '1700000000',
+        type: 'interactive',
+        interactive: { type: 'button_reply', button_reply: { id: 'yes', title: 'Yes please' } },
+      },
+      {
+        from: senders[2].slice(1),
+        id: wamid(),
+        timestamp: '1700000000',
+        type: 'interactive',
+        interactive: { type: 'list_reply', list_reply: { id: 'r2', title: 'Returns', description: 'Send it back' } },
+      },
+      {
+        from: senders[3].slice(1),
+        id: wamid(),
+        timestamp: '1700000000',
+        type: 'location',
+        location: { latitude: 6.8, longitude: -58.16, name: 'Shop' },
+      },
+      {
+        from: senders[4].slice(1),
+        id: wamid(),
+        timestamp: '1700000000',
+        type: 'image',
+        image: { id: mediaId, mime_type: 'image/jpeg', sha256: 'abc', caption: 'my receipt' },
+      },
     ];
     const payload = metaPayload(pnid, { messages });
     const sentBefore = meta.sends().length;
@@ -178,19 +204,28 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     assert.match(out[0].provider_message_id, /^wamid\./);
 
     // The image: metadata stored at once, content fetched by the download workflow.
-    const media = await waitFor(async () => {
-      const { rows } = await h.runtime.pool.query(`SELECT status, mime_type, size_bytes, content_enc FROM message_media WHERE tenant_id = $1`, [tenant.id]);
-      return rows[0]?.status === 'downloaded' && rows[0];
-    }, { timeoutMs: 30_000, what: 'media download' });
+    const media = await waitFor(
+      async () => {
+        const { rows } = await h.runtime.pool.query(
+          `SELECT status, mime_type, size_bytes, content_enc FROM message_media WHERE tenant_id = $1`,
+          [tenant.id],
+        );
+        return rows[0]?.status === 'downloaded' && rows[0];
+      },
+      { timeoutMs: 30_000, what: 'media download' },
+    );
     assert.equal(media.mime_type, 'image/jpeg');
     assert.equal(media.size_bytes, `media-bytes:${mediaId}`.length);
     assert.ok(!media.content_enc.toString('utf8').includes('media-bytes'), 'content is encrypted');
     const imageConv = await conversationOf(senders[4], ids.meta);
-    const imageMsg = (await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${imageConv!.id}`, { key: tenant.key })).body.messages[0];
+    const imageMsg = (await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${imageConv!.id}`, { key: tenant.key })).body
+      .messages[0];
     assert.equal(imageMsg.text, 'my receipt');
     const listed = await h.request('GET', `/routes/tenants/${tenant.id}/messages/${imageMsg.id}/media`, { key: tenant.key });
     assert.equal(listed.body.media[0].status, 'downloaded');
-    const content = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/media/${listed.body.media[0].id}/content`, { headers: { authorization: `Bearer ${tenant.key}` } });
+    const content = await fetch(`${h.baseUrl}/routes/tenants/${tenant.id}/media/${listed.body.media[0].id}/content`, {
+      headers: { authorization: `Bearer ${tenant.key}` },
+    });
     assert.equal(content.headers.get('content-type'), 'image/jpeg');
     assert.equal(await content.text(), `media-bytes:${mediaId}`);
 
@@ -213,10 +248,13 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     const res = await postMeta(h.baseUrl, metaPayload(pnid, { messages: [metaText(from, 'status please')] }), META_SECRET);
     assert.equal(res.status, 200);
     const conv = await waitFor(() => conversationOf(from, ids.meta));
-    const [row] = await waitFor(async () => {
-      const rows = await outbound(conv.id);
-      return rows[0]?.delivery_status === 'delivered' && rows;
-    }, { what: 'status that beat the response' });
+    const [row] = await waitFor(
+      async () => {
+        const rows = await outbound(conv.id);
+        return rows[0]?.delivery_status === 'delivered' && rows;
+      },
+      { what: 'status that beat the response' },
+    );
     assert.equal(row.status, 'sent');
 
     // read, sent, delivered out of order: read wins.
@@ -228,7 +266,9 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     // A failure (several statuses in one webhook) is recorded with its error code.
     const multi = await postMeta(
       h.baseUrl,
-      metaPayload(pnid, { statuses: [metaStatus(id, 'failed', [{ code: 131047, title: 'Re-engagement message' }]), metaStatus(wamid(), 'sent')] }),
+      metaPayload(pnid, {
+        statuses: [metaStatus(id, 'failed', [{ code: 131047, title: 'Re-engagement message' }]), metaStatus(wamid(), 'sent')],
+      }),
       META_SECRET,
     );
     assert.equal(multi.body.statuses, 2);
@@ -237,7 +277,10 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     assert.equal(failed.status, 'failed');
     assert.equal(failed.delivery_error_code, '131047');
     const view = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${conv.id}`, { key: tenant.key });
-    assert.deepEqual([view.body.messages[1].status, view.body.messages[1].delivery_status, view.body.messages[1].delivery_error_code], ['failed', 'failed', '131047']);
+    assert.deepEqual(
+      [view.body.messages[1].status, view.body.messages[1].delivery_status, view.body.messages[1].delivery_error_code],
+      ['failed', 'failed', '131047'],
+    );
   });
 
   it('retries 500 and 429 (honouring Retry-After) and records a 4xx rejection as a failed delivery without retrying', async () => {
@@ -252,17 +295,23 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     await waitFor(async () => (await outbound(conv.id))[0]?.status === 'sent', { timeoutMs: 30_000, what: 'send after retries' });
     const attempts = meta.sends().slice(start);
     assert.equal(attempts.length, 3);
-    assert.ok(attempts[2].at - attempts[1].at >= 1900, `Retry-After 2 s honoured (waited ${Math.round(attempts[2].at - attempts[1].at)} ms)`);
+    assert.ok(
+      attempts[2].at - attempts[1].at >= 1900,
+      `Retry-After 2 s honoured (waited ${Math.round(attempts[2].at - attempts[1].at)} ms)`,
+    );
 
     meta.failNext({ status: 400, body: { error: { code: 131026, title: 'Message undeliverable', message: 'Message undeliverable' } } });
     const bad = uniquePhone();
     const before = meta.sends().length;
     await postMeta(h.baseUrl, metaPayload(pnid, { messages: [metaText(bad, 'undeliverable')] }), META_SECRET);
     const badConv = await waitFor(() => conversationOf(bad, ids.meta));
-    const [row] = await waitFor(async () => {
-      const rows = await outbound(badConv.id);
-      return rows[0]?.status === 'failed' && rows;
-    }, { what: 'failed delivery' });
+    const [row] = await waitFor(
+      async () => {
+        const rows = await outbound(badConv.id);
+        return rows[0]?.status === 'failed' && rows;
+      },
+      { what: 'failed delivery' },
+    );
     assert.equal(row.delivery_error_code, '131026');
     await delay(1500);
     assert.equal(meta.sends().length, before + 1, 'a rejection is not retried');
@@ -273,12 +322,25 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
   it('Twilio: verifies X-Twilio-Signature on URL + sorted params, routes by To, replies form-encoded, records status callbacks', async () => {
     // Twilio's published example: the algorithm, not just our own round trip.
     assert.equal(
-      twilioSignature('https://mycompany.com/myapp.php?foo=1&bar=2', { CallSid: 'CA1234567890ABCDE', Caller: '+12349013030', Digits: '1234', From: '+12349013030', To: '+18005551212' }, '12345'),
+      twilioSignature(
+        'https://mycompany.com/myapp.php?foo=1&bar=2',
+        { CallSid: 'CA1234567890ABCDE', Caller: '+12349013030', Digits: '1234', From: '+12349013030', To: '+18005551212' },
+        '12345',
+      ),
       '0/KCTR6DLpKmkAf8muzZqo1nDgQ=',
     );
     const from = uniquePhone();
     const sid = `SM${randomBytes(16).toString('hex')}`;
-    const params = { MessageSid: sid, SmsMessageSid: sid, AccountSid: TWILIO_SID, From: `whatsapp:${from}`, To: `whatsapp:${twilioNumber}`, Body: 'hi twilio', NumMedia: '0', ProfileName: 'C' };
+    const params = {
+      MessageSid: sid,
+      SmsMessageSid: sid,
+      AccountSid: TWILIO_SID,
+      From: `whatsapp:${from}`,
+      To: `whatsapp:${twilioNumber}`,
+      Body: 'hi twilio',
+      NumMedia: '0',
+      ProfileName: 'C',
+    };
     const before = await messageCount();
     const forged = await postTwilio(h.baseUrl, { ...params, Body: 'tampered' }, TWILIO_TOKEN, { url: `${h.baseUrl}/webhooks/other` });
     assert.equal(forged.status, 401);
@@ -289,7 +351,10 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     const ok = await postTwilio(h.baseUrl, params, TWILIO_TOKEN);
     assert.equal(ok.status, 200);
     assert.match(ok.text, /<Response>/);
-    const sent = await waitFor(async () => twilio.sends().find((r) => r.body.To === `whatsapp:${from}`), { timeoutMs: 30_000, what: 'Twilio reply' });
+    const sent = await waitFor(async () => twilio.sends().find((r) => r.body.To === `whatsapp:${from}`), {
+      timeoutMs: 30_000,
+      what: 'Twilio reply',
+    });
     assert.equal(sent.body.From, `whatsapp:${twilioNumber}`);
     assert.equal(typeof sent.body.Body, 'string');
     assert.equal(sent.headers['content-type'], 'application/x-www-form-urlencoded');
@@ -300,7 +365,14 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
       return rows[0]?.status === 'sent' && rows;
     });
 
-    const status = { MessageSid: row.provider_message_id, MessageStatus: 'undelivered', ErrorCode: '63016', AccountSid: TWILIO_SID, From: `whatsapp:${twilioNumber}`, To: `whatsapp:${from}` };
+    const status = {
+      MessageSid: row.provider_message_id,
+      MessageStatus: 'undelivered',
+      ErrorCode: '63016',
+      AccountSid: TWILIO_SID,
+      From: `whatsapp:${twilioNumber}`,
+      To: `whatsapp:${from}`,
+    };
     assert.equal((await postTwilio(h.baseUrl, status, TWILIO_TOKEN)).status, 200);
     const [after] = await outbound(conv.id);
     assert.equal(after.delivery_status, 'failed');
@@ -331,10 +403,13 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     const ok = await postInfobip(h.baseUrl, ids.infobip, payload, INFOBIP_SECRET);
     assert.equal(ok.status, 200);
     assert.deepEqual(ok.body, { accepted: 2, duplicates: 0, statuses: 0 });
-    const sent = await waitFor(async () => {
-      const s = infobip.sends().filter((r) => [a, b].includes(`+${r.body.to}`));
-      return s.length === 2 && s;
-    }, { timeoutMs: 30_000, what: 'Infobip replies' });
+    const sent = await waitFor(
+      async () => {
+        const s = infobip.sends().filter((r) => [a, b].includes(`+${r.body.to}`));
+        return s.length === 2 && s;
+      },
+      { timeoutMs: 30_000, what: 'Infobip replies' },
+    );
     for (const s of sent) {
       assert.equal(s.headers.authorization, 'App infobip-api-key');
       assert.equal(s.path, '/whatsapp/1/message/text');

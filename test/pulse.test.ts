@@ -98,7 +98,14 @@ describe('pulse: contacts, campaigns, runs', () => {
       key: t.key,
       body: {
         contacts: [
-          { phone: phones[0], name: 'Ada Lovelace', tags: ['list-a', 'vip'], attributes: { city: 'London' }, opted_in: true, consent_source: 'web_form' },
+          {
+            phone: phones[0],
+            name: 'Ada Lovelace',
+            tags: ['list-a', 'vip'],
+            attributes: { city: 'London' },
+            opted_in: true,
+            consent_source: 'web_form',
+          },
           { phone: phones[1], name: 'Bob', tags: ['list-a'], opted_in: false },
           { phone: phones[2], tags: ['list-a'], opted_in: true },
         ],
@@ -119,23 +126,36 @@ describe('pulse: contacts, campaigns, runs', () => {
 
     // Same consent again: consent time and source stay; omitted tags stay.
     await h.request('PUT', `/routes/tenants/${t.id}/contacts`, { key: t.key, body: { contacts: [{ phone: phones[0], opted_in: true }] } });
-    const again = (await h.request('GET', `/routes/tenants/${t.id}/contacts?phone=${encodeURIComponent(phones[0])}`, { key: t.key })).body.contacts[0];
+    const again = (await h.request('GET', `/routes/tenants/${t.id}/contacts?phone=${encodeURIComponent(phones[0])}`, { key: t.key })).body
+      .contacts[0];
     assert.equal(again.consent_at, ada.consent_at);
     assert.equal(again.consent_source, 'web_form');
     assert.deepEqual(again.tags, ['list-a', 'vip']);
 
     const unencoded = await h.request('GET', `/routes/tenants/${t.id}/contacts?phone=${phones[0]}`, { key: t.key });
-    assert.deepEqual(unencoded.body.contacts.map((c: any) => c.id), [ada.id], 'a raw "+" in the query string still finds the contact');
+    assert.deepEqual(
+      unencoded.body.contacts.map((c: any) => c.id),
+      [ada.id],
+      'a raw "+" in the query string still finds the contact',
+    );
 
     const vip = await h.request('GET', `/routes/tenants/${t.id}/contacts?tag=vip`, { key: t.key });
-    assert.deepEqual(vip.body.contacts.map((c: any) => c.phone), [phones[0]]);
+    assert.deepEqual(
+      vip.body.contacts.map((c: any) => c.phone),
+      [phones[0]],
+    );
     const out = await h.request('GET', `/routes/tenants/${t.id}/contacts?tag=list-a&opted_in=false`, { key: t.key });
-    assert.deepEqual(out.body.contacts.map((c: any) => c.phone), [phones[1]]);
+    assert.deepEqual(
+      out.body.contacts.map((c: any) => c.phone),
+      [phones[1]],
+    );
 
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: any = await h.request('GET', `/routes/tenants/${t.id}/contacts?tag=list-a&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { key: t.key });
+      const page: any = await h.request('GET', `/routes/tenants/${t.id}/contacts?tag=list-a&limit=2${cursor ? `&cursor=${cursor}` : ''}`, {
+        key: t.key,
+      });
       seen.push(...page.body.contacts.map((c: any) => c.phone));
       cursor = page.body.next_cursor;
     } while (cursor);
@@ -151,7 +171,10 @@ describe('pulse: contacts, campaigns, runs', () => {
       [{ audience: { tags: [''] } }, /^body\.audience\.tags\.0: must be a tag/],
       [{ audience: { tag: 'vip' } }, /^body\.audience: .*tag/],
       [{ audience: 'vip' }, /^body\.audience: /],
-      [{ message: { template: 'Hi', window_template: 'Not A Template' } }, /^body\.message\.window_template: must be an approved WhatsApp template name/],
+      [
+        { message: { template: 'Hi', window_template: 'Not A Template' } },
+        /^body\.message\.window_template: must be an approved WhatsApp template name/,
+      ],
       [{ rate_per_second: 0 }, /^body\.rate_per_second: /],
     ];
     for (const [patch, expected] of cases) {
@@ -161,13 +184,20 @@ describe('pulse: contacts, campaigns, runs', () => {
       assert.match(res.body.error.message, expected);
     }
     const created = await createCampaign(h, t, {});
-    const patch = await h.request('PATCH', `/routes/tenants/${t.id}/pulse/campaigns/${created.id}`, { key: t.key, body: { timezone: 'Nowhere/Atlantis' } });
+    const patch = await h.request('PATCH', `/routes/tenants/${t.id}/pulse/campaigns/${created.id}`, {
+      key: t.key,
+      body: { timezone: 'Nowhere/Atlantis' },
+    });
     assert.equal(patch.status, 400);
     assert.match(patch.body.error.message, /^body\.timezone: /);
     const list = await h.request('GET', `/routes/tenants/${t.id}/pulse/campaigns`, { key: t.key });
     assert.equal(list.body.campaigns.length, 1, 'no campaign was created by a rejected request');
     const openapi = await h.request('GET', '/openapi.json');
-    for (const p of ['/routes/tenants/{tenant_id}/contacts', '/routes/tenants/{tenant_id}/pulse/campaigns/{id}/trigger', '/routes/context/pulse-content']) {
+    for (const p of [
+      '/routes/tenants/{tenant_id}/contacts',
+      '/routes/tenants/{tenant_id}/pulse/campaigns/{id}/trigger',
+      '/routes/context/pulse-content',
+    ]) {
       assert.ok(openapi.body.paths[p], `${p} in the OpenAPI document`);
     }
   });
@@ -197,17 +227,32 @@ describe('pulse: contacts, campaigns, runs', () => {
     const runId = await trigger(h, t, c.id);
     assert.ok(runId.startsWith(c.schedule_id), runId);
     d = await handle.describe();
-    const actions = [...d.info.recentActions.map((a) => a.action.workflow.workflowId), ...d.info.runningActions.map((a) => a.workflow.workflowId)];
+    const actions = [
+      ...d.info.recentActions.map((a) => a.action.workflow.workflowId),
+      ...d.info.runningActions.map((a) => a.workflow.workflowId),
+    ];
     assert.ok(actions.includes(runId), 'the triggered run is one of the Schedule’s actions');
     const run = await finished(h, t, c.id, runId);
     assert.deepEqual([run.status, run.targeted, run.sent], ['completed', 0, 0]);
 
-    const patched = await h.request('PATCH', `/routes/tenants/${t.id}/pulse/campaigns/${c.id}`, { key: t.key, body: { cron: '30 8 * * MON', timezone: 'Europe/Berlin' } });
+    const patched = await h.request('PATCH', `/routes/tenants/${t.id}/pulse/campaigns/${c.id}`, {
+      key: t.key,
+      body: { cron: '30 8 * * MON', timezone: 'Europe/Berlin' },
+    });
     assert.equal(patched.status, 200);
     d = await handle.describe();
     assert.equal(d.spec.timezone, 'Europe/Berlin');
     const next = d.info.nextActionTimes[0];
-    assert.equal(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', weekday: 'short', hour: '2-digit', minute: '2-digit', hour12: false }).format(next), 'Mon 08:30');
+    assert.equal(
+      new Intl.DateTimeFormat('en-GB', {
+        timeZone: 'Europe/Berlin',
+        weekday: 'short',
+        hour: '2-digit',
+        minute: '2-digit',
+        hour12: false,
+      }).format(next),
+      'Mon 08:30',
+    );
 
     const del = await h.request('DELETE', `/routes/tenants/${t.id}/pulse/campaigns/${c.id}`, { key: t.key });
     assert.equal(del.status, 204);
@@ -226,19 +271,35 @@ describe('pulse: contacts, campaigns, runs', () => {
     await seedContacts(h, tenant, people);
     // One audience member wrote in recently: their window is open, so they get free-form text.
     const talker = people[0];
-    const inbound = await h.inbound(tenant.key, { from: talker.phone, message: 'hello', tenant_id: tenant.id, timestamp: new Date().toISOString() });
+    const inbound = await h.inbound(tenant.key, {
+      from: talker.phone,
+      message: 'hello',
+      tenant_id: tenant.id,
+      timestamp: new Date().toISOString(),
+    });
     assert.equal(inbound.status, 202);
     await waitFor(async () => (await h.sandbox(tenant.id, tenant.key, talker.phone)).length > 0);
 
     const c = await createCampaign(h, tenant, {
       audience: { tags: ['vip'] },
-      message: { template: 'Hi {{name}}, how was your week?', window_template: 'weekly_pulse', variants: [{ tags: ['gold'], template: 'Hi {{name}}, gold news' }] },
+      message: {
+        template: 'Hi {{name}}, how was your week?',
+        window_template: 'weekly_pulse',
+        variants: [{ tags: ['gold'], template: 'Hi {{name}}, gold news' }],
+      },
       rate_per_second: 20,
     });
     const runId = await trigger(h, tenant, c.id);
     const run = await finished(h, tenant, c.id, runId);
     assert.deepEqual(
-      { status: run.status, targeted: run.targeted, sent: run.sent, failed: run.failed, skipped_opted_out: run.skipped_opted_out, skipped_window: run.skipped_window },
+      {
+        status: run.status,
+        targeted: run.targeted,
+        sent: run.sent,
+        failed: run.failed,
+        skipped_opted_out: run.skipped_opted_out,
+        skipped_window: run.skipped_window,
+      },
       { status: 'completed', targeted: 6, sent: 6, failed: 0, skipped_opted_out: 0, skipped_window: 0 },
     );
     for (const p of people) {
@@ -259,7 +320,12 @@ describe('pulse: contacts, campaigns, runs', () => {
 
     const content = await h.request('POST', '/routes/context/pulse-content', {
       key: tenant.key,
-      body: { tenant_id: tenant.id, phone: talker.phone, template: 'Hi {{first_name}}', variants: [{ tags: ['vip'], template: 'Dear {{name}}, VIP offer' }] },
+      body: {
+        tenant_id: tenant.id,
+        phone: talker.phone,
+        template: 'Hi {{first_name}}',
+        variants: [{ tags: ['vip'], template: 'Dear {{name}}, VIP offer' }],
+      },
     });
     assert.equal(content.status, 200);
     assert.equal(content.body.content, `Dear ${talker.name}, VIP offer`);
@@ -270,10 +336,17 @@ describe('pulse: contacts, campaigns, runs', () => {
     const tenant = await h.createTenant();
     const people: Seeded[] = Array.from({ length: 40 }, (_, i) => ({ phone: uniquePhone(), name: `P${i}`, tags: [], opted_in: true }));
     await seedContacts(h, tenant, people);
-    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 5 });
+    const c = await createCampaign(h, tenant, {
+      message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' },
+      rate_per_second: 5,
+    });
     // Contacts are sent in id order: the last one is reached after about eight seconds.
-    const ids = await h.runtime.pool.query<{ id: string }>('SELECT id FROM contacts WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1', [tenant.id]);
-    const last = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?limit=500`, { key: tenant.key })).body.contacts.find((x: any) => x.id === ids.rows[0].id);
+    const ids = await h.runtime.pool.query<{ id: string }>('SELECT id FROM contacts WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1', [
+      tenant.id,
+    ]);
+    const last = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?limit=500`, { key: tenant.key })).body.contacts.find(
+      (x: any) => x.id === ids.rows[0].id,
+    );
 
     const runId = await trigger(h, tenant, c.id);
     await waitFor(async () => (await runOf(h, tenant, c.id, runId))?.sent >= 1, { timeoutMs: 30_000 });
@@ -281,7 +354,12 @@ describe('pulse: contacts, campaigns, runs', () => {
     assert.equal(overlap.status, 409, 'skip policy: no second run while one is in progress');
     assert.equal(overlap.body.error.code, 'RUN_IN_PROGRESS');
 
-    const stop = await h.inbound(tenant.key, { from: last.phone, message: 'Stop', tenant_id: tenant.id, timestamp: new Date().toISOString() });
+    const stop = await h.inbound(tenant.key, {
+      from: last.phone,
+      message: 'Stop',
+      tenant_id: tenant.id,
+      timestamp: new Date().toISOString(),
+    });
     assert.equal(stop.status, 202);
     const confirmation = await waitFor(async () => {
       const m = await h.sandbox(tenant.id, tenant.key, last.phone);
@@ -295,17 +373,23 @@ describe('pulse: contacts, campaigns, runs', () => {
     assert.deepEqual([run.targeted, run.sent, run.skipped_opted_out], [40, 39, 1]);
     assert.equal((await h.sandbox(tenant.id, tenant.key, last.phone)).length, 1, 'only the confirmation');
 
-    const contact = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(last.phone)}`, { key: tenant.key })).body.contacts[0];
+    const contact = (
+      await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(last.phone)}`, { key: tenant.key })
+    ).body.contacts[0];
     assert.equal(contact.opted_in, false);
     assert.equal(contact.consent_source, 'inbound_keyword');
     const history = await h.request('GET', `/routes/tenants/${tenant.id}/contacts/${contact.id}/export`, { key: tenant.key });
     assert.ok(
-      history.body.consent_history.some((e: { opted_in: boolean; source: string }) => e.opted_in === false && e.source === 'inbound_keyword'),
+      history.body.consent_history.some(
+        (e: { opted_in: boolean; source: string }) => e.opted_in === false && e.source === 'inbound_keyword',
+      ),
       `the keyword opt-out is in the consent history: ${JSON.stringify(history.body.consent_history)}`,
     );
     // A CRM re-import cannot undo the customer's own opt-out.
     await seedContacts(h, tenant, [{ ...people[0], phone: last.phone, opted_in: true }]);
-    const still = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(last.phone)}`, { key: tenant.key })).body.contacts[0];
+    const still = (
+      await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(last.phone)}`, { key: tenant.key })
+    ).body.contacts[0];
     assert.equal(still.opted_in, false);
   });
 
@@ -313,7 +397,10 @@ describe('pulse: contacts, campaigns, runs', () => {
     const tenant = await h.createTenant();
     const people: Seeded[] = Array.from({ length: 30 }, (_, i) => ({ phone: uniquePhone(), name: `Z${i}`, tags: [], opted_in: true }));
     await seedContacts(h, tenant, people);
-    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 10 });
+    const c = await createCampaign(h, tenant, {
+      message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' },
+      rate_per_second: 10,
+    });
     const runId = await trigger(h, tenant, c.id);
     await waitFor(async () => (await runOf(h, tenant, c.id, runId))?.sent >= 3, { timeoutMs: 30_000 });
     assert.equal((await h.request('POST', `/routes/tenants/${tenant.id}/pulse/campaigns/${c.id}/pause`, { key: tenant.key })).status, 200);
@@ -337,11 +424,22 @@ describe('pulse: contacts, campaigns, runs', () => {
 
   it('a retried page sends nothing twice; a send left mid-flight is resent under the same idempotency key', async () => {
     const tenant = await h.createTenant();
-    await seedContacts(h, tenant, Array.from({ length: 12 }, (_, i) => ({ phone: uniquePhone(), name: `R${i}`, tags: [], opted_in: true })));
-    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 200 });
+    await seedContacts(
+      h,
+      tenant,
+      Array.from({ length: 12 }, (_, i) => ({ phone: uniquePhone(), name: `R${i}`, tags: [], opted_in: true })),
+    );
+    const c = await createCampaign(h, tenant, {
+      message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' },
+      rate_per_second: 200,
+    });
     const acts = createPulseActivities({ db: h.runtime.db, keyring: h.runtime.keyring, providers: h.runtime.providers });
     const env = new MockActivityEnvironment();
-    const config = (await env.run(acts.startPulseRun, { tenantId: tenant.id, campaignId: c.id, runId: `manual/${c.id}` })) as PulseRunConfig | null;
+    const config = (await env.run(acts.startPulseRun, {
+      tenantId: tenant.id,
+      campaignId: c.id,
+      runId: `manual/${c.id}`,
+    })) as PulseRunConfig | null;
     assert.ok(config);
     const page: PulsePageInput = { config, cursor: null, pageSize: 100, nextSendAt: 0 };
     const sendPage = async () => ((await env.run(acts.sendPulsePage, page)) as PulsePageResult).handled;
@@ -353,9 +451,14 @@ describe('pulse: contacts, campaigns, runs', () => {
       [config.runId],
     );
     assert.equal(await sendPage(), 1);
-    const sends = await h.runtime.pool.query(`SELECT status, count(*)::int AS n FROM campaign_sends WHERE run_id = $1 GROUP BY status`, [config.runId]);
+    const sends = await h.runtime.pool.query(`SELECT status, count(*)::int AS n FROM campaign_sends WHERE run_id = $1 GROUP BY status`, [
+      config.runId,
+    ]);
     assert.deepEqual(sends.rows, [{ status: 'sent', n: 12 }]);
-    const sandbox = await h.runtime.pool.query('SELECT count(*)::int AS total, count(DISTINCT to_hash)::int AS people FROM sandbox_messages WHERE tenant_id = $1', [tenant.id]);
+    const sandbox = await h.runtime.pool.query(
+      'SELECT count(*)::int AS total, count(DISTINCT to_hash)::int AS people FROM sandbox_messages WHERE tenant_id = $1',
+      [tenant.id],
+    );
     assert.deepEqual(sandbox.rows[0], { total: 12, people: 12 });
   });
 
@@ -363,14 +466,18 @@ describe('pulse: contacts, campaigns, runs', () => {
     const tenant = await h.createTenant();
     const people: Seeded[] = Array.from({ length: 8 }, (_, i) => ({ phone: uniquePhone(), name: `F${i}`, tags: [], opted_in: true }));
     await seedContacts(h, tenant, people);
-    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 200 });
+    const c = await createCampaign(h, tenant, {
+      message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' },
+      rate_per_second: 200,
+    });
     const [rejected, flaky] = [people[2].phone, people[5].phone];
     let flakyCalls = 0;
     const providers: Providers = {
       forChannel: (channel) => ({
         name: 'test',
         async sendText(m) {
-          if (m.to === rejected) throw ApplicationFailure.create({ type: 'ProviderRejected', message: 'number not on WhatsApp', nonRetryable: true });
+          if (m.to === rejected)
+            throw ApplicationFailure.create({ type: 'ProviderRejected', message: 'number not on WhatsApp', nonRetryable: true });
           if (m.to === flaky && flakyCalls++ === 0) throw new Error('socket hang up');
           return h.runtime.providers.forChannel(channel).sendText(m);
         },
@@ -378,12 +485,19 @@ describe('pulse: contacts, campaigns, runs', () => {
     };
     const acts = createPulseActivities({ db: h.runtime.db, keyring: h.runtime.keyring, providers });
     const env = new MockActivityEnvironment();
-    const config = (await env.run(acts.startPulseRun, { tenantId: tenant.id, campaignId: c.id, runId: `manual/${c.id}` })) as PulseRunConfig | null;
+    const config = (await env.run(acts.startPulseRun, {
+      tenantId: tenant.id,
+      campaignId: c.id,
+      runId: `manual/${c.id}`,
+    })) as PulseRunConfig | null;
     assert.ok(config);
     const page: PulsePageInput = { config, cursor: null, pageSize: 100, nextSendAt: 0 };
     await assert.rejects(env.run(acts.sendPulsePage, page), /socket hang up/);
     await env.run(acts.sendPulsePage, page);
-    const counts = await h.runtime.pool.query(`SELECT status, error, count(*)::int AS n FROM campaign_sends WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1`, [config.runId]);
+    const counts = await h.runtime.pool.query(
+      `SELECT status, error, count(*)::int AS n FROM campaign_sends WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1`,
+      [config.runId],
+    );
     assert.deepEqual(counts.rows, [
       { status: 'failed', error: 'ProviderRejected', n: 1 },
       { status: 'sent', error: null, n: 7 },
@@ -393,7 +507,10 @@ describe('pulse: contacts, campaigns, runs', () => {
 
   it('tenant-configured keywords opt out too', async () => {
     const tenant = await h.createTenant();
-    const set = await h.request('PUT', `/routes/tenants/${tenant.id}/pulse/settings`, { key: tenant.key, body: { opt_out_keywords: ['halt'], opt_out_confirmation: 'Done, no more messages.' } });
+    const set = await h.request('PUT', `/routes/tenants/${tenant.id}/pulse/settings`, {
+      key: tenant.key,
+      body: { opt_out_keywords: ['halt'], opt_out_confirmation: 'Done, no more messages.' },
+    });
     assert.equal(set.status, 200);
     assert.deepEqual(set.body.opt_out_keywords, ['STOP', 'UNSUBSCRIBE', 'HALT']);
     const phone = uniquePhone();
@@ -404,7 +521,8 @@ describe('pulse: contacts, campaigns, runs', () => {
       return got.length > 0 && got;
     });
     assert.equal(m[0].text, 'Done, no more messages.');
-    const c = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(phone)}`, { key: tenant.key })).body.contacts[0];
+    const c = (await h.request('GET', `/routes/tenants/${tenant.id}/contacts?phone=${encodeURIComponent(phone)}`, { key: tenant.key })).body
+      .contacts[0];
     assert.equal(c.opted_in, false);
   });
 });
@@ -439,8 +557,15 @@ describe('pulse: a worker killed mid-run', () => {
     });
     const tenant = await h.createTenant();
     const n = 150;
-    await seedContacts(h, tenant, Array.from({ length: n }, (_, i) => ({ phone: uniquePhone(), name: `K${i}`, tags: [], opted_in: true })));
-    const c = await createCampaign(h, tenant, { message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' }, rate_per_second: 25 });
+    await seedContacts(
+      h,
+      tenant,
+      Array.from({ length: n }, (_, i) => ({ phone: uniquePhone(), name: `K${i}`, tags: [], opted_in: true })),
+    );
+    const c = await createCampaign(h, tenant, {
+      message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' },
+      rate_per_second: 25,
+    });
     const runId = await trigger(h, tenant, c.id);
     await waitFor(async () => (await runOf(h, tenant, c.id, runId))?.sent >= 40, { timeoutMs: 60_000, what: '40 sends' });
     child.kill('SIGKILL');

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Keyring } from '../core/crypto.js';
+import { Keyring } from '../core/platform/crypto.js';
 import { countStale, reencryptAll } from '../core/privacy/reencrypt.js';
 import { EncryptionCodec } from '../core/temporal/codec.js';
 import { createHarness, TEST_ENCRYPTION_KEY, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
@@ -36,12 +36,19 @@ describe('re-encryption after a key rotation', () => {
     for (const from of phones) {
       await h.inbound(t.key, { from, message: `before rotation ${from}`, tenant_id: t.id, timestamp: new Date().toISOString() });
     }
-    for (const p of phones) await waitFor(async () => (await h.sandbox(t.id, t.key, p)).length > 0, { timeoutMs: 30_000, what: 'every reply' });
+    for (const p of phones)
+      await waitFor(async () => (await h.sandbox(t.id, t.key, p)).length > 0, { timeoutMs: 30_000, what: 'every reply' });
     // Make the existing data look written before the rotation: under the old key.
     const pool = h.runtime.pool;
-    for (const [table, column] of [['contacts', 'phone_enc'], ['messages', 'body_enc'], ['sandbox_messages', 'to_enc'], ['sandbox_messages', 'text_enc']]) {
+    for (const [table, column] of [
+      ['contacts', 'phone_enc'],
+      ['messages', 'body_enc'],
+      ['sandbox_messages', 'to_enc'],
+      ['sandbox_messages', 'text_enc'],
+    ]) {
       const { rows } = await pool.query(`SELECT ctid::text AS c, ${column} AS v FROM ${table}`);
-      for (const r of rows) await pool.query(`UPDATE ${table} SET ${column} = $1 WHERE ctid = $2::tid`, [oldOnly.encrypt(rotated.decrypt(r.v)), r.c]);
+      for (const r of rows)
+        await pool.query(`UPDATE ${table} SET ${column} = $1 WHERE ctid = $2::tid`, [oldOnly.encrypt(rotated.decrypt(r.v)), r.c]);
     }
     const before = await countStale(pool, rotated);
     // 6 contacts, 12 messages, 6 sandbox sends with two columns each.

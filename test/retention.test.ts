@@ -41,8 +41,12 @@ describe('retention: per-tenant period, purged by a Temporal Schedule', () => {
     const recent = await conversation(purge);
     const otherTenant = await conversation(keep);
     // Age the data: one conversation closed 40 days ago, another open with 40-day-old messages.
-    await age(`UPDATE conversations SET status = 'closed', updated_at = now() - interval '40 days' WHERE id = ANY($1)`, [[oldClosed, otherTenant]]);
-    await age(`UPDATE messages SET created_at = now() - interval '40 days' WHERE conversation_id = ANY($1)`, [[oldClosed, openWithOld, otherTenant]]);
+    await age(`UPDATE conversations SET status = 'closed', updated_at = now() - interval '40 days' WHERE id = ANY($1)`, [
+      [oldClosed, otherTenant],
+    ]);
+    await age(`UPDATE messages SET created_at = now() - interval '40 days' WHERE conversation_id = ANY($1)`, [
+      [oldClosed, openWithOld, otherTenant],
+    ]);
     await age(`UPDATE sandbox_messages SET sent_at = now() - interval '40 days' WHERE tenant_id = ANY($1)`, [[purge.id, keep.id]]);
 
     const counts = await startPurge();
@@ -55,11 +59,19 @@ describe('retention: per-tenant period, purged by a Temporal Schedule', () => {
     assert.equal(await count(`SELECT count(*)::int AS n FROM conversations WHERE id = $1`, [openWithOld]), 1, 'open conversations stay');
     assert.equal(await count(`SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1`, [openWithOld]), 0);
     assert.equal(await count(`SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1`, [recent]), 2, 'recent messages stay');
-    assert.equal(await count(`SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1`, [otherTenant]), 2, 'a tenant without a period keeps everything');
+    assert.equal(
+      await count(`SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1`, [otherTenant]),
+      2,
+      'a tenant without a period keeps everything',
+    );
     assert.equal(await count(`SELECT count(*)::int AS n FROM conversations WHERE id = $1`, [otherTenant]), 1);
 
     const again = await startPurge();
-    assert.deepEqual({ ...again, tenants: 0 }, { tenants: 0, messages: 0, conversations: 0, sandbox_messages: 0, jobs: 0 }, 'a second run finds nothing');
+    assert.deepEqual(
+      { ...again, tenants: 0 },
+      { tenants: 0, messages: 0, conversations: 0, sandbox_messages: 0, jobs: 0 },
+      'a second run finds nothing',
+    );
   });
 
   it('the API creates the retention Schedule at start-up, idempotently', async () => {
@@ -73,7 +85,11 @@ describe('retention: per-tenant period, purged by a Temporal Schedule', () => {
   });
 
   async function clientOf() {
-    return createTemporalClient({ address: h.config.TEMPORAL_ADDRESS!, namespace: h.config.TEMPORAL_NAMESPACE, keyring: h.runtime.keyring });
+    return createTemporalClient({
+      address: h.config.TEMPORAL_ADDRESS!,
+      namespace: h.config.TEMPORAL_NAMESPACE,
+      keyring: h.runtime.keyring,
+    });
   }
 
   /** Runs the purge as the Schedule does: the workflow on the worker's task queue. */

@@ -5,9 +5,9 @@ import { maskPii } from '../core/ai/mask.js';
 import { leaksInstructions, parseAnswer } from '../core/ai/prompt.js';
 import { createDb, createPool, type Db } from '../core/db/client.js';
 import { migrate } from '../core/db/migrate.js';
-import { chunkText, storeEmbeddings } from '../core/ingest.js';
+import { chunkText, storeEmbeddings } from '../core/knowledge/documents.js';
 import { normalize } from '../core/ai/llm.js';
-import { embeddingColumnIsVector, retrieve } from '../core/retrieval.js';
+import { embeddingColumnIsVector, retrieve } from '../core/knowledge/retrieval.js';
 import { createTestDatabase } from './helpers/harness.js';
 
 describe('retrieval: full text, exact cosine over arrays, fusion', () => {
@@ -17,8 +17,14 @@ describe('retrieval: full text, exact cosine over arrays, fusion', () => {
   const ids: Record<string, string> = {};
 
   async function addChunk(tenant: string, key: string, title: string, content: string, vector: number[]) {
-    const doc = await pool.query(`INSERT INTO knowledge_documents (tenant_id, kind, title, mime, status, chunks_total) VALUES ($1, 'upload', $2, 'text/plain', 'embedding', 1) RETURNING id`, [tenant, title]);
-    const chunk = await pool.query(`INSERT INTO knowledge_chunks (tenant_id, document_id, ord, title, content) VALUES ($1, $2, 0, $3, $4) RETURNING id`, [tenant, doc.rows[0].id, title, content]);
+    const doc = await pool.query(
+      `INSERT INTO knowledge_documents (tenant_id, kind, title, mime, status, chunks_total) VALUES ($1, 'upload', $2, 'text/plain', 'embedding', 1) RETURNING id`,
+      [tenant, title],
+    );
+    const chunk = await pool.query(
+      `INSERT INTO knowledge_chunks (tenant_id, document_id, ord, title, content) VALUES ($1, $2, 0, $3, $4) RETURNING id`,
+      [tenant, doc.rows[0].id, title, content],
+    );
     await storeEmbeddings(db, tenant, 'm', [{ id: chunk.rows[0].id, documentId: doc.rows[0].id, vector: normalize(vector) }]);
     ids[key] = chunk.rows[0].id;
   }
@@ -47,8 +53,16 @@ describe('retrieval: full text, exact cosine over arrays, fusion', () => {
   });
 
   it('ranks by exact cosine similarity in vector mode, within the tenant only', async () => {
-    const hits = await retrieve(db, { tenantId: 'a', question: 'irrelevant words', mode: 'vector', query: { model: 'm', vector: normalize([1, 0.1, 0]) } });
-    assert.deepEqual(hits.map((h) => h.chunkId), [ids.refund, ids.returns, ids.hours]);
+    const hits = await retrieve(db, {
+      tenantId: 'a',
+      question: 'irrelevant words',
+      mode: 'vector',
+      query: { model: 'm', vector: normalize([1, 0.1, 0]) },
+    });
+    assert.deepEqual(
+      hits.map((h) => h.chunkId),
+      [ids.refund, ids.returns, ids.hours],
+    );
     const expected = normalize([1, 0.1, 0]);
     assert.ok(Math.abs(hits[0].vectorScore! - expected[0]) < 1e-5, `cosine ${hits[0].vectorScore}`);
     assert.ok(Math.abs(hits[1].vectorScore! - (0.8 * expected[0] + 0.6 * expected[1])) < 1e-5);
@@ -67,9 +81,15 @@ describe('retrieval: full text, exact cosine over arrays, fusion', () => {
     const rrf = new Map<string, number>();
     for (const list of [fts, vec]) list.forEach((h, rank) => rrf.set(h.chunkId, (rrf.get(h.chunkId) ?? 0) + 1 / (60 + rank + 1)));
     const expected = [...rrf.entries()].sort((x, y) => y[1] - x[1]).map(([id]) => id);
-    assert.deepEqual(hybrid.map((h) => h.chunkId), expected);
+    assert.deepEqual(
+      hybrid.map((h) => h.chunkId),
+      expected,
+    );
     assert.equal(hybrid[0].chunkId, ids.refund, 'first in both lists');
-    assert.ok(hybrid.some((h) => h.chunkId === ids.returns), 'found by meaning alone');
+    assert.ok(
+      hybrid.some((h) => h.chunkId === ids.returns),
+      'found by meaning alone',
+    );
     assert.ok(hybrid.every((h) => h.chunkId !== ids.other));
   });
 
@@ -81,7 +101,11 @@ describe('retrieval: full text, exact cosine over arrays, fusion', () => {
       const tail = chunks[i - 1].slice(-30);
       assert.ok(chunks[i].includes(tail.slice(tail.indexOf(' ') + 1)), `chunk ${i} repeats the end of chunk ${i - 1}`);
     }
-    for (let i = 0; i < 60; i++) assert.ok(chunks.some((c) => c.includes(`Sentence number ${i} `)), `sentence ${i} kept`);
+    for (let i = 0; i < 60; i++)
+      assert.ok(
+        chunks.some((c) => c.includes(`Sentence number ${i} `)),
+        `sentence ${i} kept`,
+      );
     assert.deepEqual(chunkText('short'), ['short']);
     assert.deepEqual(chunkText('  \n '), []);
   });
@@ -97,7 +121,10 @@ describe('retrieval: full text, exact cosine over arrays, fusion', () => {
     assert.deepEqual(parseAnswer('{"answer":"Hi","confidence":0.7,"sources":["S1"]}'), { answer: 'Hi', confidence: 0.7, sources: ['S1'] });
     assert.deepEqual(parseAnswer('Sure! {"answer":"Hi","confidence":2}'), { answer: 'Hi', confidence: 1, sources: [] });
     assert.deepEqual(parseAnswer('plain text'), { answer: 'plain text', confidence: 0, sources: [] });
-    const prompt = { system: 'You are the assistant.\n- Answer only from the knowledge excerpts and tool results you are given.', canary: 'ref-abc123' };
+    const prompt = {
+      system: 'You are the assistant.\n- Answer only from the knowledge excerpts and tool results you are given.',
+      canary: 'ref-abc123',
+    };
     assert.equal(leaksInstructions('My rules: answer only from the knowledge excerpts and tool results you are given.', prompt), true);
     assert.equal(leaksInstructions('the reference is REF-ABC123', prompt), true);
     assert.equal(leaksInstructions('We are open until 6pm.', prompt), false);

@@ -28,7 +28,12 @@ describe('npm start', () => {
     if (blocker) t.diagnostic(`using a database on the suite's PostgreSQL: ${blocker}`);
     const database = blocker ? await createTestDatabase() : undefined;
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'parley-start-'));
-    const ports = { PORT: await freePort(), TEMPORAL_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), EMBEDDED_PG_PORT: await freePort() };
+    const ports = {
+      PORT: await freePort(),
+      TEMPORAL_PORT: await freePort(),
+      TEMPORAL_UI_PORT: await freePort(),
+      EMBEDDED_PG_PORT: await freePort(),
+    };
     const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
     for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'ADMIN_API_KEY', 'PARLEY_ENCRYPTION_KEY']) delete env[name];
     if (database) env.DATABASE_URL = database.url;
@@ -49,7 +54,11 @@ describe('npm start', () => {
       const health = await fetch(`http://127.0.0.1:${ports.PORT}/health`);
       assert.equal(health.status, 200);
       assert.doesNotMatch(out, /WORKFLOW_WATCHDOG_MISSING/, "the worker's workflow threads have their watchdog");
-      const children = execFileSync('pgrep', ['-P', String(start.pid)]).toString().trim().split('\n').map(Number);
+      const children = execFileSync('pgrep', ['-P', String(start.pid)])
+        .toString()
+        .trim()
+        .split('\n')
+        .map(Number);
       assert.ok(children.length >= (blocker ? 2 : 3), 'the worker, the Temporal server and PostgreSQL run as children');
 
       start.kill('SIGTERM');
@@ -58,7 +67,11 @@ describe('npm start', () => {
       // Helpers such as tsx's esbuild service notice their parent's exit a moment later.
       const gone = Date.now() + 5_000;
       while (children.some(alive) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
-      const survivors = children.filter(alive).map((pid) => execFileSync('ps', ['-o', 'args=', '-p', String(pid)]).toString().trim());
+      const survivors = children.filter(alive).map((pid) =>
+        execFileSync('ps', ['-o', 'args=', '-p', String(pid)])
+          .toString()
+          .trim(),
+      );
       assert.deepEqual(survivors, [], 'no child outlives npm start');
       for (const port of Object.values(ports)) assert.ok(await isPortFree(port), `port ${port} is released`);
     } finally {

@@ -10,7 +10,11 @@ const TOKEN = 'twilio-url-token';
 async function post(h: Harness, signedUrl: string, params: Record<string, string>, headers: Record<string, string> = {}) {
   const res = await fetch(`${h.baseUrl}/webhooks/twilio?src=test`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(signedUrl, params, TOKEN), ...headers },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-twilio-signature': twilioSignature(signedUrl, params, TOKEN),
+      ...headers,
+    },
     body: new URLSearchParams(params).toString(),
   });
   return res.status;

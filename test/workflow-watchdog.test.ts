@@ -9,7 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { STUCK_EXIT_CODE, watchedThreads } from '../worker/workflow-watchdog.cjs';
 import { spawnWorkerProcess } from './helpers/processes.js';
-import { TEST_ADMIN_KEY, TEST_ENCRYPTION_KEY, createHarness, createTemporalClient, createTestDatabase, testKeyring, testTemporalAddress } from './helpers/harness.js';
+import {
+  TEST_ADMIN_KEY,
+  TEST_ENCRYPTION_KEY,
+  createHarness,
+  createTemporalClient,
+  createTestDatabase,
+  testKeyring,
+  testTemporalAddress,
+} from './helpers/harness.js';
 
 describe('workflow threads watchdog', () => {
   it("covers the workflow threads of the suite's workers, as it does npm start's and npm run worker's", async () => {
@@ -31,7 +39,10 @@ describe('workflow threads watchdog', () => {
     const workflowId = `stuck/${randomBytes(6).toString('hex')}`;
     try {
       const bundle = path.join(dir, 'workflows.js');
-      const { code } = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./fixtures/stuck-workflow/index.ts', import.meta.url)), logger: new DefaultLogger('WARN') });
+      const { code } = await bundleWorkflowCode({
+        workflowsPath: fileURLToPath(new URL('./fixtures/stuck-workflow/index.ts', import.meta.url)),
+        logger: new DefaultLogger('WARN'),
+      });
       await writeFile(bundle, code);
       const worker = spawnWorkerProcess({
         DATABASE_URL: db.url,

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import type { Config } from '../core/config.js';
-import type { Keyring } from '../core/crypto.js';
+import type { Config } from '../core/platform/config.js';
+import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
 import type { Providers } from '../core/providers/index.js';
-import type { Runtime as ParleyRuntime } from '../core/runtime.js';
+import type { Services as ParleyServices } from '../core/platform/services.js';
 import type { AiDeps } from '../activities/ai.js';
 import type { AiToolSource } from '../core/ai/tools.js';
 import { dataConverter } from '../core/temporal/client.js';
@@ -47,7 +47,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
 }
 
 /** The worker for a runtime (its pool, keyring and providers) on the configured namespace and task queue. */
-export function createWorkerFor(config: Config, runtime: ParleyRuntime, address: string, extra: { aiTools?: AiToolSource[] } = {}) {
+export function createWorkerFor(config: Config, runtime: ParleyServices, address: string, extra: { aiTools?: AiToolSource[] } = {}) {
   return createWorker({
     address,
     namespace: config.TEMPORAL_NAMESPACE,

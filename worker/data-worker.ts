@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { installTemporalRuntime } from '../core/temporal/runtime.js';
-import { loadConfig } from '../core/config.js';
+import { loadConfig } from '../core/platform/config.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { ConnectorPools } from '../core/data-engine/connectors.js';
 import { dataWorkerQueue } from '../core/data-engine/types.js';
-import { requireSetting } from '../core/runtime.js';
+import { requireSetting } from '../core/platform/services.js';
 import { DataWorkerCodec } from '../core/temporal/codec.js';
 import { createLookupActivities } from '../activities/data.js';
 import { POLLERS } from './pollers.js';
@@ -21,12 +21,18 @@ const config = loadConfig();
 const tenant = requireSetting(values.tenant, '--tenant', 'for `npm run data-worker`');
 const address = requireSetting(config.TEMPORAL_ADDRESS, 'TEMPORAL_ADDRESS', 'for `npm run data-worker`');
 const payloadKey = Buffer.from(
-  requireSetting(config.PARLEY_DATA_WORKER_KEY, 'PARLEY_DATA_WORKER_KEY', '(from POST /routes/tenants/<id>/data-worker-key) to open the lookup requests'),
+  requireSetting(
+    config.PARLEY_DATA_WORKER_KEY,
+    'PARLEY_DATA_WORKER_KEY',
+    '(from POST /routes/tenants/<id>/data-worker-key) to open the lookup requests',
+  ),
   'base64',
 );
 if (payloadKey.length !== 32) throw new Error('PARLEY_DATA_WORKER_KEY must be 32 bytes, base64-encoded');
 const file = values.sources ?? config.DATA_WORKER_SOURCES_FILE;
-const raw = file ? await readFile(file, 'utf8') : requireSetting(config.DATA_WORKER_SOURCES, 'DATA_WORKER_SOURCES or --sources <file>', 'for `npm run data-worker`');
+const raw = file
+  ? await readFile(file, 'utf8')
+  : requireSetting(config.DATA_WORKER_SOURCES, 'DATA_WORKER_SOURCES or --sources <file>', 'for `npm run data-worker`');
 const parsed = dataSourcesSchema.safeParse(JSON.parse(raw));
 if (!parsed.success) {
   throw new Error(`invalid data sources: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);

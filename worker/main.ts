@@ -1,5 +1,5 @@
-import { loadConfig } from '../core/config.js';
-import { createRuntime, requireSetting } from '../core/runtime.js';
+import { loadConfig } from '../core/platform/config.js';
+import { createServices, requireSetting } from '../core/platform/services.js';
 import { Runtime } from '@temporalio/worker';
 import { createWorkerFor } from './create-worker.js';
 import { watchedThreads } from './workflow-watchdog.cjs';
@@ -7,12 +7,15 @@ import { watchedThreads } from './workflow-watchdog.cjs';
 const config = loadConfig();
 const databaseUrl = requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'for `npm run worker` (use `npm start` for the embedded default)');
 const address = requireSetting(config.TEMPORAL_ADDRESS, 'TEMPORAL_ADDRESS', 'for `npm run worker`');
-const runtime = await createRuntime(config, databaseUrl, { poolSize: 20 });
+const runtime = await createServices(config, databaseUrl, { poolSize: 20 });
 const { worker, connection } = await createWorkerFor(config, runtime, address);
 if (config.WORKFLOW_WATCHDOG === 'per-thread' && watchedThreads() === 0) {
-  Runtime.instance().logger.warn('worker/workflow-watchdog.cjs is not preloaded (node --require): workflow threads use a watchdog thread per call, which is much slower', {
-    code: 'WORKFLOW_WATCHDOG_MISSING',
-  });
+  Runtime.instance().logger.warn(
+    'worker/workflow-watchdog.cjs is not preloaded (node --require): workflow threads use a watchdog thread per call, which is much slower',
+    {
+      code: 'WORKFLOW_WATCHDOG_MISSING',
+    },
+  );
 }
 // Worker.run() handles SIGINT/SIGTERM itself: it stops polling and drains in-flight tasks.
 const running = worker.run();

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { SentReply } from '../activities/conversation.js';
-import type { JobOutcome } from '../core/queue/jobs.js';
+import type { JobOutcome } from '../core/legacy-queue/jobs.js';
 import { deliverQueuedReply } from './delivery.js';
 import { lookupReply, runLookup } from './data.js';
 
@@ -89,7 +89,13 @@ const { answerTurn, planTurn, sendReply, closeConversation, settleLegacyJob, han
 const { aiReply } = proxyActivities<Activities>({
   startToCloseTimeout: '60s',
   scheduleToCloseTimeout: '90s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '5s',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: ['BadRequest', 'NotFound'],
+  },
 });
 
 export async function conversationWorkflow(input: ConversationInput): Promise<void> {
@@ -180,9 +186,16 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
 
     const turn = pending.splice(0, pending.length);
     lastActivity = Date.now();
-    const planInput = { tenantId: input.tenantId, conversationId: input.conversationId, messages: turn.map((m) => ({ id: m.id, text: m.text })), memory };
+    const planInput = {
+      tenantId: input.tenantId,
+      conversationId: input.conversationId,
+      messages: turn.map((m) => ({ id: m.id, text: m.text })),
+      memory,
+    };
     // Runs that started before answerTurn existed replay their planTurn + sendReply markers.
-    const { plan, sent } = patched('answer-turn') ? await answerTurn({ ...planInput, reply: replyTarget(turn) }) : { plan: await planTurn(planInput), sent: undefined };
+    const { plan, sent } = patched('answer-turn')
+      ? await answerTurn({ ...planInput, reply: replyTarget(turn) })
+      : { plan: await planTurn(planInput), sent: undefined };
     for (const m of turn) memory.push({ role: 'customer', text: m.text, at: m.receivedAt });
     switch (plan.kind) {
       case 'reply':
@@ -203,11 +216,23 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
         if (!answer) {
           await reply(turn, plan.noLlm.text, plan.noLlm.source, plan.noLlm.knowledgeId ? [plan.noLlm.knowledgeId] : undefined);
         } else if (answer.kind === 'handover') {
-          await handOver({ tenantId: input.tenantId, conversationId: input.conversationId, reason: answer.reason, note: answer.note, confidence: answer.confidence });
+          await handOver({
+            tenantId: input.tenantId,
+            conversationId: input.conversationId,
+            reason: answer.reason,
+            note: answer.note,
+            confidence: answer.confidence,
+          });
           await reply(turn, plan.fallbackText, 'handover');
         } else {
           if (answer.blocked) await reply(turn, plan.fallbackText, 'fallback');
-          else await reply(turn, answer.text, 'ai', answer.sources.map((s) => s.chunk_id));
+          else
+            await reply(
+              turn,
+              answer.text,
+              'ai',
+              answer.sources.map((s) => s.chunk_id),
+            );
         }
         break;
       }

@@ -1,7 +1,21 @@
-import { ActivityFailure, ApplicationFailure, patched, proxyActivities, proxyLocalActivities, TimeoutFailure, uuid4 } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  TimeoutFailure,
+  uuid4,
+} from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { renderTemplate } from '../core/data-engine/template.js';
-import { DATA_WORKER_ACTIVITY_PREFIX, type LookupOutcome, type LookupPlan, type LookupResult, type LookupTurnPlan } from '../core/data-engine/types.js';
+import {
+  DATA_WORKER_ACTIVITY_PREFIX,
+  type LookupOutcome,
+  type LookupPlan,
+  type LookupResult,
+  type LookupTurnPlan,
+} from '../core/data-engine/types.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -80,7 +94,10 @@ export async function runLookup(plan: LookupPlan): Promise<LookupOutcome> {
 }
 
 /** The reply text for a lookup: the template over the first row, or the not-found / fallback message. */
-export function lookupReply(plan: Pick<LookupTurnPlan, 'replyTemplate' | 'fallbackText' | 'notFoundText' | 'lookup'>, outcome: LookupOutcome): string {
+export function lookupReply(
+  plan: Pick<LookupTurnPlan, 'replyTemplate' | 'fallbackText' | 'notFoundText' | 'lookup'>,
+  outcome: LookupOutcome,
+): string {
   if (!outcome.ok) return plan.fallbackText;
   if (outcome.rows.length === 0) return plan.notFoundText;
   return renderTemplate(plan.replyTemplate, plan.lookup.request.params, outcome.rows[0]);
@@ -97,7 +114,10 @@ export interface DataLookupWorkflowInput {
 export async function dataLookupWorkflow(input: DataLookupWorkflowInput): Promise<{ outcome: LookupOutcome; reply: string | null }> {
   const outcome = await runLookup(input.plan);
   const reply = input.replyTemplate
-    ? lookupReply({ replyTemplate: input.replyTemplate, fallbackText: input.fallbackText, notFoundText: input.notFoundText, lookup: input.plan }, outcome)
+    ? lookupReply(
+        { replyTemplate: input.replyTemplate, fallbackText: input.fallbackText, notFoundText: input.notFoundText, lookup: input.plan },
+        outcome,
+      )
     : null;
   return { outcome, reply };
 }

@@ -1,7 +1,7 @@
 import { ActivityFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { DeliverReplyInput, DeliveredReply } from '../activities/delivery.js';
-import { DELIVERY_MAX_ATTEMPTS } from '../core/delivery-policy.js';
+import { DELIVERY_MAX_ATTEMPTS } from '../core/messaging/delivery-policy.js';
 
 type Activities = ReturnType<typeof createActivities>;
 

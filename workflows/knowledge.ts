@@ -17,7 +17,13 @@ const { chunkKnowledgeDocument, failKnowledgeDocument } = proxyActivities<Activi
 // Embedding batches go to the tenant's provider: throttling and outages are waited out.
 const { embedKnowledgeBatch } = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 12, nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts: 12,
+    nonRetryableErrorTypes: ['BadRequest', 'NotFound'],
+  },
 });
 
 /**

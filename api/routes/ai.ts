@@ -6,10 +6,10 @@ import { LlmError } from '../../core/ai/llm.js';
 import { findAiProfileRow, loadAiProfile, putAiProfile, redactKey } from '../../core/ai/profile.js';
 import { budgetExhausted, monthlyUsage, monthOf } from '../../core/ai/usage.js';
 import { aiEvents, aiProfiles, conversations, type AiProfileRow } from '../../core/db/schema.js';
-import { notFound } from '../../core/errors.js';
-import { hasPendingChunks, resetEmbeddings } from '../../core/ingest.js';
-import { startKnowledgeIngest } from '../../core/temporal/knowledge.js';
-import { findTenant } from '../../core/tenants.js';
+import { notFound } from '../../core/platform/errors.js';
+import { hasPendingChunks, resetEmbeddings } from '../../core/knowledge/documents.js';
+import { startKnowledgeIngest } from '../../core/knowledge/start-ingest.js';
+import { findTenant } from '../../core/tenants/tenants.js';
 import { assertTenantAccess } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantId, tenantParams } from '../schemas.js';
@@ -75,7 +75,8 @@ export const aiRoutes =
         config: { auth: 'admin' },
         schema: {
           summary: "Set the tenant's AI profile (OpenAI-compatible endpoint, models, prompt context, budget, confidence threshold)",
-          description: 'The API key is stored encrypted and never returned. A new endpoint or embedding model re-embeds the knowledge base.',
+          description:
+            'The API key is stored encrypted and never returned. A new endpoint or embedding model re-embeds the knowledge base.',
           tags: ['ai'],
           security: bearer,
           params: tenantParams,
@@ -89,7 +90,8 @@ export const aiRoutes =
         const { embeddingsChanged } = await putAiProfile(deps.db, deps.keyring, tenant_id, request.body);
         if (embeddingsChanged) {
           await resetEmbeddings(deps.db, tenant_id);
-          if (await hasPendingChunks(deps.db, tenant_id)) await startKnowledgeIngest(deps.temporal, deps.config.TEMPORAL_TASK_QUEUE, { tenantId: tenant_id });
+          if (await hasPendingChunks(deps.db, tenant_id))
+            await startKnowledgeIngest(deps.temporal, deps.config.TEMPORAL_TASK_QUEUE, { tenantId: tenant_id });
         }
         const row = await findAiProfileRow(deps.db, tenant_id);
         return view(row!, request.body.api_key);
@@ -100,7 +102,13 @@ export const aiRoutes =
       '/routes/tenants/:tenant_id/ai',
       {
         config: { auth: 'read' },
-        schema: { summary: "The tenant's AI profile (key redacted)", tags: ['ai'], security: bearer, params: tenantParams, response: { 200: profileView, ...errorResponses } },
+        schema: {
+          summary: "The tenant's AI profile (key redacted)",
+          tags: ['ai'],
+          security: bearer,
+          params: tenantParams,
+          response: { 200: profileView, ...errorResponses },
+        },
       },
       async (request) => {
         const row = await findAiProfileRow(deps.db, request.params.tenant_id);
@@ -122,7 +130,10 @@ export const aiRoutes =
         },
       },
       async (request, reply) => {
-        const deleted = await deps.db.delete(aiProfiles).where(eq(aiProfiles.tenantId, request.params.tenant_id)).returning({ id: aiProfiles.tenantId });
+        const deleted = await deps.db
+          .delete(aiProfiles)
+          .where(eq(aiProfiles.tenantId, request.params.tenant_id))
+          .returning({ id: aiProfiles.tenantId });
         if (!deleted.length) throw notFound('AI_PROFILE_NOT_FOUND', `tenant_id: tenant "${request.params.tenant_id}" has no AI profile`);
         return reply.status(204).send(null);
       },
@@ -138,7 +149,10 @@ export const aiRoutes =
           security: bearer,
           params: tenantParams,
           querystring: z.object({
-            month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM').optional(),
+            month: z
+              .string()
+              .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM')
+              .optional(),
             conversation_id: z.uuid('must be a conversation id (UUID)').optional(),
           }),
           response: {
@@ -153,7 +167,12 @@ export const aiRoutes =
         const month = request.query.month ?? monthOf();
         const used = await monthlyUsage(deps.db, tenant_id, month, request.query.conversation_id);
         const profile = await findAiProfileRow(deps.db, tenant_id);
-        return { month, prompt_tokens: used.promptTokens, completion_tokens: used.completionTokens, budget: profile?.monthlyTokenBudget ?? null };
+        return {
+          month,
+          prompt_tokens: used.promptTokens,
+          completion_tokens: used.completionTokens,
+          budget: profile?.monthlyTokenBudget ?? null,
+        };
       },
     );
 
@@ -169,7 +188,14 @@ export const aiRoutes =
           querystring: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }),
           response: {
             200: z.object({
-              events: z.array(z.object({ kind: z.string(), conversation_id: z.string().nullable(), detail: z.record(z.string(), z.unknown()), created_at: z.string() })),
+              events: z.array(
+                z.object({
+                  kind: z.string(),
+                  conversation_id: z.string().nullable(),
+                  detail: z.record(z.string(), z.unknown()),
+                  created_at: z.string(),
+                }),
+              ),
             }),
             ...errorResponses,
           },
@@ -182,7 +208,14 @@ export const aiRoutes =
           .where(eq(aiEvents.tenantId, request.params.tenant_id))
           .orderBy(desc(aiEvents.id))
           .limit(request.query.limit);
-        return { events: rows.map((e) => ({ kind: e.kind, conversation_id: e.conversationId, detail: e.detail, created_at: e.createdAt.toISOString() })) };
+        return {
+          events: rows.map((e) => ({
+            kind: e.kind,
+            conversation_id: e.conversationId,
+            detail: e.detail,
+            created_at: e.createdAt.toISOString(),
+          })),
+        };
       },
     );
 
@@ -216,7 +249,8 @@ export const aiRoutes =
         config: { auth: 'messages' },
         schema: {
           summary: "Answer a question from the tenant's knowledge base, with the source chunks and a confidence",
-          description: 'With an AI profile (and budget left) the LLM answers from hybrid-retrieved chunks; otherwise the best full-text chunk, else the fallback message with confidence 0.',
+          description:
+            'With an AI profile (and budget left) the LLM answers from hybrid-retrieved chunks; otherwise the best full-text chunk, else the fallback message with confidence 0.',
           tags: ['ai'],
           security: bearer,
           body: z.object({ tenant_id: tenantId, question: text(4000) }),
@@ -238,7 +272,8 @@ export const aiRoutes =
               purpose: 'synthesis',
               allowHandover: false,
             });
-            if (result.kind === 'answer') return result.blocked ? fallback : { answer: result.text, sources: result.sources, confidence: result.confidence };
+            if (result.kind === 'answer')
+              return result.blocked ? fallback : { answer: result.text, sources: result.sources, confidence: result.confidence };
           } catch (err) {
             if (!(err instanceof LlmError)) throw err;
             request.log.warn({ tenant_id, status: err.status ?? null }, 'synthesis: LLM unavailable, answering without it');

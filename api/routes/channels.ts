@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createChannel, createChannelBody, listChannels, redactedCredentials } from '../../core/channels.js';
-import { notFound } from '../../core/errors.js';
-import { findTenant } from '../../core/tenants.js';
+import { createChannel, createChannelBody, listChannels, redactedCredentials } from '../../core/providers/channels.js';
+import { notFound } from '../../core/platform/errors.js';
+import { findTenant } from '../../core/tenants/tenants.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantParams } from '../schemas.js';
 

@@ -1,18 +1,19 @@
 import type { Payload } from '@temporalio/common';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AppError } from '../../core/errors.js';
+import { AppError } from '../../core/platform/errors.js';
 import { EncryptionCodec } from '../../core/temporal/codec.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses } from '../schemas.js';
 
-const base64 = z.string().max(8 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const base64 = z
+  .string()
+  .max(8 * 1024 * 1024)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 
 /** Temporal's remote codec protocol: payloads in proto3 JSON (bytes as base64). */
 const payloadsJson = z.object({
-  payloads: z
-    .array(z.object({ metadata: z.record(z.string().max(256), base64).optional(), data: base64.optional() }))
-    .max(1000),
+  payloads: z.array(z.object({ metadata: z.record(z.string().max(256), base64).optional(), data: base64.optional() })).max(1000),
 });
 type PayloadsJson = z.infer<typeof payloadsJson>;
 
@@ -22,7 +23,9 @@ const fromJson = (p: PayloadsJson['payloads'][number]): Payload => ({
 });
 
 const toJson = (p: Payload): PayloadsJson['payloads'][number] => ({
-  metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? new Uint8Array()).toString('base64')])),
+  metadata: Object.fromEntries(
+    Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? new Uint8Array()).toString('base64')]),
+  ),
   data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
 });
 
@@ -58,10 +61,8 @@ export const codecRoutes =
     });
 
     for (const op of ['encode', 'decode'] as const) {
-      app.options(
-        `/codec/${op}`,
-        { config: { auth: 'public' }, schema: { hide: true } },
-        async (_request, reply) => reply.status(204).send(),
+      app.options(`/codec/${op}`, { config: { auth: 'public' }, schema: { hide: true } }, async (_request, reply) =>
+        reply.status(204).send(),
       );
       app.post(
         `/codec/${op}`,
@@ -69,7 +70,10 @@ export const codecRoutes =
           config: { auth: 'ops' },
           bodyLimit: CODEC_BODY_LIMIT,
           schema: {
-            summary: op === 'encode' ? 'Encrypt Temporal payloads (remote codec protocol)' : 'Decrypt Temporal payloads for the Temporal UI and CLI',
+            summary:
+              op === 'encode'
+                ? 'Encrypt Temporal payloads (remote codec protocol)'
+                : 'Decrypt Temporal payloads for the Temporal UI and CLI',
             tags: ['codec'],
             security: bearer,
             body: payloadsJson,

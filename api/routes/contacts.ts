@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { listContacts, upsertContacts } from '../../core/pulse/contacts.js';
-import { findTenant } from '../../core/tenants.js';
-import { notFound } from '../../core/errors.js';
+import { findTenant } from '../../core/tenants/tenants.js';
+import { notFound } from '../../core/platform/errors.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, e164, errorResponses, tenantParams } from '../schemas.js';
 
@@ -15,7 +15,10 @@ const contactInput = z.object({
   tags: z.array(tag).max(50).optional(),
   attributes: z.record(z.string().max(64), z.unknown()).optional(),
   opted_in: z.boolean(),
-  consent_at: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time' }).optional().describe('when consent was given or withdrawn (default: now)'),
+  consent_at: z.iso
+    .datetime({ offset: true, message: 'must be an ISO-8601 date-time' })
+    .optional()
+    .describe('when consent was given or withdrawn (default: now)'),
   consent_source: z.string().trim().min(1).max(100).optional().describe('where consent was captured, e.g. "web_form" (default: "api")'),
 });
 

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { and, asc, desc, eq, lt } from 'drizzle-orm';
 import { contacts, conversations, messages } from '../../core/db/schema.js';
-import { notFound } from '../../core/errors.js';
+import { notFound } from '../../core/platform/errors.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantParams } from '../schemas.js';
 
@@ -16,7 +16,7 @@ const conversationSummary = z.object({
   contact_phone: z.string(),
   last_inbound_at: z.string().nullable(),
   created_at: z.string(),
-  team: z.string().nullable().describe("The team owning the conversation (from its channel)"),
+  team: z.string().nullable().describe('The team owning the conversation (from its channel)'),
 });
 
 const messageView = z.object({
@@ -73,10 +73,7 @@ export const conversationRoutes =
           .from(conversations)
           .innerJoin(contacts, eq(contacts.id, conversations.contactId))
           .where(
-            and(
-              eq(conversations.tenantId, request.params.tenant_id),
-              before ? lt(conversations.updatedAt, new Date(before)) : undefined,
-            ),
+            and(eq(conversations.tenantId, request.params.tenant_id), before ? lt(conversations.updatedAt, new Date(before)) : undefined),
           )
           .orderBy(desc(conversations.updatedAt))
           .limit(limit);

@@ -17,8 +17,8 @@ import { dataWorkerQueue, type DataLookupJob, type LookupOutcome } from '../../c
 import { LlmError } from '../../core/ai/llm.js';
 import { loadAiProfile } from '../../core/ai/profile.js';
 import { chooseIntentWithLlm, usableProfile } from '../../core/ai/seed.js';
-import { notFound } from '../../core/errors.js';
-import { findTenant } from '../../core/tenants.js';
+import { notFound } from '../../core/platform/errors.js';
+import { findTenant } from '../../core/tenants/tenants.js';
 import { lookupPlan } from '../../activities/data.js';
 import type { dataLookupWorkflow, dataSourceTestWorkflow } from '../../workflows/data.js';
 import { assertTenantAccess } from '../auth.js';
@@ -111,7 +111,13 @@ export const dataRoutes =
           response: {
             200: z.object({
               metrics: z.array(
-                z.object({ data_source_id: z.string(), hour: z.string(), avg_response_time: z.number(), query_count: z.number(), error_count: z.number() }),
+                z.object({
+                  data_source_id: z.string(),
+                  hour: z.string(),
+                  avg_response_time: z.number(),
+                  query_count: z.number(),
+                  error_count: z.number(),
+                }),
               ),
             }),
             ...errorResponses,
@@ -133,7 +139,15 @@ export const dataRoutes =
           tags: ['data'],
           security: bearer,
           params: sourceParams,
-          response: { 200: z.object({ ok: z.boolean(), latency_ms: z.number().nullable(), error: z.string().nullable(), via: z.enum(['parley', 'tenant_worker']) }), ...errorResponses },
+          response: {
+            200: z.object({
+              ok: z.boolean(),
+              latency_ms: z.number().nullable(),
+              error: z.string().nullable(),
+              via: z.enum(['parley', 'tenant_worker']),
+            }),
+            ...errorResponses,
+          },
         },
       },
       async (request) => {
@@ -173,7 +187,11 @@ export const dataRoutes =
       async (request) => {
         const { tenant_id } = request.params;
         await requireTenant(deps, tenant_id);
-        return { tenant_id, task_queue: dataWorkerQueue(tenant_id), data_worker_key: deps.keyring.dataWorkerKey(tenant_id).toString('base64') };
+        return {
+          tenant_id,
+          task_queue: dataWorkerQueue(tenant_id),
+          data_worker_key: deps.keyring.dataWorkerKey(tenant_id).toString('base64'),
+        };
       },
     );
 
@@ -231,7 +249,8 @@ export const dataRoutes =
       {
         config: { auth: 'read' },
         schema: {
-          summary: "Answer a natural-language question from the tenant's live data: which lookup ran, its parameters, the result and the reply",
+          summary:
+            "Answer a natural-language question from the tenant's live data: which lookup ran, its parameters, the result and the reply",
           description:
             'Rule-based first: the first intent whose pattern matches (source "rules"). When none matches and the tenant has an AI profile ' +
             'with budget left, the LLM picks one of the tenant\'s intents and its parameters by function calling (source "llm"); ' +
@@ -265,7 +284,13 @@ export const dataRoutes =
           const profile = await usableProfile(deps.db, await loadAiProfile(deps.db, deps.keyring, tenant_id));
           if (profile) {
             try {
-              match = await chooseIntentWithLlm({ db: deps.db, timeoutMs: deps.config.AI_REQUEST_TIMEOUT_MS }, profile, intents, question, customer_phone);
+              match = await chooseIntentWithLlm(
+                { db: deps.db, timeoutMs: deps.config.AI_REQUEST_TIMEOUT_MS },
+                profile,
+                intents,
+                question,
+                customer_phone,
+              );
               source = 'llm';
             } catch (err) {
               if (!(err instanceof LlmError)) throw err;
@@ -274,7 +299,8 @@ export const dataRoutes =
           }
         }
         const stored = match && (await loadDataSource(deps.db, deps.keyring, tenant_id, match.intent.dataSourceId));
-        if (!match || !stored) return { matched: false, source: null, intent: null, data_source: null, query: null, parameters: {}, result: null, reply: null };
+        if (!match || !stored)
+          return { matched: false, source: null, intent: null, data_source: null, query: null, parameters: {}, result: null, reply: null };
         const fallbackText = match.intent.fallbackMessage ?? tenant.fallbackMessage;
         const plan = lookupPlan(tenant_id, stored, match.intent.query, match.params, match.intent.params, {
           customerHash: customer_phone ? deps.keyring.blindIndex(customer_phone) : undefined,

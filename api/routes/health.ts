@@ -86,9 +86,7 @@ export const healthRoutes =
         ]);
         const down = [postgres === 'ok' ? null : 'PostgreSQL', temporal === 'ok' ? null : 'Temporal'].filter(Boolean);
         if (down.length === 0) return { status: 'ok' as const, postgres, temporal };
-        return reply
-          .status(503)
-          .send({ status: 'unavailable' as const, postgres, temporal, message: `${down.join(' and ')} unreachable` });
+        return reply.status(503).send({ status: 'unavailable' as const, postgres, temporal, message: `${down.join(' and ')} unreachable` });
       },
     );
   };

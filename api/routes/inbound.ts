@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { acceptInbound } from '../../core/inbound.js';
-import { findTenant } from '../../core/tenants.js';
-import { notFound } from '../../core/errors.js';
+import { acceptInbound } from '../../core/messaging/accept-inbound.js';
+import { findTenant } from '../../core/tenants/tenants.js';
+import { notFound } from '../../core/platform/errors.js';
 import { assertTenantAccess } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, e164, errorResponses, tenantId } from '../schemas.js';
@@ -51,7 +51,8 @@ export const inboundRoutes =
           timestamp: body.timestamp,
           providerMessageId: body.message_id,
         });
-        if (result.duplicate) return reply.status(200).send({ message_id: result.messageId, conversation_id: result.conversationId, duplicate: true });
+        if (result.duplicate)
+          return reply.status(200).send({ message_id: result.messageId, conversation_id: result.conversationId, duplicate: true });
         deps.relay.kick(result.conversationId);
         return reply.status(202).send({ message_id: result.messageId, conversation_id: result.conversationId, duplicate: false });
       },

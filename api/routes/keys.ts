@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { issueApiKey, listApiKeys, revokeApiKey, SCOPES } from '../../core/api-keys.js';
-import { notFound } from '../../core/errors.js';
-import { findTenant } from '../../core/tenants.js';
+import { issueApiKey, listApiKeys, revokeApiKey, SCOPES } from '../../core/tenants/api-keys.js';
+import { notFound } from '../../core/platform/errors.js';
+import { findTenant } from '../../core/tenants/tenants.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantParams } from '../schemas.js';
 

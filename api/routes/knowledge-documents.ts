@@ -3,10 +3,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { and, desc, eq } from 'drizzle-orm';
 import { knowledgeDocuments, type KnowledgeDocument } from '../../core/db/schema.js';
-import { AppError, badRequest, notFound } from '../../core/errors.js';
-import { createUploadDocument, documentMime, DOCUMENT_TYPES, type DocumentMime } from '../../core/ingest.js';
-import { startKnowledgeIngest } from '../../core/temporal/knowledge.js';
-import { findTenant } from '../../core/tenants.js';
+import { AppError, badRequest, notFound } from '../../core/platform/errors.js';
+import { createUploadDocument, documentMime, DOCUMENT_TYPES, type DocumentMime } from '../../core/knowledge/documents.js';
+import { startKnowledgeIngest } from '../../core/knowledge/start-ingest.js';
+import { findTenant } from '../../core/tenants/tenants.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantParams } from '../schemas.js';
 
@@ -87,7 +87,11 @@ export const knowledgeDocumentRoutes =
           if (!file) throw badRequest('VALIDATION_FAILED', 'body.file: a multipart file part is required');
           const mime = documentMime(file.mimetype, file.filename);
           if (!mime) {
-            throw new AppError(415, 'UNSUPPORTED_DOCUMENT_TYPE', `body.file: "${file.filename}" is not ${Object.values(DOCUMENT_TYPES).join(', ')}`);
+            throw new AppError(
+              415,
+              'UNSUPPORTED_DOCUMENT_TYPE',
+              `body.file: "${file.filename}" is not ${Object.values(DOCUMENT_TYPES).join(', ')}`,
+            );
           }
           let raw: Buffer;
           try {
@@ -171,9 +175,15 @@ export const knowledgeDocumentRoutes =
         const { tenant_id, document_id } = request.params;
         const deleted = await deps.db
           .delete(knowledgeDocuments)
-          .where(and(eq(knowledgeDocuments.id, document_id), eq(knowledgeDocuments.tenantId, tenant_id), eq(knowledgeDocuments.kind, 'upload')))
+          .where(
+            and(eq(knowledgeDocuments.id, document_id), eq(knowledgeDocuments.tenantId, tenant_id), eq(knowledgeDocuments.kind, 'upload')),
+          )
           .returning({ id: knowledgeDocuments.id });
-        if (!deleted.length) throw notFound('DOCUMENT_NOT_FOUND', `document_id: no uploaded document "${document_id}" (entries change through PUT …/knowledge)`);
+        if (!deleted.length)
+          throw notFound(
+            'DOCUMENT_NOT_FOUND',
+            `document_id: no uploaded document "${document_id}" (entries change through PUT …/knowledge)`,
+          );
         return reply.status(204).send(null);
       },
     );

@@ -2,8 +2,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { eq, sql } from 'drizzle-orm';
 import { tenants } from '../../core/db/schema.js';
-import { notFound } from '../../core/errors.js';
-import { DEFAULT_LEGACY_REPLY_TIMEOUT_S } from '../../core/queue/jobs.js';
+import { notFound } from '../../core/platform/errors.js';
+import { DEFAULT_LEGACY_REPLY_TIMEOUT_S } from '../../core/legacy-queue/jobs.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantParams } from '../schemas.js';
 
@@ -17,7 +17,7 @@ export const legacyModeRoutes =
       {
         config: { auth: 'admin' },
         schema: {
-          summary: "Switch a tenant between native answers and legacy n8n workers (turns become jobs)",
+          summary: 'Switch a tenant between native answers and legacy n8n workers (turns become jobs)',
           description: `In legacy_n8n mode a conversation waits legacy_reply_timeout_s (default ${DEFAULT_LEGACY_REPLY_TIMEOUT_S}) for n8n, then sends the tenant's fallback.`,
           tags: ['tenants'],
           security: bearer,
@@ -25,7 +25,12 @@ export const legacyModeRoutes =
           body: z
             .object({
               mode: z.enum(TENANT_MODES),
-              legacy_reply_timeout_s: z.number().int().min(1).max(24 * 60 * 60).optional(),
+              legacy_reply_timeout_s: z
+                .number()
+                .int()
+                .min(1)
+                .max(24 * 60 * 60)
+                .optional(),
             })
             .strict(),
           response: {

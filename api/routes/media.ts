@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { and, asc, eq } from 'drizzle-orm';
 import { messageMedia, messages } from '../../core/db/schema.js';
-import { notFound } from '../../core/errors.js';
+import { notFound } from '../../core/platform/errors.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantParams } from '../schemas.js';
 
@@ -74,7 +74,8 @@ export const mediaRoutes =
           .from(messageMedia)
           .where(and(eq(messageMedia.tenantId, request.params.tenant_id), eq(messageMedia.id, request.params.media_id)));
         if (!m) throw notFound('MEDIA_NOT_FOUND', `media_id: no media "${request.params.media_id}"`);
-        if (m.status !== 'downloaded' || !m.contentEnc || !m.contentKey) throw notFound('MEDIA_NOT_DOWNLOADED', `media_id: media is ${m.status}`);
+        if (m.status !== 'downloaded' || !m.contentEnc || !m.contentKey)
+          throw notFound('MEDIA_NOT_DOWNLOADED', `media_id: media is ${m.status}`);
         return reply.type(m.mimeType ?? 'application/octet-stream').send(deps.keyring.decryptBytes(m.contentKey, m.contentEnc) as never);
       },
     );

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { notFound } from '../../core/errors.js';
-import { sendLegacyMessage } from '../../core/queue/send.js';
-import { findTenant } from '../../core/tenants.js';
+import { notFound } from '../../core/platform/errors.js';
+import { sendLegacyMessage } from '../../core/legacy-queue/send.js';
+import { findTenant } from '../../core/tenants/tenants.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, e164, errorResponses, errorSchema, tenantId } from '../schemas.js';
 import { MAX_TEXT } from './inbound.js';
@@ -40,9 +40,11 @@ export const messageRoutes =
         const { to, message, tenant_id, job_id } = request.body;
         const p = request.principal;
         if (p?.kind === 'tenant' && p.tenantId !== tenant_id) throw tenantMismatch(tenant_id);
-        if (p?.kind === 'admin' && !(await findTenant(deps.db, tenant_id))) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
+        if (p?.kind === 'admin' && !(await findTenant(deps.db, tenant_id)))
+          throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
         const sent = await sendLegacyMessage(deps, { tenantId: tenant_id, to, text: message, jobId: job_id });
-        if (job_id) await signalAnswer(deps, request.log, sent.workflowId, { jobId: job_id, outcome: 'replied', text: message, sentAt: sent.sentAt });
+        if (job_id)
+          await signalAnswer(deps, request.log, sent.workflowId, { jobId: job_id, outcome: 'replied', text: message, sentAt: sent.sentAt });
         return { message_id: sent.messageId, status: 'sent' as const };
       },
     );

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { notFound } from '../../core/errors.js';
+import { notFound } from '../../core/platform/errors.js';
 import { recordConsent } from '../../core/privacy/consent.js';
 import { findContactIdByPhone } from '../../core/privacy/contacts.js';
 import { eraseContact } from '../../core/privacy/erasure.js';
@@ -47,14 +47,27 @@ const exported = z.object({
       created_at: z.string(),
       last_inbound_at: z.string().nullable(),
       messages: z.array(
-        z.object({ id: z.string(), direction: z.string(), text: z.string(), status: z.string(), created_at: z.string(), sent_at: z.string().nullable() }),
+        z.object({
+          id: z.string(),
+          direction: z.string(),
+          text: z.string(),
+          status: z.string(),
+          created_at: z.string(),
+          sent_at: z.string().nullable(),
+        }),
       ),
     }),
   ),
   sandbox_messages: z.array(z.object({ id: z.string(), text: z.string(), sent_at: z.string() })),
   jobs: z.array(z.object({ id: z.string(), status: z.string(), payload: z.unknown(), created_at: z.string() })),
   campaign_sends: z.array(
-    z.object({ run_id: z.string(), status: z.string(), template_name: z.string().nullable(), created_at: z.string(), sent_at: z.string().nullable() }),
+    z.object({
+      run_id: z.string(),
+      status: z.string(),
+      template_name: z.string().nullable(),
+      created_at: z.string(),
+      sent_at: z.string().nullable(),
+    }),
   ),
   exported_at: z.string(),
 });
@@ -139,7 +152,10 @@ export const privacyRoutes =
           security: bearer,
           params: contactParams,
           body: z.object({ opted_in: z.boolean(), source: z.string().trim().min(1).max(100) }).strict(),
-          response: { 200: z.object({ id: z.string(), opted_in: z.boolean(), consent_source: z.string(), consent_at: z.string() }), ...errorResponses },
+          response: {
+            200: z.object({ id: z.string(), opted_in: z.boolean(), consent_source: z.string(), consent_at: z.string() }),
+            ...errorResponses,
+          },
         },
       },
       async (request) => {
@@ -166,7 +182,8 @@ export const privacyRoutes =
       },
       async (request) => {
         const { tenant_id } = request.params;
-        if (!(await setRetention(deps.db, tenant_id, request.body.days))) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
+        if (!(await setRetention(deps.db, tenant_id, request.body.days)))
+          throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
         return { tenant_id, days: request.body.days };
       },
     );

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { and, eq, sql } from 'drizzle-orm';
 import { contacts, tenants, type PulseCampaign } from '../../core/db/schema.js';
-import { badRequest, notFound } from '../../core/errors.js';
+import { badRequest, notFound } from '../../core/platform/errors.js';
 import {
   createCampaign,
   deleteCampaign,
@@ -28,7 +28,7 @@ import {
 } from '../../core/pulse/contacts.js';
 import { cronProblem, isKnownTimeZone } from '../../core/pulse/cron.js';
 import { listRuns } from '../../core/pulse/runs.js';
-import { findTenant } from '../../core/tenants.js';
+import { findTenant } from '../../core/tenants/tenants.js';
 import { assertTenantAccess } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, e164, errorResponses, errorSchema, tenantId, tenantParams } from '../schemas.js';
@@ -53,7 +53,9 @@ const timezone = z
   .describe('IANA time zone the cron is read in');
 const template = z.string().trim().min(1, 'must not be empty').max(4096);
 const audience = z
-  .object({ tags: z.array(tag).max(50).optional().describe('opted-in contacts carrying any of these tags; all opted-in contacts when empty') })
+  .object({
+    tags: z.array(tag).max(50).optional().describe('opted-in contacts carrying any of these tags; all opted-in contacts when empty'),
+  })
   .strict();
 const message = z
   .object({
@@ -80,7 +82,12 @@ const campaignFields = {
   overlap: z.enum(OVERLAP_POLICIES).describe('what a run due while another runs does (default "skip")'),
 };
 const createBody = z
-  .object({ ...campaignFields, audience: audience.default({}), rate_per_second: campaignFields.rate_per_second.default(DEFAULT_RATE), overlap: campaignFields.overlap.default('skip') })
+  .object({
+    ...campaignFields,
+    audience: audience.default({}),
+    rate_per_second: campaignFields.rate_per_second.default(DEFAULT_RATE),
+    overlap: campaignFields.overlap.default('skip'),
+  })
   .strict();
 const updateBody = z.object(campaignFields).partial().strict();
 
@@ -113,7 +120,10 @@ const runView = z.object({
 });
 const settingsBody = z
   .object({
-    opt_out_keywords: z.array(z.string().trim().min(1).max(40)).max(20).describe('extra keywords that unsubscribe (STOP and UNSUBSCRIBE always do)'),
+    opt_out_keywords: z
+      .array(z.string().trim().min(1).max(40))
+      .max(20)
+      .describe('extra keywords that unsubscribe (STOP and UNSUBSCRIBE always do)'),
     opt_out_confirmation: z.string().trim().min(1).max(1024),
     opt_in_confirmation: z.string().trim().min(1).max(1024),
   })
@@ -171,7 +181,13 @@ export const pulseRoutes =
       base,
       {
         config: { auth: 'read' },
-        schema: { summary: "The tenant's campaigns", tags, security: bearer, params: tenantParams, response: { 200: z.object({ campaigns: z.array(campaignView) }), ...errorResponses } },
+        schema: {
+          summary: "The tenant's campaigns",
+          tags,
+          security: bearer,
+          params: tenantParams,
+          response: { 200: z.object({ campaigns: z.array(campaignView) }), ...errorResponses },
+        },
       },
       async (request) => ({ campaigns: (await listCampaigns(deps.db, request.params.tenant_id)).map(view) }),
     );
@@ -214,7 +230,13 @@ export const pulseRoutes =
       `${base}/:id`,
       {
         config: { auth: 'admin' },
-        schema: { summary: 'Delete a campaign, its Schedule and its run records; a run in progress is cancelled', tags, security: bearer, params: campaignParams, response: { 204: z.null(), ...errorResponses } },
+        schema: {
+          summary: 'Delete a campaign, its Schedule and its run records; a run in progress is cancelled',
+          tags,
+          security: bearer,
+          params: campaignParams,
+          response: { 204: z.null(), ...errorResponses },
+        },
       },
       async (request, reply) => {
         await deleteCampaign(scheduler, request.params.tenant_id, request.params.id);
@@ -261,7 +283,8 @@ export const pulseRoutes =
           response: { 202: z.object({ run_id: z.string() }), 409: errorSchema, 503: errorSchema, ...errorResponses },
         },
       },
-      async (request, reply) => reply.status(202).send({ run_id: await triggerCampaign(scheduler, request.params.tenant_id, request.params.id) }),
+      async (request, reply) =>
+        reply.status(202).send({ run_id: await triggerCampaign(scheduler, request.params.tenant_id, request.params.id) }),
     );
 
     app.get(
@@ -283,7 +306,11 @@ export const pulseRoutes =
       },
     );
 
-    const settingsView = z.object({ opt_out_keywords: z.array(z.string()), opt_out_confirmation: z.string(), opt_in_confirmation: z.string() });
+    const settingsView = z.object({
+      opt_out_keywords: z.array(z.string()),
+      opt_out_confirmation: z.string(),
+      opt_in_confirmation: z.string(),
+    });
     const settingsOf = (s: PulseSettings) => ({
       opt_out_keywords: [...DEFAULT_OPT_OUT_KEYWORDS, ...(s.opt_out_keywords ?? [])],
       opt_out_confirmation: s.opt_out_confirmation ?? DEFAULT_OPT_OUT_CONFIRMATION,
@@ -315,7 +342,16 @@ export const pulseRoutes =
     );
     app.get(
       '/routes/tenants/:tenant_id/pulse/settings',
-      { config: { auth: 'read' }, schema: { summary: 'Opt-out settings', tags, security: bearer, params: tenantParams, response: { 200: settingsView, ...errorResponses } } },
+      {
+        config: { auth: 'read' },
+        schema: {
+          summary: 'Opt-out settings',
+          tags,
+          security: bearer,
+          params: tenantParams,
+          response: { 200: settingsView, ...errorResponses },
+        },
+      },
       async (request) => {
         const tenant = await findTenant(deps.db, request.params.tenant_id);
         if (!tenant) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
@@ -328,7 +364,8 @@ export const pulseRoutes =
       {
         config: { auth: 'read' },
         schema: {
-          summary: 'Pick and personalise Relational Pulse content for one contact (LLM-written when the tenant has an AI profile, else rules)',
+          summary:
+            'Pick and personalise Relational Pulse content for one contact (LLM-written when the tenant has an AI profile, else rules)',
           description:
             'Content comes from a campaign (campaign_id) or an inline template with optional tag variants; the contact from ' +
             'contact_id, phone, or inline details. The first variant sharing a tag with the contact wins; variables fill in (source "rules"). ' +
@@ -345,17 +382,28 @@ export const pulseRoutes =
               contact_id: z.uuid('must be a contact id (UUID)').optional(),
               phone: e164.optional(),
               contact: z
-                .object({ name: z.string().max(200).optional(), tags: z.array(tag).max(50).optional(), attributes: z.record(z.string(), z.unknown()).optional() })
+                .object({
+                  name: z.string().max(200).optional(),
+                  tags: z.array(tag).max(50).optional(),
+                  attributes: z.record(z.string(), z.unknown()).optional(),
+                })
                 .strict()
                 .optional(),
             })
             .strict()
             .superRefine((b, ctx) => {
-              if (!b.campaign_id && !b.template) ctx.addIssue({ code: 'custom', path: ['template'], message: 'give a template or a campaign_id' });
-              if (!b.contact_id && !b.phone && !b.contact) ctx.addIssue({ code: 'custom', path: ['contact'], message: 'give a contact, contact_id or phone' });
+              if (!b.campaign_id && !b.template)
+                ctx.addIssue({ code: 'custom', path: ['template'], message: 'give a template or a campaign_id' });
+              if (!b.contact_id && !b.phone && !b.contact)
+                ctx.addIssue({ code: 'custom', path: ['contact'], message: 'give a contact, contact_id or phone' });
             }),
           response: {
-            200: z.object({ content: z.string(), variant: z.string(), contact_id: z.string().nullable(), source: z.enum(['rules', 'llm']) }),
+            200: z.object({
+              content: z.string(),
+              variant: z.string(),
+              contact_id: z.string().nullable(),
+              source: z.enum(['rules', 'llm']),
+            }),
             ...errorResponses,
           },
         },
@@ -363,7 +411,9 @@ export const pulseRoutes =
       async (request) => {
         const b = request.body;
         assertTenantAccess(request, b.tenant_id);
-        const msg = b.campaign_id ? (await findCampaign(deps.db, b.tenant_id, b.campaign_id)).message : { template: b.template!, variants: b.variants };
+        const msg = b.campaign_id
+          ? (await findCampaign(deps.db, b.tenant_id, b.campaign_id)).message
+          : { template: b.template!, variants: b.variants };
         let contactId: string | null = null;
         let who = { name: b.contact?.name ?? null, tags: b.contact?.tags ?? [], attributes: b.contact?.attributes ?? {} };
         if (b.contact_id || b.phone) {
@@ -376,9 +426,17 @@ export const pulseRoutes =
                 b.contact_id ? eq(contacts.id, b.contact_id) : eq(contacts.phoneHash, deps.keyring.blindIndex(b.phone!)),
               ),
             );
-          if (!row) throw notFound('CONTACT_NOT_FOUND', b.contact_id ? `contact_id: no contact "${b.contact_id}"` : 'phone: no contact with this number');
+          if (!row)
+            throw notFound(
+              'CONTACT_NOT_FOUND',
+              b.contact_id ? `contact_id: no contact "${b.contact_id}"` : 'phone: no contact with this number',
+            );
           contactId = row.id;
-          who = { name: row.nameEnc ? deps.keyring.decrypt(row.nameEnc) : null, tags: row.tags, attributes: decryptAttributes(deps.keyring, row.attributesEnc) };
+          who = {
+            name: row.nameEnc ? deps.keyring.decrypt(row.nameEnc) : null,
+            tags: row.tags,
+            attributes: decryptAttributes(deps.keyring, row.attributesEnc),
+          };
         }
         if (!msg.template) throw badRequest('VALIDATION_FAILED', 'body.template: must not be empty');
         const picked = pickContent(msg, who);
@@ -387,7 +445,11 @@ export const pulseRoutes =
           const index = picked.variant.startsWith('variant:') ? Number(picked.variant.slice('variant:'.length)) : -1;
           const chosen = index >= 0 ? msg.variants![index].template : msg.template;
           try {
-            const text = await writePulseContentWithLlm({ db: deps.db, timeoutMs: deps.config.AI_REQUEST_TIMEOUT_MS }, profile, { template: chosen, draft: picked.text, contact: who });
+            const text = await writePulseContentWithLlm({ db: deps.db, timeoutMs: deps.config.AI_REQUEST_TIMEOUT_MS }, profile, {
+              template: chosen,
+              draft: picked.text,
+              contact: who,
+            });
             if (text) return { content: text, variant: picked.variant, contact_id: contactId, source: 'llm' as const };
           } catch (err) {
             if (!(err instanceof LlmError)) throw err;

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError } from '../../core/errors.js';
-import { claimNextJob, enqueueJobs, finishJob, findJob, jobNotFound, JOB_STATUSES } from '../../core/queue/jobs.js';
-import { JobNotifier } from '../../core/queue/notifier.js';
+import { AppError } from '../../core/platform/errors.js';
+import { claimNextJob, enqueueJobs, finishJob, findJob, jobNotFound, JOB_STATUSES } from '../../core/legacy-queue/jobs.js';
+import { JobNotifier } from '../../core/legacy-queue/notifier.js';
 import { jobAnsweredSignal, type JobAnswer } from '../../workflows/conversation.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantId } from '../schemas.js';
@@ -42,7 +42,8 @@ const jobView = z.object({
 /** The queue's tenant is the key's: a tenant key only ever sees its own jobs. */
 export function queueTenant(request: FastifyRequest): string {
   const p = request.principal;
-  if (p?.kind !== 'tenant') throw new AppError(403, 'TENANT_KEY_REQUIRED', 'the job queue is per tenant: use a tenant API key, not the admin key');
+  if (p?.kind !== 'tenant')
+    throw new AppError(403, 'TENANT_KEY_REQUIRED', 'the job queue is per tenant: use a tenant API key, not the admin key');
   return p.tenantId;
 }
 
@@ -52,7 +53,10 @@ export async function signalAnswer(deps: ApiDeps, log: FastifyBaseLogger, workfl
   try {
     await deps.temporal.workflow.getHandle(workflowId).signal(jobAnsweredSignal, answer);
   } catch (err) {
-    log.warn({ err: { name: (err as Error).name }, jobId: answer.jobId }, 'could not signal the conversation; it settles the job at its timeout');
+    log.warn(
+      { err: { name: (err as Error).name }, jobId: answer.jobId },
+      'could not signal the conversation; it settles the job at its timeout',
+    );
   }
 }
 
@@ -68,7 +72,7 @@ export const queueRoutes =
       {
         config: { auth: 'queue' },
         schema: {
-          summary: 'Claim the oldest due job of the key\'s tenant (the legacy n8n poll)',
+          summary: "Claim the oldest due job of the key's tenant (the legacy n8n poll)",
           description:
             'Leases the job (QUEUE_LEASE_S, default 120 s): a job whose worker dies is handed out again when its lease ' +
             'expires, up to its max attempts, then becomes `dead`. `wait` long-polls up to 30 s for a job to arrive.',
@@ -109,7 +113,7 @@ export const queueRoutes =
       {
         config: { auth: 'queue' },
         schema: {
-          summary: 'Enqueue a data_lookup job (the Data Engine payload) for the tenant\'s n8n workers',
+          summary: "Enqueue a data_lookup job (the Data Engine payload) for the tenant's n8n workers",
           tags: ['queue'],
           security: bearer,
           body: dataLookupJob,

@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { eq, sql } from 'drizzle-orm';
 import { tenants } from '../../core/db/schema.js';
-import { notFound } from '../../core/errors.js';
-import { createTenant, findTenant } from '../../core/tenants.js';
-import { replaceKnowledge } from '../../core/knowledge.js';
+import { notFound } from '../../core/platform/errors.js';
+import { createTenant, findTenant } from '../../core/tenants/tenants.js';
+import { replaceKnowledge } from '../../core/knowledge/entries.js';
 import { findAiProfileRow } from '../../core/ai/profile.js';
-import { startKnowledgeIngest } from '../../core/temporal/knowledge.js';
+import { startKnowledgeIngest } from '../../core/knowledge/start-ingest.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantId, tenantParams } from '../schemas.js';
 
@@ -114,9 +114,7 @@ export const tenantRoutes =
           security: bearer,
           params: tenantParams,
           body: z.object({
-            entries: z
-              .array(z.object({ title: z.string().trim().min(1).max(500), content: z.string().trim().min(1).max(4096) }))
-              .max(5000),
+            entries: z.array(z.object({ title: z.string().trim().min(1).max(500), content: z.string().trim().min(1).max(4096) })).max(5000),
           }),
           response: { 200: z.object({ count: z.number() }), ...errorResponses },
         },

@@ -1,13 +1,26 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { channelCredentials, findChannel, findChannelByRouting, findChannelsByRouting, findMetaChannelsByVerifyToken, phoneDigits } from '../../core/channels.js';
-import { safeEqual } from '../../core/crypto.js';
-import { AppError } from '../../core/errors.js';
-import { emptyIngest, ingest, type IngestResult } from '../../core/webhooks/ingest.js';
+import {
+  channelCredentials,
+  findChannel,
+  findChannelByRouting,
+  findChannelsByRouting,
+  findMetaChannelsByVerifyToken,
+  phoneDigits,
+} from '../../core/providers/channels.js';
+import { safeEqual } from '../../core/platform/crypto.js';
+import { AppError } from '../../core/platform/errors.js';
+import { emptyIngest, ingest, type IngestResult } from '../../core/webhooks/receive.js';
 import { infobipWebhookSchema, normalizeInfobip } from '../../core/webhooks/infobip.js';
 import { metaPhoneNumberIds, metaWebhookSchema, normalizeMeta, verifyMetaSignature } from '../../core/webhooks/meta.js';
-import { isTwilioStatus, normalizeTwilioInbound, normalizeTwilioStatus, parseForm, verifyTwilioSignature } from '../../core/webhooks/twilio.js';
+import {
+  isTwilioStatus,
+  normalizeTwilioInbound,
+  normalizeTwilioStatus,
+  parseForm,
+  verifyTwilioSignature,
+} from '../../core/webhooks/twilio.js';
 import type { ApiDeps } from '../deps.js';
 import { errorSchema } from '../schemas.js';
 
@@ -38,7 +51,11 @@ export const webhookRoutes =
       for (const m of result.media) {
         // Fire and forget: the message is durable already; a failed start leaves the media pending.
         deps.temporal.workflow
-          .start('mediaDownloadWorkflow', { workflowId: `media/${m.tenantId}/${m.mediaId}`, taskQueue: deps.config.TEMPORAL_TASK_QUEUE, args: [m] })
+          .start('mediaDownloadWorkflow', {
+            workflowId: `media/${m.tenantId}/${m.mediaId}`,
+            taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
+            args: [m],
+          })
           .catch((err: Error) => app.log.warn({ err: { name: err.name }, mediaId: m.mediaId }, 'media download not started'));
       }
       return { accepted: result.accepted, duplicates: result.duplicates, statuses: result.statuses };
@@ -138,7 +155,7 @@ export const webhookRoutes =
         schema: {
           summary: 'Twilio WhatsApp webhook: inbound messages (routed by To) and status callbacks (by From)',
           description:
-            'Form-encoded. Verified with X-Twilio-Signature over PUBLIC_BASE_URL + path (or the request\'s own scheme, Host and path) ' +
+            "Form-encoded. Verified with X-Twilio-Signature over PUBLIC_BASE_URL + path (or the request's own scheme, Host and path) " +
             "and the sorted form parameters, keyed by the channel's auth token.",
           tags: ['webhooks'],
           response: { 200: z.string().describe('Empty TwiML'), 400: errorSchema, 401: errorSchema },
@@ -154,7 +171,9 @@ export const webhookRoutes =
         const creds = channelCredentials(deps.keyring, channel, 'twilio');
         const base = deps.config.PUBLIC_BASE_URL
           ? deps.config.PUBLIC_BASE_URL.replace(/\/+$/, '')
-          : `${String(request.headers['x-forwarded-proto'] ?? request.protocol).split(',')[0].trim()}://${request.headers.host}`;
+          : `${String(request.headers['x-forwarded-proto'] ?? request.protocol)
+              .split(',')[0]
+              .trim()}://${request.headers.host}`;
         const signature = request.headers['x-twilio-signature'];
         if (!verifyTwilioSignature(base + request.url, params, typeof signature === 'string' ? signature : undefined, creds.auth_token)) {
           return reject(request, 'twilio', 'signature mismatch');

@@ -12,14 +12,20 @@ export type Cleanups = (() => Promise<unknown>)[];
  * A scratch database for a benchmark, dropped by the cleanups: on the server of
  * BENCH_DATABASE_URL (or TEST_DATABASE_URL), else on an embedded PostgreSQL started for it.
  */
-export async function benchDatabase(cleanups: Cleanups, log: (line: string) => void = () => undefined): Promise<{ url: string; serverUrl: string }> {
+export async function benchDatabase(
+  cleanups: Cleanups,
+  log: (line: string) => void = () => undefined,
+): Promise<{ url: string; serverUrl: string }> {
   let serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
   if (!serverUrl) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-pg-'));
     // mkdtemp makes the directory private; the embedded server runs as `postgres` when we are root.
     await chmod(dir, 0o755);
     const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), port: await freePort(), persistent: false, log });
-    cleanups.push(() => server.stop(), () => rm(dir, { recursive: true, force: true }));
+    cleanups.push(
+      () => server.stop(),
+      () => rm(dir, { recursive: true, force: true }),
+    );
     serverUrl = server.adminUrl;
   }
   const name = `parley_bench_${randomBytes(6).toString('hex')}`;

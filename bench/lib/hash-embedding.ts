@@ -7,7 +7,11 @@ import { createHash } from 'node:crypto';
  */
 export function hashEmbedding(text: string, dim = 256): number[] {
   const v = new Array<number>(dim).fill(0);
-  const words = text.toLowerCase().normalize('NFKD').match(/[\p{L}\p{N}]+/gu) ?? [];
+  const words =
+    text
+      .toLowerCase()
+      .normalize('NFKD')
+      .match(/[\p{L}\p{N}]+/gu) ?? [];
   const add = (feature: string, weight: number) => {
     const h = createHash('md5').update(feature).digest();
     const index = h.readUInt32LE(0) % dim;
@@ -24,5 +28,7 @@ export function hashEmbedding(text: string, dim = 256): number[] {
 }
 
 const STOP = new Set(
-  'a an and are as at be but by can do does for from have how i if in is it me my of on or our so that the this to was we what when where which who why will with you your'.split(' '),
+  'a an and are as at be but by can do does for from have how i if in is it me my of on or our so that the this to was we what when where which who why will with you your'.split(
+    ' ',
+  ),
 );

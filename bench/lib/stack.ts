@@ -8,7 +8,7 @@ import { benchDatabase } from './database.js';
 import { freePort } from '../../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../../scripts/lib/temporal-cli.js';
 import { startTemporalDev } from '../../scripts/lib/temporal-dev.js';
-import { Keyring, randomToken } from '../../core/crypto.js';
+import { Keyring, randomToken } from '../../core/platform/crypto.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -33,7 +33,13 @@ export async function startStack(env: Record<string, string> = {}, log = (l: str
   try {
     const { url: databaseUrl } = await benchDatabase(stops, log);
     const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI, log);
-    const temporal = await startTemporalDev({ cli, port: await freePort(), uiPort: await freePort(), dbFile: path.join(dir, 'temporal.db'), headless: true });
+    const temporal = await startTemporalDev({
+      cli,
+      port: await freePort(),
+      uiPort: await freePort(),
+      dbFile: path.join(dir, 'temporal.db'),
+      headless: true,
+    });
     stops.push(() => temporal.stop());
 
     const port = await freePort();

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { Db } from '../db/client.js';
-import { MIN_KNOWLEDGE_SCORE } from '../knowledge.js';
-import { retrieve, type RetrievedChunk } from '../retrieval.js';
+import { MIN_KNOWLEDGE_SCORE } from '../knowledge/entries.js';
+import { retrieve, type RetrievedChunk } from '../knowledge/retrieval.js';
 import { chatCompletion, embedTexts, LlmError, llmClient } from './llm.js';
 import { maskPii } from './mask.js';
 import type { AiProfile } from './profile.js';
@@ -34,7 +34,11 @@ const MAX_TOOL_ROUNDS = 4;
 /** Knowledge chunks put in the prompt. */
 const PROMPT_CHUNKS = 5;
 
-const toSource = (c: RetrievedChunk): AnswerSource => ({ chunk_id: c.chunkId, document_id: c.documentId, score: Number(c.score.toFixed(6)) });
+const toSource = (c: RetrievedChunk): AnswerSource => ({
+  chunk_id: c.chunkId,
+  document_id: c.documentId,
+  score: Number(c.score.toFixed(6)),
+});
 
 /**
  * Answers with the tenant's LLM: embeds the (masked) question, retrieves hybrid, prompts with
@@ -56,7 +60,14 @@ export async function answerWithLlm(
   try {
     const embedded = await embedTexts(client, profile.embeddingModel, [masked]);
     query = { model: profile.embeddingModel, vector: embedded.vectors[0] };
-    await recordUsage(db, { tenantId, conversationId: input.conversationId, purpose: 'embedding', model: profile.embeddingModel, promptTokens: embedded.promptTokens, completionTokens: 0 });
+    await recordUsage(db, {
+      tenantId,
+      conversationId: input.conversationId,
+      purpose: 'embedding',
+      model: profile.embeddingModel,
+      promptTokens: embedded.promptTokens,
+      completionTokens: 0,
+    });
   } catch (err) {
     // Full-text retrieval still works; the chat call below decides whether the provider is down.
     if (!(err instanceof LlmError)) throw err;
@@ -65,7 +76,14 @@ export async function answerWithLlm(
 
   const tools = await toolsForTenant(deps.tools, tenantId);
   const canary = `ref-${randomBytes(6).toString('hex')}`;
-  const prompt = buildPrompt(profile, { question: input.question, memory: input.memory, chunks, canary, toolNames: [...tools.keys()], allowHandover: input.allowHandover });
+  const prompt = buildPrompt(profile, {
+    question: input.question,
+    memory: input.memory,
+    chunks,
+    canary,
+    toolNames: [...tools.keys()],
+    allowHandover: input.allowHandover,
+  });
   const toolSpecs: ChatCompletionTool[] = [
     ...(input.allowHandover ? [HANDOVER_TOOL] : []),
     ...[...tools.values()].map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })),
@@ -101,14 +119,22 @@ export async function answerWithLlm(
       const handover = calls.find((c) => c.function.name === HANDOVER_TOOL.name);
       if (handover && input.allowHandover) {
         const note = readArgs(handover.function.arguments).reason;
-        return { kind: 'handover', reason: 'model_requested', note: typeof note === 'string' ? note.slice(0, 500) : undefined, confidence: 0, sources: cited([]) };
+        return {
+          kind: 'handover',
+          reason: 'model_requested',
+          note: typeof note === 'string' ? note.slice(0, 500) : undefined,
+          confidence: 0,
+          sources: cited([]),
+        };
       }
       messages.push({ role: 'assistant', content: message.content ?? null, tool_calls: calls });
       for (const call of calls) {
         const tool = tools.get(call.function.name);
         let result: unknown;
         try {
-          result = tool ? await tool.run({ tenantId, conversationId: input.conversationId }, readArgs(call.function.arguments)) : { error: `no tool named ${call.function.name}` };
+          result = tool
+            ? await tool.run({ tenantId, conversationId: input.conversationId }, readArgs(call.function.arguments))
+            : { error: `no tool named ${call.function.name}` };
         } catch (err) {
           result = { error: `lookup failed: ${(err as Error).message}`.slice(0, 300) };
         }
@@ -120,7 +146,12 @@ export async function answerWithLlm(
     const parsed = parseAnswer(message.content);
     if (!parsed) throw new LlmError('LLM returned an empty answer', true);
     if (leaksInstructions(parsed.answer, prompt)) {
-      await recordEvent(db, { tenantId, conversationId: input.conversationId, kind: 'answer_blocked', detail: { reason: 'repeated its instructions' } });
+      await recordEvent(db, {
+        tenantId,
+        conversationId: input.conversationId,
+        kind: 'answer_blocked',
+        detail: { reason: 'repeated its instructions' },
+      });
       return { kind: 'answer', text: '', confidence: 0, sources: [], blocked: true };
     }
     if (input.allowHandover && parsed.confidence < profile.confidenceThreshold) {
@@ -144,7 +175,11 @@ function readArgs(raw: string): Record<string, unknown> {
  * Without an LLM (none configured, budget spent, provider down): the best full-text chunk
  * when it matches well enough. Confidence scales the rank so a bare threshold match is 0.5.
  */
-export async function answerWithoutLlm(db: Db, tenantId: string, question: string): Promise<{ text: string; confidence: number; sources: AnswerSource[] } | undefined> {
+export async function answerWithoutLlm(
+  db: Db,
+  tenantId: string,
+  question: string,
+): Promise<{ text: string; confidence: number; sources: AnswerSource[] } | undefined> {
   const [best] = await retrieve(db, { tenantId, question, limit: 1 });
   if (!best || (best.ftsScore ?? 0) < MIN_KNOWLEDGE_SCORE) return undefined;
   const confidence = Math.min(1, (best.ftsScore ?? 0) / (2 * MIN_KNOWLEDGE_SCORE));

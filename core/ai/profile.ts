@@ -1,5 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { aiProfiles, type AiProfileRow } from '../db/schema.js';
 
@@ -35,7 +35,12 @@ export const DEFAULT_TEMPERATURE = 0.2;
 export const DEFAULT_CONFIDENCE_THRESHOLD = 0.6;
 
 /** Saves the profile; says whether stored embeddings are now stale (another endpoint or model). */
-export async function putAiProfile(db: Db, keyring: Keyring, tenantId: string, input: AiProfileInput): Promise<{ embeddingsChanged: boolean }> {
+export async function putAiProfile(
+  db: Db,
+  keyring: Keyring,
+  tenantId: string,
+  input: AiProfileInput,
+): Promise<{ embeddingsChanged: boolean }> {
   const values = {
     baseUrl: input.base_url.replace(/\/+$/, ''),
     apiKeyEnc: keyring.encrypt(input.api_key),

@@ -24,7 +24,11 @@ export async function usableProfile(db: Db, profile: AiProfile | undefined): Pro
 }
 
 async function complete(deps: SeedLlmDeps, profile: AiProfile, body: Omit<Parameters<typeof chatCompletion>[1], 'model'>) {
-  const completion = await chatCompletion(llmClient(profile, deps.timeoutMs), { model: profile.chatModel, temperature: profile.temperature, ...body });
+  const completion = await chatCompletion(llmClient(profile, deps.timeoutMs), {
+    model: profile.chatModel,
+    temperature: profile.temperature,
+    ...body,
+  });
   await recordUsage(deps.db, {
     tenantId: profile.tenantId,
     purpose: 'chat',
@@ -98,7 +102,12 @@ export async function chooseIntentWithLlm(
   }
   const params: Record<string, string> = {};
   for (const name of intent.params) {
-    const value = name === CUSTOMER_PHONE ? customerPhone : typeof args[name] === 'string' || typeof args[name] === 'number' ? String(args[name]).trim() : undefined;
+    const value =
+      name === CUSTOMER_PHONE
+        ? customerPhone
+        : typeof args[name] === 'string' || typeof args[name] === 'number'
+          ? String(args[name]).trim()
+          : undefined;
     if (!value) return undefined;
     params[name] = value.slice(0, 1000);
   }
@@ -114,10 +123,18 @@ export interface PulseContentInput {
 }
 
 /** Writes the personalised message from the template(s) and the contact; contact details masked. */
-export async function writePulseContentWithLlm(deps: SeedLlmDeps, profile: AiProfile, input: PulseContentInput): Promise<string | undefined> {
+export async function writePulseContentWithLlm(
+  deps: SeedLlmDeps,
+  profile: AiProfile,
+  input: PulseContentInput,
+): Promise<string | undefined> {
   const facts = maskPii(JSON.stringify({ name: input.contact.name, tags: input.contact.tags, attributes: input.contact.attributes }));
   const templates = maskPii(JSON.stringify({ template: input.template, draft: input.draft }));
-  const style = [profile.businessDescription && `Business: ${profile.businessDescription}`, profile.tone && `Tone: ${profile.tone}`, profile.language && `Language: ${profile.language}`]
+  const style = [
+    profile.businessDescription && `Business: ${profile.businessDescription}`,
+    profile.tone && `Tone: ${profile.tone}`,
+    profile.language && `Language: ${profile.language}`,
+  ]
     .filter(Boolean)
     .join('\n');
   const message = await complete(deps, profile, {

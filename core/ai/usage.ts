@@ -19,7 +19,12 @@ function monthRange(month: string): [Date, Date] {
 
 export async function recordUsage(
   db: Db,
-  input: { tenantId: string; conversationId?: string | null; purpose: 'chat' | 'embedding' | 'ingest' | 'synthesis'; model: string } & TokenUsage,
+  input: {
+    tenantId: string;
+    conversationId?: string | null;
+    purpose: 'chat' | 'embedding' | 'ingest' | 'synthesis';
+    model: string;
+  } & TokenUsage,
 ): Promise<void> {
   if (input.promptTokens === 0 && input.completionTokens === 0) return;
   await db.insert(aiUsage).values({
@@ -60,7 +65,12 @@ export async function budgetExhausted(db: Db, tenantId: string, budget: number |
   const month = monthOf();
   const used = await monthlyUsage(db, tenantId, month);
   if (used.promptTokens + used.completionTokens < budget) return false;
-  await recordEvent(db, { tenantId, kind: 'budget_exhausted', detail: { month, budget, used: used.promptTokens + used.completionTokens }, onceKey: `budget_exhausted:${month}` });
+  await recordEvent(db, {
+    tenantId,
+    kind: 'budget_exhausted',
+    detail: { month, budget, used: used.promptTokens + used.completionTokens },
+    onceKey: `budget_exhausted:${month}`,
+  });
   return true;
 }
 
@@ -70,6 +80,12 @@ export async function recordEvent(
 ): Promise<void> {
   await db
     .insert(aiEvents)
-    .values({ tenantId: input.tenantId, conversationId: input.conversationId ?? null, kind: input.kind, detail: input.detail ?? {}, onceKey: input.onceKey ?? null })
+    .values({
+      tenantId: input.tenantId,
+      conversationId: input.conversationId ?? null,
+      kind: input.kind,
+      detail: input.detail ?? {},
+      onceKey: input.onceKey ?? null,
+    })
     .onConflictDoNothing();
 }

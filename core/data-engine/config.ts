@@ -93,7 +93,10 @@ export const dataSourceSchema = z
     for (const [header, value] of Object.entries(c.headers ?? {})) {
       for (const p of placeholders(value)) {
         if (!(SECRET_FIELDS as readonly string[]).includes(p)) {
-          issue(['connection', 'headers', header], `unknown placeholder {${p}}; headers may use ${SECRET_FIELDS.map((s) => `{${s}}`).join(', ')}`);
+          issue(
+            ['connection', 'headers', header],
+            `unknown placeholder {${p}}; headers may use ${SECRET_FIELDS.map((s) => `{${s}}`).join(', ')}`,
+          );
         } else if (c[p as (typeof SECRET_FIELDS)[number]] === undefined) {
           issue(['connection', 'headers', header], `placeholder {${p}} needs connection.${p}`);
         }
@@ -131,7 +134,8 @@ export function sqlParamCount(text: string): number {
 export function checkSql(text: string): string | undefined {
   const interpolation = /\$\{|\{\{|\{[A-Za-z_]\w*\}|%\(?\w*\)?s\b|:[A-Za-z_]\w*|\?/;
   const literals = text.match(/'(?:[^']|'')*'/g) ?? [];
-  if (literals.some((l) => /\$\d+|\{|%s/.test(l))) return 'a placeholder inside a quoted string is string interpolation; use a bare $1, $2… bound parameter';
+  if (literals.some((l) => /\$\d+|\{|%s/.test(l)))
+    return 'a placeholder inside a quoted string is string interpolation; use a bare $1, $2… bound parameter';
   const code = sqlCode(text);
   if (interpolation.test(code.replace(/::[A-Za-z_]\w*/g, ''))) {
     return 'string interpolation is not allowed; use $1, $2… bound parameters';
@@ -154,7 +158,8 @@ export function checkUrlTemplate(template: string): string | undefined {
   if (/[{}]/.test(stripped)) return 'unbalanced { } in template';
   for (const p of placeholders(template)) {
     if (!IDENT.test(p)) return `unknown placeholder {${p}}: placeholders are parameter names such as {order_id}`;
-    if ((SECRET_FIELDS as readonly string[]).includes(p)) return `unknown placeholder {${p}}: credentials belong in connection.headers, never in the URL`;
+    if ((SECRET_FIELDS as readonly string[]).includes(p))
+      return `unknown placeholder {${p}}: credentials belong in connection.headers, never in the URL`;
   }
   return undefined;
 }
@@ -221,7 +226,11 @@ export function splitSecrets(source: DataSourceConfig): SplitSource {
 }
 
 /** The stored secrets put back into a source (used by the lookup worker, never returned by the API). */
-export function joinSecrets(config: SplitSource['config'], head: Pick<DataSourceConfig, 'id' | 'name' | 'type' | 'served_by'>, secrets: Secrets): DataSourceConfig {
+export function joinSecrets(
+  config: SplitSource['config'],
+  head: Pick<DataSourceConfig, 'id' | 'name' | 'type' | 'served_by'>,
+  secrets: Secrets,
+): DataSourceConfig {
   const connection = { ...config.connection, ...secrets };
   if (!secrets.headers) delete connection.headers;
   return { ...head, ...config, connection } as DataSourceConfig;

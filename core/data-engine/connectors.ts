@@ -50,7 +50,9 @@ export class ConnectorPools {
   }
 
   private static key(tenantId: string, source: DataSourceConfig): string {
-    return createHash('sha256').update(JSON.stringify([tenantId, source])).digest('hex');
+    return createHash('sha256')
+      .update(JSON.stringify([tenantId, source]))
+      .digest('hex');
   }
 
   pgPool(tenantId: string, source: DataSourceConfig, timeoutMs: number): pg.Pool {
@@ -188,7 +190,8 @@ function positional(source: DataSourceConfig, query: string, params: Record<stri
   for (let i = 0; i < count; i++) {
     const name = order[i];
     const value = name === undefined ? undefined : params[name];
-    if (value === undefined) throw new LookupError('bad_request', `missing parameter $${i + 1}${name ? ` (${name})` : ''} for query "${query}"`);
+    if (value === undefined)
+      throw new LookupError('bad_request', `missing parameter $${i + 1}${name ? ` (${name})` : ''} for query "${query}"`);
     values.push(value);
   }
   return values;
@@ -223,7 +226,14 @@ async function runPg(pools: ConnectorPools, tenantId: string, source: DataSource
   }
 }
 
-async function runMysql(pools: ConnectorPools, tenantId: string, source: DataSourceConfig, text: string, values: string[], opts: RunOptions) {
+async function runMysql(
+  pools: ConnectorPools,
+  tenantId: string,
+  source: DataSourceConfig,
+  text: string,
+  values: string[],
+  opts: RunOptions,
+) {
   const { pool, entry } = pools.myPool(tenantId, source, opts.timeoutMs);
   // $n placeholders become ?, with the values repeated in the order they appear.
   const order = sqlPlaceholders(text);
@@ -240,7 +250,10 @@ async function runMysql(pools: ConnectorPools, tenantId: string, source: DataSou
     else await conn.query(`SET SESSION max_execution_time = ${Math.floor(opts.timeoutMs)}`);
     await conn.query('START TRANSACTION READ ONLY');
     try {
-      const [rows] = await conn.execute({ sql: mysqlText, timeout: opts.timeoutMs }, order.map((n) => values[n - 1]));
+      const [rows] = await conn.execute(
+        { sql: mysqlText, timeout: opts.timeoutMs },
+        order.map((n) => values[n - 1]),
+      );
       await conn.query('COMMIT');
       return (rows as Record<string, unknown>[]).slice(0, MAX_ROWS).map((r) => ({ ...r }));
     } catch (err) {
@@ -285,7 +298,9 @@ function statusError(status: number): LookupError {
 
 function asRows(value: unknown): Record<string, unknown>[] {
   const list = Array.isArray(value) ? value : value === null || value === undefined ? [] : [value];
-  return list.slice(0, MAX_ROWS).map((v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : { value: v }));
+  return list
+    .slice(0, MAX_ROWS)
+    .map((v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : { value: v }));
 }
 
 async function runRest(source: DataSourceConfig, query: string, params: Record<string, string>, opts: RunOptions) {
@@ -323,7 +338,13 @@ async function graphqlRequest(source: DataSourceConfig, document: string, variab
   }
   const body = (await readJson(res)) as { data?: Record<string, unknown> | null; errors?: { message?: string }[] } | null;
   if (body?.errors?.length && !body.data) {
-    throw new LookupError('bad_request', `GraphQL error: ${body.errors.map((e) => e.message ?? '?').join('; ').slice(0, 500)}`);
+    throw new LookupError(
+      'bad_request',
+      `GraphQL error: ${body.errors
+        .map((e) => e.message ?? '?')
+        .join('; ')
+        .slice(0, 500)}`,
+    );
   }
   return body?.data ?? {};
 }

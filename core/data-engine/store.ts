@@ -1,9 +1,9 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { dataAccessLogs, dataIntents, dataSources } from '../db/schema.js';
-import { badRequest } from '../errors.js';
+import { badRequest } from '../platform/errors.js';
 import {
   joinSecrets,
   queryNeeds,
@@ -43,7 +43,11 @@ export async function replaceDataSources(db: Db, keyring: Keyring, tenantId: str
       const old = stored.get(source.id) ?? {};
       const keep = (value: string | undefined, previous: string | undefined, path: string) => {
         if (value !== REDACTED) return value;
-        if (previous === undefined) throw badRequest('VALIDATION_FAILED', `body.data_sources.${position}.${path}: "${REDACTED}" keeps a stored secret, but none is stored`);
+        if (previous === undefined)
+          throw badRequest(
+            'VALIDATION_FAILED',
+            `body.data_sources.${position}.${path}: "${REDACTED}" keeps a stored secret, but none is stored`,
+          );
         return previous;
       };
       const merged: Secrets = {};
@@ -130,7 +134,10 @@ export const intentSchema = z
       .max(20),
     data_source: z.string().min(1).max(100),
     query: z.string().min(1).max(100),
-    params: z.array(z.string().regex(/^[A-Za-z_]\w{0,62}$/, 'must be an identifier')).max(10).default([]),
+    params: z
+      .array(z.string().regex(/^[A-Za-z_]\w{0,62}$/, 'must be an identifier'))
+      .max(10)
+      .default([]),
     reply_template: z.string().min(1).max(4096),
     fallback_message: z.string().trim().min(1).max(4096).optional(),
     not_found_message: z.string().trim().min(1).max(4096).optional(),
@@ -146,7 +153,11 @@ export const intentSchema = z
       }
       for (const param of intent.params) {
         if (param !== CUSTOMER_PHONE && !names.includes(param)) {
-          ctx.addIssue({ code: 'custom', path: ['patterns', i], message: `needs a named capture (?<${param}>…) for param "${param}" (or use "${CUSTOMER_PHONE}")` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['patterns', i],
+            message: `needs a named capture (?<${param}>…) for param "${param}" (or use "${CUSTOMER_PHONE}")`,
+          });
         }
       }
     });
@@ -166,11 +177,15 @@ export async function replaceIntents(db: Db, keyring: Keyring, tenantId: string,
     const needs = queryNeeds(stored.source, intent.query);
     if ('error' in needs) throw badRequest('VALIDATION_FAILED', `${at}.query: ${needs.error}`);
     if ('positional' in needs && needs.positional !== intent.params.length) {
-      throw badRequest('VALIDATION_FAILED', `${at}.params: query "${intent.query}" takes ${needs.positional} parameter(s) ($1…$${needs.positional}), got ${intent.params.length}`);
+      throw badRequest(
+        'VALIDATION_FAILED',
+        `${at}.params: query "${intent.query}" takes ${needs.positional} parameter(s) ($1…$${needs.positional}), got ${intent.params.length}`,
+      );
     }
     if ('named' in needs) {
       const missing = needs.named.filter((n) => !intent.params.includes(n));
-      if (missing.length) throw badRequest('VALIDATION_FAILED', `${at}.params: "${intent.query}" needs ${missing.map((m) => `"${m}"`).join(', ')}`);
+      if (missing.length)
+        throw badRequest('VALIDATION_FAILED', `${at}.params: "${intent.query}" needs ${missing.map((m) => `"${m}"`).join(', ')}`);
     }
   }
   await db.transaction(async (tx) => {
@@ -252,7 +267,13 @@ export async function recordAccess(db: Db, e: AccessLogEntry): Promise<void> {
 
 /** The seed's monitoring query: per source and hour over the last 24 hours. */
 export async function lookupMetrics(db: Db, tenantId: string) {
-  const result = await db.execute<{ data_source_id: string; hour: Date | string; avg_response_time: number; query_count: number; error_count: number }>(sql`
+  const result = await db.execute<{
+    data_source_id: string;
+    hour: Date | string;
+    avg_response_time: number;
+    query_count: number;
+    error_count: number;
+  }>(sql`
     SELECT data_source_id,
            AVG(response_time_ms)::float8 AS avg_response_time,
            COUNT(*)::int AS query_count,

@@ -280,7 +280,9 @@ export const knowledgeDocuments = pgTable('knowledge_documents', {
   title: text('title').notNull(),
   mime: text('mime').notNull(),
   raw: bytea('raw'),
-  status: text('status', { enum: ['queued', 'chunking', 'embedding', 'ready', 'failed'] }).notNull().default('queued'),
+  status: text('status', { enum: ['queued', 'chunking', 'embedding', 'ready', 'failed'] })
+    .notNull()
+    .default('queued'),
   chunksTotal: integer('chunks_total').notNull().default(0),
   chunksEmbedded: integer('chunks_embedded').notNull().default(0),
   error: text('error'),
@@ -352,7 +354,9 @@ export const messageMedia = pgTable('message_media', {
   mimeType: text('mime_type'),
   sha256: text('sha256'),
   filenameEnc: text('filename_enc'),
-  status: text('status', { enum: ['pending', 'downloaded', 'failed'] }).notNull().default('pending'),
+  status: text('status', { enum: ['pending', 'downloaded', 'failed'] })
+    .notNull()
+    .default('pending'),
   sizeBytes: integer('size_bytes'),
   contentEnc: bytea('content_enc'),
   contentKey: text('content_key'),
@@ -367,7 +371,9 @@ export const dataSources = pgTable('data_sources', {
   id: text('id').notNull(),
   name: text('name').notNull(),
   type: text('type', { enum: ['postgresql', 'mysql', 'rest_api', 'graphql'] }).notNull(),
-  servedBy: text('served_by', { enum: ['parley', 'tenant_worker'] }).notNull().default('parley'),
+  servedBy: text('served_by', { enum: ['parley', 'tenant_worker'] })
+    .notNull()
+    .default('parley'),
   config: jsonb('config').$type<Record<string, unknown>>().notNull(),
   credentialsEnc: text('credentials_enc'),
   position: integer('position').notNull(),

@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { contacts } from '../db/schema.js';
 

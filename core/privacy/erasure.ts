@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { campaignSends, consentEvents, contacts, conversations, erasures, jobs, messages, sandboxMessages } from '../db/schema.js';
 import { contactJobs } from './export.js';

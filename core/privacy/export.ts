@@ -1,8 +1,8 @@
 import { and, asc, eq, inArray, or, sql } from 'drizzle-orm';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { campaignSends, consentEvents, contacts, conversations, jobs, messages, sandboxMessages } from '../db/schema.js';
-import { openPayload } from '../queue/jobs.js';
+import { openPayload } from '../legacy-queue/jobs.js';
 
 /**
  * Everything Parley holds about one contact, decrypted (data portability). Returns undefined
@@ -29,7 +29,11 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
         .orderBy(asc(messages.seq))
     : [];
   const [consent, sandbox, jobRows, sends] = await Promise.all([
-    db.select().from(consentEvents).where(and(eq(consentEvents.tenantId, tenantId), eq(consentEvents.contactId, contactId))).orderBy(asc(consentEvents.at)),
+    db
+      .select()
+      .from(consentEvents)
+      .where(and(eq(consentEvents.tenantId, tenantId), eq(consentEvents.contactId, contactId)))
+      .orderBy(asc(consentEvents.at)),
     db
       .select()
       .from(sandboxMessages)
@@ -96,7 +100,10 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
  * conversation column, the sender's number in the clear payload) that name them.
  */
 export function contactJobs(contactId: string, conversationIds: string[], phone: string) {
-  return or(conversationIds.length ? inArray(jobs.conversationId, conversationIds) : undefined, jobsMentioning([contactId, ...conversationIds, phone]));
+  return or(
+    conversationIds.length ? inArray(jobs.conversationId, conversationIds) : undefined,
+    jobsMentioning([contactId, ...conversationIds, phone]),
+  );
 }
 
 function jobsMentioning(needles: string[]) {

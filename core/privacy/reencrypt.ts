@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 
 export interface ReencryptResult {
   /** `table.column` → values rewritten with the primary key. */

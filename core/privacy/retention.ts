@@ -79,7 +79,13 @@ export async function ensureRetentionSchedule(client: Client, opts: { taskQueue:
     await client.schedule.create({
       scheduleId: retentionScheduleId(opts.taskQueue),
       spec: { intervals: [{ every: opts.every as `${number}${'s' | 'm' | 'h' | 'd'}` }] },
-      action: { type: 'startWorkflow', workflowType: 'retentionPurgeWorkflow', taskQueue: opts.taskQueue, workflowId: `retention-purge/${opts.taskQueue}`, args: [] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'retentionPurgeWorkflow',
+        taskQueue: opts.taskQueue,
+        workflowId: `retention-purge/${opts.taskQueue}`,
+        args: [],
+      },
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
     });
   } catch (err) {

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../errors.js';
+import { FailureType } from '../platform/errors.js';
 
 export interface ProviderSettings {
   timeoutMs: number;
@@ -72,7 +72,11 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
  */
 export function providerFailure(kind: FailureClass, details: ProviderErrorDetails, headers?: Headers): ApplicationFailure {
   const type =
-    kind === 'rejected' ? FailureType.ProviderRejected : kind === 'throttled' ? FailureType.ProviderThrottled : FailureType.ProviderUnavailable;
+    kind === 'rejected'
+      ? FailureType.ProviderRejected
+      : kind === 'throttled'
+        ? FailureType.ProviderThrottled
+        : FailureType.ProviderUnavailable;
   const delay = headers ? retryAfterMs(headers) : undefined;
   return ApplicationFailure.create({
     type,

@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { Channel } from '../db/schema.js';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import { DEFAULT_PROVIDER_SETTINGS, type ProviderSettings } from './http.js';
 import { InfobipProvider } from './infobip.js';
 import { MetaProvider } from './meta.js';

@@ -1,6 +1,6 @@
 import type { Channel } from '../db/schema.js';
-import { sha256, type Keyring } from '../crypto.js';
-import { channelCredentials, phoneDigits } from '../channels.js';
+import { sha256, type Keyring } from '../platform/crypto.js';
+import { channelCredentials, phoneDigits } from './channels.js';
 import { baseUrl, classifyStatus, providerFailure, providerFetch, type ProviderSettings } from './http.js';
 import { fetchBytes } from './meta.js';
 import type { DownloadedMedia, OutboundInteractive, OutboundTemplate, OutboundText, Provider, SendResult } from './types.js';
@@ -38,7 +38,8 @@ export class InfobipProvider implements Provider {
       const body = res.body as { messageId?: string; messages?: { messageId?: string }[] } | undefined;
       return { providerMessageId: body?.messageId ?? body?.messages?.[0]?.messageId ?? messageId };
     }
-    const code = (res.body as { requestError?: { serviceException?: { messageId?: string } } } | undefined)?.requestError?.serviceException?.messageId;
+    const code = (res.body as { requestError?: { serviceException?: { messageId?: string } } } | undefined)?.requestError?.serviceException
+      ?.messageId;
     throw providerFailure(classifyStatus(res.status), { provider: 'infobip', httpStatus: res.status, code }, res.headers);
   }
 
@@ -59,7 +60,10 @@ export class InfobipProvider implements Provider {
       return this.post(
         m.channel,
         '/whatsapp/1/message/interactive/buttons',
-        { ...env, content: { body: { text: i.body }, action: { buttons: i.buttons.map((b) => ({ type: 'REPLY', id: b.id, title: b.title })) } } },
+        {
+          ...env,
+          content: { body: { text: i.body }, action: { buttons: i.buttons.map((b) => ({ type: 'REPLY', id: b.id, title: b.title })) } },
+        },
         env.messageId,
       );
     }

@@ -13,7 +13,8 @@ export function numberedText(interactive: Interactive): string {
 export function optionForNumber(interactive: Interactive, answer: string): string | undefined {
   const m = /^\s*(\d{1,2})\s*[.)]?\s*$/.exec(answer);
   if (!m) return undefined;
-  const ids = interactive.kind === 'buttons' ? interactive.buttons.map((b) => b.id) : interactive.sections.flatMap((s) => s.rows.map((r) => r.id));
+  const ids =
+    interactive.kind === 'buttons' ? interactive.buttons.map((b) => b.id) : interactive.sections.flatMap((s) => s.rows.map((r) => r.id));
   return ids[Number(m[1]) - 1];
 }
 

@@ -1,6 +1,6 @@
 import type { Channel } from '../db/schema.js';
-import type { Keyring } from '../crypto.js';
-import { channelCredentials, phoneDigits } from '../channels.js';
+import type { Keyring } from '../platform/crypto.js';
+import { channelCredentials, phoneDigits } from './channels.js';
 import { baseUrl, classifyStatus, providerFailure, providerFetch, type FailureClass, type ProviderSettings } from './http.js';
 import type { DownloadedMedia, OutboundInteractive, OutboundTemplate, OutboundText, Provider, SendResult } from './types.js';
 
@@ -50,7 +50,11 @@ export class MetaProvider implements Provider {
     let kind: FailureClass = classifyStatus(status);
     if (code !== undefined && THROTTLED.has(code)) kind = 'throttled';
     else if (code !== undefined && UNAVAILABLE.has(code)) kind = 'unavailable';
-    return providerFailure(kind, { provider: 'meta', httpStatus: status, code: code?.toString(), title: body?.error?.title ?? body?.error?.type }, headers);
+    return providerFailure(
+      kind,
+      { provider: 'meta', httpStatus: status, code: code?.toString(), title: body?.error?.title ?? body?.error?.type },
+      headers,
+    );
   }
 
   sendText(m: OutboundText): Promise<SendResult> {
@@ -96,7 +100,12 @@ export class MetaProvider implements Provider {
   async downloadMedia(channel: Channel, mediaId: string): Promise<DownloadedMedia> {
     const creds = channelCredentials(this.keyring, channel, 'meta');
     const auth = { authorization: `Bearer ${creds.access_token}` };
-    const meta = await providerFetch('meta', `${this.base(channel)}/${encodeURIComponent(mediaId)}`, { headers: auth }, this.settings.timeoutMs);
+    const meta = await providerFetch(
+      'meta',
+      `${this.base(channel)}/${encodeURIComponent(mediaId)}`,
+      { headers: auth },
+      this.settings.timeoutMs,
+    );
     if (meta.status !== 200) throw this.failure(meta.status, meta.body as GraphError, meta.headers);
     const info = meta.body as { url?: string; mime_type?: string; sha256?: string };
     if (!info.url) throw providerFailure('rejected', { provider: 'meta', httpStatus: 200, title: 'media without a URL' });

@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { sandboxMessages } from '../db/schema.js';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import type { OutboundText, Provider, SendResult } from './types.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Channel } from '../db/schema.js';
-import type { Keyring } from '../crypto.js';
-import { channelCredentials, phoneDigits } from '../channels.js';
+import type { Keyring } from '../platform/crypto.js';
+import { channelCredentials, phoneDigits } from './channels.js';
 import { baseUrl, classifyStatus, providerFailure, providerFetch, type FailureClass, type ProviderSettings } from './http.js';
 import { fetchBytes } from './meta.js';
 import type { DownloadedMedia, OutboundTemplate, OutboundText, Provider, SendResult } from './types.js';
@@ -58,7 +58,10 @@ export class TwilioProvider implements Provider {
   /** Templates are Content API items: the template name is the Content SID (HX…). */
   sendTemplate(m: OutboundTemplate): Promise<SendResult> {
     const vars = Object.fromEntries((m.template.parameters ?? []).map((v, i) => [String(i + 1), v]));
-    return this.post(m.channel, m.to, { ContentSid: m.template.name, ...(m.template.parameters?.length ? { ContentVariables: JSON.stringify(vars) } : {}) });
+    return this.post(m.channel, m.to, {
+      ContentSid: m.template.name,
+      ...(m.template.parameters?.length ? { ContentVariables: JSON.stringify(vars) } : {}),
+    });
   }
 
   downloadMedia(channel: Channel, url: string): Promise<DownloadedMedia> {

@@ -1,9 +1,15 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { ScheduleNotFoundError, WorkflowNotFoundError, type Client, type ScheduleHandle, type ScheduleOverlapPolicy } from '@temporalio/client';
+import {
+  ScheduleNotFoundError,
+  WorkflowNotFoundError,
+  type Client,
+  type ScheduleHandle,
+  type ScheduleOverlapPolicy,
+} from '@temporalio/client';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { pulseCampaigns, type PulseAudience, type PulseCampaign, type PulseMessage } from '../db/schema.js';
-import { AppError, badRequest, conflict, notFound } from '../errors.js';
+import { AppError, badRequest, conflict, notFound } from '../platform/errors.js';
 import { pausedSignal } from '../../workflows/pulse.js';
 
 export const OVERLAP_POLICIES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'terminate_other', 'allow_all'] as const;
@@ -45,7 +51,10 @@ function invalidSchedule(err: unknown): never {
 }
 
 export async function findCampaign(db: Db, tenantId: string, id: string): Promise<PulseCampaign> {
-  const [row] = await db.select().from(pulseCampaigns).where(and(eq(pulseCampaigns.tenantId, tenantId), eq(pulseCampaigns.id, id)));
+  const [row] = await db
+    .select()
+    .from(pulseCampaigns)
+    .where(and(eq(pulseCampaigns.tenantId, tenantId), eq(pulseCampaigns.id, id)));
   if (!row) throw campaignNotFound(id);
   return row;
 }
@@ -94,7 +103,12 @@ export async function createCampaign(s: PulseScheduler, tenantId: string, input:
   return row;
 }
 
-export async function updateCampaign(s: PulseScheduler, tenantId: string, id: string, patch: Partial<CampaignInput>): Promise<PulseCampaign> {
+export async function updateCampaign(
+  s: PulseScheduler,
+  tenantId: string,
+  id: string,
+  patch: Partial<CampaignInput>,
+): Promise<PulseCampaign> {
   const current = await findCampaign(s.db, tenantId, id);
   const next = {
     cron: patch.cron ?? current.cron,
@@ -167,7 +181,10 @@ async function withSchedule<T>(s: PulseScheduler, campaign: PulseCampaign, fn: (
  */
 export async function setPaused(s: PulseScheduler, tenantId: string, id: string, paused: boolean): Promise<void> {
   const campaign = await findCampaign(s.db, tenantId, id);
-  await s.db.update(pulseCampaigns).set({ paused, updatedAt: sql`now()` }).where(eq(pulseCampaigns.id, campaign.id));
+  await s.db
+    .update(pulseCampaigns)
+    .set({ paused, updatedAt: sql`now()` })
+    .where(eq(pulseCampaigns.id, campaign.id));
   const description = await withSchedule(s, campaign, async (h) => {
     await (paused ? h.pause('paused through the Parley API') : h.unpause('resumed through the Parley API'));
     return h.describe();
@@ -213,15 +230,19 @@ export async function triggerCampaign(s: PulseScheduler, tenantId: string, id: s
     if (campaign.overlap === 'skip' && before.info.runningActions.length > 0) {
       throw conflict('RUN_IN_PROGRESS', `id: campaign "${id}" has a run in progress and its overlap policy is "skip"`);
     }
-    const known = new Set([...before.info.recentActions.map((a) => a.action.workflow.workflowId), ...before.info.runningActions.map((a) => a.workflow.workflowId)]);
+    const known = new Set([
+      ...before.info.recentActions.map((a) => a.action.workflow.workflowId),
+      ...before.info.runningActions.map((a) => a.workflow.workflowId),
+    ]);
     await h.trigger(temporalOverlap(campaign.overlap as OverlapPolicy));
     const deadline = Date.now() + TRIGGER_WAIT_MS;
     while (Date.now() < deadline) {
       await delay(100);
       const d = await h.describe();
-      const started = [...d.info.runningActions.map((a) => a.workflow.workflowId), ...d.info.recentActions.map((a) => a.action.workflow.workflowId)].find(
-        (w) => !known.has(w),
-      );
+      const started = [
+        ...d.info.runningActions.map((a) => a.workflow.workflowId),
+        ...d.info.recentActions.map((a) => a.action.workflow.workflowId),
+      ].find((w) => !known.has(w));
       if (started) return started;
     }
     throw new AppError(503, 'TRIGGER_PENDING', 'the Schedule accepted the trigger but has not started the run yet; see GET …/runs');

@@ -2,7 +2,7 @@ import { and, arrayContains, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { contacts, type Contact } from '../db/schema.js';
 import { recordConsent } from '../privacy/consent.js';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 
 export interface ContactInput {
   phone: string;
@@ -138,7 +138,11 @@ export interface PulseSettings {
   opt_in_confirmation?: string;
 }
 
-const normalise = (text: string) => text.trim().replace(/[\s.!]+$/u, '').toUpperCase();
+const normalise = (text: string) =>
+  text
+    .trim()
+    .replace(/[\s.!]+$/u, '')
+    .toUpperCase();
 
 export type ConsentChange = { optedIn: boolean; confirmation: string };
 

@@ -30,7 +30,10 @@ export function templateVariables(contact: ContentContact): Record<string, strin
 
 /** Unknown variables render as empty rather than leaking `{{…}}` into a customer's chat. */
 export function renderTemplate(template: string, vars: Record<string, string>): string {
-  return template.replace(VARIABLE, (_m, key: string) => vars[key] ?? '').replace(/[ \t]{2,}/g, ' ').trim();
+  return template
+    .replace(VARIABLE, (_m, key: string) => vars[key] ?? '')
+    .replace(/[ \t]{2,}/g, ' ')
+    .trim();
 }
 
 /**

@@ -25,7 +25,8 @@ function parseValue(token: string, field: (typeof FIELDS)[number]): number | und
 function checkPart(part: string, field: (typeof FIELDS)[number]): string | null {
   const [range, step, extra] = part.split('/');
   if (extra !== undefined || range === '') return `"${part}" in the ${field.name} field is not valid`;
-  if (step !== undefined && !(/^\d+$/.test(step) && Number(step) > 0)) return `step "${step}" in the ${field.name} field must be a positive number`;
+  if (step !== undefined && !(/^\d+$/.test(step) && Number(step) > 0))
+    return `step "${step}" in the ${field.name} field must be a positive number`;
   if (range === '*') return null;
   const bounds = range.split('-');
   if (bounds.length > 2) return `"${range}" in the ${field.name} field is not a range`;

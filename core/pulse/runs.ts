@@ -11,7 +11,12 @@ export function audienceFilter(tenantId: string, audience: PulseAudience, optedO
   return and(
     eq(contacts.tenantId, tenantId),
     optedOutSince ? or(eq(contacts.optedIn, true), gte(contacts.consentAt, optedOutSince)) : eq(contacts.optedIn, true),
-    tags.length > 0 ? sql`${contacts.tags} && ${sql`ARRAY[${sql.join(tags.map((t) => sql`${t}`), sql`, `)}]::text[]`}` : undefined,
+    tags.length > 0
+      ? sql`${contacts.tags} && ${sql`ARRAY[${sql.join(
+          tags.map((t) => sql`${t}`),
+          sql`, `,
+        )}]::text[]`}`
+      : undefined,
   )!;
 }
 
@@ -56,7 +61,12 @@ export async function listRuns(db: Db, tenantId: string, campaignId: string, lim
   const rows = await db
     .select({ runId: campaignSends.runId, ...counts })
     .from(campaignSends)
-    .where(sql`${campaignSends.runId} IN (${sql.join(runs.map((r) => sql`${r.id}`), sql`, `)})`)
+    .where(
+      sql`${campaignSends.runId} IN (${sql.join(
+        runs.map((r) => sql`${r.id}`),
+        sql`, `,
+      )})`,
+    )
     .groupBy(campaignSends.runId);
   const byRun = new Map(rows.map((r) => [r.runId, r]));
   return runs.map((r) => {

@@ -2,7 +2,7 @@ import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { installTemporalRuntime } from './runtime.js';
 import type { DataConverter } from '@temporalio/common';
-import type { Keyring } from '../crypto.js';
+import type { Keyring } from '../platform/crypto.js';
 import { EncryptionCodec } from './codec.js';
 
 /** `payloadCodec: false` exists for the codec benchmark only (PARLEY_PAYLOAD_CODEC=off). */
@@ -14,7 +14,12 @@ export function dataConverter(keyring: Keyring, opts: { payloadCodec?: boolean }
  * A client on the SDK's native (Rust) connection rather than @grpc/grpc-js: the gRPC work leaves
  * the API's event loop, which then answers webhooks sooner (bench/inbound.ts).
  */
-export async function createTemporalClient(opts: { address: string; namespace: string; keyring: Keyring; payloadCodec?: boolean }): Promise<Client> {
+export async function createTemporalClient(opts: {
+  address: string;
+  namespace: string;
+  keyring: Keyring;
+  payloadCodec?: boolean;
+}): Promise<Client> {
   installTemporalRuntime();
   const connection = await NativeConnection.connect({ address: opts.address });
   return new Client({ connection, namespace: opts.namespace, dataConverter: dataConverter(opts.keyring, opts) });

@@ -1,6 +1,6 @@
 import type { Payload, PayloadCodec, SerializationContext } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { openBytes, sealBytes, type Keyring } from '../crypto.js';
+import { openBytes, sealBytes, type Keyring } from '../platform/crypto.js';
 import { DATA_WORKER_ACTIVITY_PREFIX } from '../data-engine/types.js';
 
 const { temporal } = proto;
@@ -22,7 +22,10 @@ function dataWorkerTenant(context: SerializationContext | undefined): string | u
   return context.activityId.slice(DATA_WORKER_ACTIVITY_PREFIX.length).split('/')[0] || undefined;
 }
 
-const wrap = (keyId: string, data: Uint8Array): Payload => ({ metadata: { encoding: utf8.encode(ENCODING), [KEY_ID]: utf8.encode(keyId) }, data });
+const wrap = (keyId: string, data: Uint8Array): Payload => ({
+  metadata: { encoding: utf8.encode(ENCODING), [KEY_ID]: utf8.encode(keyId) },
+  data,
+});
 
 function unwrap(payload: Payload): { keyId: string; data: Uint8Array } | undefined {
   const encoding = payload.metadata?.encoding;

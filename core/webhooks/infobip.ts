@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { DeliveryStatus } from '../delivery-status.js';
+import type { DeliveryStatus } from '../messaging/delivery-status.js';
 import { e164, type InboundMedia, type NormalizedInbound, type NormalizedStatus } from './types.js';
 
 const result = z.object({
@@ -83,7 +83,14 @@ export function normalizeInfobip(payload: InfobipWebhook): InfobipItems {
       }
       out.messages.push({
         to: r.to,
-        message: { providerMessageId: r.messageId, from: e164(r.from), text: text.slice(0, 4096), timestamp: isoDate(r.receivedAt).toISOString(), choiceId, media },
+        message: {
+          providerMessageId: r.messageId,
+          from: e164(r.from),
+          text: text.slice(0, 4096),
+          timestamp: isoDate(r.receivedAt).toISOString(),
+          choiceId,
+          media,
+        },
       });
     } else if (r.status) {
       const status = GROUP_STATUS[r.status.groupName];

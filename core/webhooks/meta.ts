@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { safeEqual } from '../crypto.js';
-import type { DeliveryStatus } from '../delivery-status.js';
+import { safeEqual } from '../platform/crypto.js';
+import type { DeliveryStatus } from '../messaging/delivery-status.js';
 import { e164, type InboundMedia, type NormalizedInbound, type NormalizedStatus } from './types.js';
 
 /** `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed by the app secret>`, compared in constant time. */
@@ -24,7 +24,7 @@ const media = z.object({
 });
 
 const metaMessage = z.object({
-  from: z.string().regex(/^\d{6,15}$/, 'must be the sender\'s digits'),
+  from: z.string().regex(/^\d{6,15}$/, "must be the sender's digits"),
   id: z.string().min(1),
   timestamp: z.string().regex(/^\d+$/, 'must be unix seconds'),
   type: z.string(),

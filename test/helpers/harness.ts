@@ -7,9 +7,9 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import type { Worker } from '@temporalio/worker';
 import type { AiToolSource } from '../../core/ai/tools.js';
-import { loadConfig, type Config } from '../../core/config.js';
-import { Keyring } from '../../core/crypto.js';
-import { createRuntime, forkRuntime, type Runtime } from '../../core/runtime.js';
+import { loadConfig, type Config } from '../../core/platform/config.js';
+import { Keyring } from '../../core/platform/crypto.js';
+import { createServices, forkServices, type Services } from '../../core/platform/services.js';
 import { createTemporalClient } from '../../core/temporal/client.js';
 import { startApi, type RunningApi } from '../../api/server.js';
 import { createWorkerFor } from '../../worker/create-worker.js';
@@ -61,7 +61,7 @@ export class LogCapture extends Writable {
 
 export interface Harness {
   config: Config;
-  runtime: Runtime;
+  runtime: Services;
   api: RunningApi;
   baseUrl: string;
   databaseUrl: string;
@@ -70,7 +70,11 @@ export interface Harness {
   /** Runs the in-process worker (started by default). */
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
-  request(method: string, url: string, opts?: { key?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Record<string, string> }>;
+  request(
+    method: string,
+    url: string,
+    opts?: { key?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: any; headers: Record<string, string> }>;
   createTenant(id?: string, extra?: Record<string, unknown>): Promise<{ id: string; key: string }>;
   inbound(key: string, body: Record<string, unknown>): Promise<{ status: number; body: any }>;
   sandbox(tenantId: string, key: string, to: string): Promise<any[]>;
@@ -106,12 +110,12 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     PARLEY_WORKFLOW_BUNDLE: process.env.PARLEY_WORKFLOW_BUNDLE,
     ...opts.env,
   });
-  const runtime = await createRuntime(config, db.url);
+  const runtime = await createServices(config, db.url);
   const logs = new LogCapture();
   const api = await startApi(config, runtime, temporalAddress, { logStream: logs });
   const baseUrl = api.url;
 
-  const workerRuntime = forkRuntime(runtime, 10);
+  const workerRuntime = forkServices(runtime, 10);
   let running: { worker: Worker; done: Promise<void>; close: () => Promise<void> } | undefined;
   const h: Harness = {
     config,

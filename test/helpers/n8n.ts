@@ -24,7 +24,10 @@ export function simulatedN8n(baseUrl: string) {
 /** A tenant in `legacy_n8n` mode: its turns become jobs that n8n answers within `timeoutS`. */
 export async function legacyTenant(h: Harness, fallback: string, timeoutS: number) {
   const t = await h.createTenant(undefined, { fallback_message: fallback });
-  const res = await h.request('PATCH', `/routes/tenants/${t.id}`, { key: t.key, body: { mode: 'legacy_n8n', legacy_reply_timeout_s: timeoutS } });
+  const res = await h.request('PATCH', `/routes/tenants/${t.id}`, {
+    key: t.key,
+    body: { mode: 'legacy_n8n', legacy_reply_timeout_s: timeoutS },
+  });
   assert.equal(res.status, 200);
   return t;
 }

@@ -1,7 +1,13 @@
 /** A minimal valid one-page PDF (Helvetica text lines), built byte-exact with its xref table. */
 export function makePdf(lines: string[]): Buffer {
   const escape = (s: string) => s.replace(/[\\()]/g, (c) => `\\${c}`);
-  const stream = ['BT', '/F1 12 Tf', '72 720 Td', ...lines.flatMap((l, i) => (i === 0 ? [`(${escape(l)}) Tj`] : ['0 -16 Td', `(${escape(l)}) Tj`])), 'ET'].join('\n');
+  const stream = [
+    'BT',
+    '/F1 12 Tf',
+    '72 720 Td',
+    ...lines.flatMap((l, i) => (i === 0 ? [`(${escape(l)}) Tj`] : ['0 -16 Td', `(${escape(l)}) Tj`])),
+    'ET',
+  ].join('\n');
   const objects = [
     '<< /Type /Catalog /Pages 2 0 R >>',
     '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',

@@ -27,8 +27,10 @@ export async function createPgCrm(seed: CrmSeed): Promise<Crm> {
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   for (const stmt of TABLES.split(';')) await client.query(stmt);
-  for (const o of seed.orders) await client.query('INSERT INTO orders VALUES ($1, $2, $3, $4)', [o.order_id, o.status, o.tracking_number, o.customer_phone]);
-  for (const a of seed.appointments ?? []) await client.query('INSERT INTO appointments VALUES ($1, $2, $3)', [a.customer_phone, a.starts_at, a.with_whom]);
+  for (const o of seed.orders)
+    await client.query('INSERT INTO orders VALUES ($1, $2, $3, $4)', [o.order_id, o.status, o.tracking_number, o.customer_phone]);
+  for (const a of seed.appointments ?? [])
+    await client.query('INSERT INTO appointments VALUES ($1, $2, $3)', [a.customer_phone, a.starts_at, a.with_whom]);
   return {
     connection: {
       host: url.hostname,
@@ -61,7 +63,8 @@ export async function createMysqlCrm(seed: CrmSeed): Promise<Crm | string> {
   await conn.query(`CREATE DATABASE ${name}`);
   await conn.query(`USE ${name}`);
   for (const stmt of TABLES.split(';')) await conn.query(stmt);
-  for (const o of seed.orders) await conn.execute('INSERT INTO orders VALUES (?, ?, ?, ?)', [o.order_id, o.status, o.tracking_number, o.customer_phone]);
+  for (const o of seed.orders)
+    await conn.execute('INSERT INTO orders VALUES (?, ?, ?, ?)', [o.order_id, o.status, o.tracking_number, o.customer_phone]);
   return {
     connection: { host: MYSQL.host, port: MYSQL.port, database: name, username: MYSQL.user },
     async query(text) {

@@ -36,7 +36,12 @@ export function metaStatus(id: string, status: string, errors?: { code: number; 
 }
 
 /** Posts a Meta webhook signed with `secret` over exactly the bytes sent (or over `signedBody` to simulate tampering). */
-export async function postMeta(baseUrl: string, payload: unknown, secret: string, opts: { signedBody?: string; signature?: string | null } = {}) {
+export async function postMeta(
+  baseUrl: string,
+  payload: unknown,
+  secret: string,
+  opts: { signedBody?: string; signature?: string | null } = {},
+) {
   const body = JSON.stringify(payload);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const signature = opts.signature === undefined ? signMeta(opts.signedBody ?? body, secret) : opts.signature;

@@ -1,7 +1,7 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Db } from './db/client.js';
-import { apiKeys } from './db/schema.js';
-import { randomToken, sha256 } from './crypto.js';
+import type { Db } from '../db/client.js';
+import { apiKeys } from '../db/schema.js';
+import { randomToken, sha256 } from '../platform/crypto.js';
 
 export const SCOPES = ['admin', 'messages', 'queue', 'read'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -39,7 +39,10 @@ export async function findActiveKey(db: Db, key: string): Promise<KeyPrincipal |
   if (!row) return null;
   // Recording every use would turn each read into a write; minute precision is enough.
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
-    await db.update(apiKeys).set({ lastUsedAt: sql`now()` }).where(eq(apiKeys.id, row.id));
+    await db
+      .update(apiKeys)
+      .set({ lastUsedAt: sql`now()` })
+      .where(eq(apiKeys.id, row.id));
   }
   return { keyId: row.id, tenantId: row.tenantId, scopes: row.scopes as Scope[] };
 }
@@ -47,7 +50,14 @@ export async function findActiveKey(db: Db, key: string): Promise<KeyPrincipal |
 /** A tenant's live keys: the prefix identifies a key, the key itself is never stored. */
 export async function listApiKeys(db: Db, tenantId: string) {
   return db
-    .select({ id: apiKeys.id, prefix: apiKeys.prefix, name: apiKeys.name, scopes: apiKeys.scopes, createdAt: apiKeys.createdAt, lastUsedAt: apiKeys.lastUsedAt })
+    .select({
+      id: apiKeys.id,
+      prefix: apiKeys.prefix,
+      name: apiKeys.name,
+      scopes: apiKeys.scopes,
+      createdAt: apiKeys.createdAt,
+      lastUsedAt: apiKeys.lastUsedAt,
+    })
     .from(apiKeys)
     .where(and(eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
     .orderBy(apiKeys.createdAt);

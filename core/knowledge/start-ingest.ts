@@ -6,7 +6,11 @@ import { knowledgeIngestWorkflow } from '../../workflows/knowledge.js';
  * tenant-wide run replaces one in progress (its committed batches stay), so chunks added
  * meanwhile are never missed.
  */
-export async function startKnowledgeIngest(temporal: Client, taskQueue: string, input: { tenantId: string; documentId?: string }): Promise<string> {
+export async function startKnowledgeIngest(
+  temporal: Client,
+  taskQueue: string,
+  input: { tenantId: string; documentId?: string },
+): Promise<string> {
   const workflowId = input.documentId ? `knowledge-doc-${input.documentId}` : `knowledge-embed-${input.tenantId}`;
   await temporal.workflow.start(knowledgeIngestWorkflow, {
     taskQueue,

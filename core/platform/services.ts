@@ -1,12 +1,12 @@
 import type pg from 'pg';
 import type { Config } from './config.js';
 import { Keyring } from './crypto.js';
-import { createDb, createPool, type Db } from './db/client.js';
-import { migrate } from './db/migrate.js';
-import { createProviders, type Providers } from './providers/index.js';
+import { createDb, createPool, type Db } from '../db/client.js';
+import { migrate } from '../db/migrate.js';
+import { createProviders, type Providers } from '../providers/index.js';
 import { resolveSecrets } from './secrets.js';
 
-export interface Runtime {
+export interface Services {
   databaseUrl: string;
   pool: pg.Pool;
   db: Db;
@@ -16,11 +16,11 @@ export interface Runtime {
 }
 
 /** The shared dependencies of the API and the worker: database, keys and providers. */
-export async function createRuntime(
+export async function createServices(
   config: Config,
   databaseUrl: string,
   opts: { poolSize?: number } = {},
-): Promise<Runtime & { config: Config }> {
+): Promise<Services & { config: Config }> {
   const secrets = await resolveSecrets(config);
   const keyring = new Keyring(secrets.encryptionKey);
   const pool = createPool(databaseUrl, opts.poolSize);
@@ -32,7 +32,7 @@ export async function createRuntime(
  * The same runtime on its own connection pool. The API, the relay and the worker each get one
  * when they share a process, so a worker backlog can never starve webhook acknowledgements.
  */
-export function forkRuntime(runtime: Runtime & { config: Config }, poolSize: number): Runtime & { config: Config } {
+export function forkServices(runtime: Services & { config: Config }, poolSize: number): Services & { config: Config } {
   return withPool(runtime, createPool(runtime.databaseUrl, poolSize));
 }
 

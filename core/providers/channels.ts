@@ -1,9 +1,9 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Db } from './db/client.js';
-import { channels, type Channel } from './db/schema.js';
-import type { Keyring } from './crypto.js';
-import { conflict } from './errors.js';
+import type { Db } from '../db/client.js';
+import { channels, type Channel } from '../db/schema.js';
+import type { Keyring } from '../platform/crypto.js';
+import { conflict } from '../platform/errors.js';
 
 export const PROVIDERS = ['meta', 'twilio', 'infobip', 'sandbox'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -17,13 +17,19 @@ const phoneLike = z
 /** Each provider's own credential fields, as the provider names them. */
 export const credentialSchemas = {
   meta: z.object({
-    phone_number_id: z.string().trim().regex(/^\d{1,32}$/, 'must be the numeric phone number id from Meta'),
+    phone_number_id: z
+      .string()
+      .trim()
+      .regex(/^\d{1,32}$/, 'must be the numeric phone number id from Meta'),
     access_token: secret,
     app_secret: secret,
     verify_token: secret,
   }),
   twilio: z.object({
-    account_sid: z.string().trim().regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio account SID (AC + 32 hex digits)'),
+    account_sid: z
+      .string()
+      .trim()
+      .regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio account SID (AC + 32 hex digits)'),
     auth_token: secret,
     from: phoneLike,
   }),

@@ -1,9 +1,9 @@
 import { and, eq, sql } from 'drizzle-orm';
-import type { Db } from './db/client.js';
-import { messages } from './db/schema.js';
-import type { Keyring } from './crypto.js';
-import { notFound } from './errors.js';
-import { conversationWorkflowIdPrefix } from './ids.js';
+import type { Db } from '../db/client.js';
+import { messages } from '../db/schema.js';
+import type { Keyring } from '../platform/crypto.js';
+import { notFound } from '../platform/errors.js';
+import { conversationWorkflowIdPrefix } from '../platform/ids.js';
 
 export interface InboundInput {
   tenantId: string;

@@ -1,8 +1,8 @@
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Keyring } from './crypto.js';
-import { conversationWorkflow, inboundSignal, type ConversationInput, type InboundMessage } from '../workflows/conversation.js';
+import type { Keyring } from '../platform/crypto.js';
+import { conversationWorkflow, inboundSignal, type ConversationInput, type InboundMessage } from '../../workflows/conversation.js';
 
 export interface RelayOptions {
   pool: pg.Pool;

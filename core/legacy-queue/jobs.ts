@@ -1,8 +1,8 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { jobs, messages } from '../db/schema.js';
-import type { Keyring } from '../crypto.js';
-import { conflict, notFound } from '../errors.js';
+import type { Keyring } from '../platform/crypto.js';
+import { conflict, notFound } from '../platform/errors.js';
 
 /**
  * The legacy n8n job queue (the seed's `jobs` table). A job is `queued` until a worker
@@ -213,10 +213,7 @@ export async function finishJob(
 
 /** How a legacy turn ended, as the conversation workflow sees it. */
 export type JobOutcome =
-  | { outcome: 'replied'; text: string; sentAt: string }
-  | { outcome: 'completed' }
-  | { outcome: 'failed' }
-  | { outcome: 'timed_out' };
+  { outcome: 'replied'; text: string; sentAt: string } | { outcome: 'completed' } | { outcome: 'failed' } | { outcome: 'timed_out' };
 
 /**
  * The conversation stopped waiting: an open job becomes `timed_out` (so a late answer gets
@@ -241,7 +238,9 @@ async function outcomeOf(db: Db, keyring: Keyring, job: { status: string; replyM
         .select({ bodyEnc: messages.bodyEnc, sentAt: messages.sentAt })
         .from(messages)
         .where(eq(messages.id, job.replyMessageId));
-      return reply ? { outcome: 'replied', text: keyring.decrypt(reply.bodyEnc), sentAt: (reply.sentAt ?? new Date()).toISOString() } : { outcome: 'completed' };
+      return reply
+        ? { outcome: 'replied', text: keyring.decrypt(reply.bodyEnc), sentAt: (reply.sentAt ?? new Date()).toISOString() }
+        : { outcome: 'completed' };
     }
     case 'failed':
     case 'dead':

@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
-import type { Db } from './db/client.js';
-import { knowledgeEntries } from './db/schema.js';
-import { replaceEntryDocuments } from './ingest.js';
+import type { Db } from '../db/client.js';
+import { knowledgeEntries } from '../db/schema.js';
+import { replaceEntryDocuments } from './documents.js';
 import { fullTextSearch } from './retrieval.js';
 
 export interface KnowledgeHit {

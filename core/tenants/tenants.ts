@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
-import type { Db } from './db/client.js';
-import { channels, tenants, type Tenant } from './db/schema.js';
-import { conflict } from './errors.js';
+import type { Db } from '../db/client.js';
+import { channels, tenants, type Tenant } from '../db/schema.js';
+import { conflict } from '../platform/errors.js';
 import { issueApiKey, SCOPES, type IssuedKey } from './api-keys.js';
 
 export const DEFAULT_FALLBACK =

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import type { Db } from './db/client.js';
-import { providerFailure } from './providers/http.js';
+import type { Db } from '../db/client.js';
+import { providerFailure } from './http.js';
 
 export interface PacingOptions {
   /** Never wait longer than this inside one activity attempt; Temporal retries after the backlog. */
@@ -36,7 +36,13 @@ const RESERVE_SQL = `
  * So the sends of any window [a, a + 1 s) have slots in (a - tolerance, a + 1 s), a stretch of
  * (1 + tolerance) s holding at most rate slots. Dropped slots cost throughput, never excess.
  */
-export async function withSendSlot<T>(db: Db, channelId: string, ratePerSecond: number, opts: PacingOptions, send: () => Promise<T>): Promise<T> {
+export async function withSendSlot<T>(
+  db: Db,
+  channelId: string,
+  ratePerSecond: number,
+  opts: PacingOptions,
+  send: () => Promise<T>,
+): Promise<T> {
   const spacing = slotSpacingSeconds(ratePerSecond, opts.toleranceMs);
   const deadline = performance.now() + opts.maxWaitMs;
   while (performance.now() < deadline) {
@@ -47,7 +53,11 @@ export async function withSendSlot<T>(db: Db, channelId: string, ratePerSecond: 
     if (ahead > opts.maxWaitMs) {
       // A deep queue: wait outside the activity instead of holding a slot we cannot use in time.
       const retryAfter = String(Math.ceil((ahead - opts.maxWaitMs / 2) / 1000));
-      throw providerFailure('throttled', { provider: 'pacing', title: 'send queue of this number is full' }, new Headers({ 'retry-after': retryAfter }));
+      throw providerFailure(
+        'throttled',
+        { provider: 'pacing', title: 'send queue of this number is full' },
+        new Headers({ 'retry-after': retryAfter }),
+      );
     }
     const client = await db.$client.connect();
     let before: number;

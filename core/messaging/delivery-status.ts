@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from './db/client.js';
-import { deliveryEvents } from './db/schema.js';
+import type { Db } from '../db/client.js';
+import { deliveryEvents } from '../db/schema.js';
 
 export type DeliveryStatus = 'sent' | 'delivered' | 'read' | 'failed';
 

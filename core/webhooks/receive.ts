@@ -1,9 +1,9 @@
 import type { Db } from '../db/client.js';
 import { and, eq, isNull } from 'drizzle-orm';
 import { messageMedia, messages as messagesTable, type Channel } from '../db/schema.js';
-import type { Keyring } from '../crypto.js';
-import { acceptInbound } from '../inbound.js';
-import { recordDeliveryStatus } from '../delivery-status.js';
+import type { Keyring } from '../platform/crypto.js';
+import { acceptInbound } from '../messaging/accept-inbound.js';
+import { recordDeliveryStatus } from '../messaging/delivery-status.js';
 import type { NormalizedInbound, NormalizedStatus } from './types.js';
 
 export interface IngestResult {
@@ -24,7 +24,14 @@ export const emptyIngest = (): IngestResult => ({ accepted: 0, duplicates: 0, st
  * and records each status. Media rows are written for duplicates too: a webhook whose first
  * delivery died between the two writes is completed by the provider's re-delivery.
  */
-export async function ingest(db: Db, keyring: Keyring, channel: Channel, messages: NormalizedInbound[], statuses: NormalizedStatus[], into: IngestResult): Promise<void> {
+export async function ingest(
+  db: Db,
+  keyring: Keyring,
+  channel: Channel,
+  messages: NormalizedInbound[],
+  statuses: NormalizedStatus[],
+  into: IngestResult,
+): Promise<void> {
   for (const m of messages) {
     const accepted = await acceptInbound(db, keyring, {
       tenantId: channel.tenantId,

@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { extractText as extractPdfText, getDocumentProxy } from 'unpdf';
-import type { Db } from './db/client.js';
-import { knowledgeChunks, knowledgeDocuments } from './db/schema.js';
+import type { Db } from '../db/client.js';
+import { knowledgeChunks, knowledgeDocuments } from '../db/schema.js';
 import { embeddingColumnIsVector } from './retrieval.js';
 
 /** Chunks of about this many characters, each repeating the end of the previous one. */
@@ -74,7 +74,11 @@ export async function extractDocumentText(mime: DocumentMime, raw: Uint8Array): 
  * an answer that straddles a boundary is whole in at least one chunk.
  */
 export function chunkText(text: string, size = CHUNK_CHARS, overlap = CHUNK_OVERLAP): string[] {
-  const clean = text.replace(/\r\n?/g, '\n').replace(/[ \t\f\v]+/g, ' ').replace(/\n\s*\n\s*/g, '\n\n').trim();
+  const clean = text
+    .replace(/\r\n?/g, '\n')
+    .replace(/[ \t\f\v]+/g, ' ')
+    .replace(/\n\s*\n\s*/g, '\n\n')
+    .trim();
   if (!clean) return [];
   if (clean.length <= size) return [clean];
   const chunks: string[] = [];
@@ -98,7 +102,11 @@ export function chunkText(text: string, size = CHUNK_CHARS, overlap = CHUNK_OVER
   return chunks.filter(Boolean);
 }
 
-export async function createUploadDocument(db: Db, tenantId: string, doc: { title: string; mime: DocumentMime; raw: Buffer }): Promise<string> {
+export async function createUploadDocument(
+  db: Db,
+  tenantId: string,
+  doc: { title: string; mime: DocumentMime; raw: Buffer },
+): Promise<string> {
   const [row] = await db
     .insert(knowledgeDocuments)
     .values({ tenantId, kind: 'upload', title: doc.title, mime: doc.mime, raw: doc.raw })
@@ -142,7 +150,12 @@ export class EmptyDocument extends Error {}
 /** Chunks still to embed for a model: of one document, or of the whole tenant. */
 export async function pendingChunks(db: Db, tenantId: string, model: string, documentId: string | undefined, limit: number) {
   return db
-    .select({ id: knowledgeChunks.id, documentId: knowledgeChunks.documentId, title: knowledgeChunks.title, content: knowledgeChunks.content })
+    .select({
+      id: knowledgeChunks.id,
+      documentId: knowledgeChunks.documentId,
+      title: knowledgeChunks.title,
+      content: knowledgeChunks.content,
+    })
     .from(knowledgeChunks)
     .where(
       and(
@@ -160,7 +173,12 @@ export async function pendingChunks(db: Db, tenantId: string, model: string, doc
  * locked first (in id order), so concurrent batches of one document (its own ingestion and a
  * tenant-wide re-embedding) count each other's committed work instead of overwriting it.
  */
-export async function storeEmbeddings(db: Db, tenantId: string, model: string, rows: { id: string; documentId: string; vector: number[] }[]): Promise<void> {
+export async function storeEmbeddings(
+  db: Db,
+  tenantId: string,
+  model: string,
+  rows: { id: string; documentId: string; vector: number[] }[],
+): Promise<void> {
   const vectorColumn = await embeddingColumnIsVector(db);
   const documentIds = [...new Set(rows.map((r) => r.documentId))].sort();
   await db.transaction(async (tx) => {
@@ -183,7 +201,12 @@ export async function storeEmbeddings(db: Db, tenantId: string, model: string, r
 
 /** Recounts embedded chunks of the given documents (or all the tenant's) and marks finished ones ready. */
 export async function refreshProgress(db: Db, tenantId: string, documentIds?: string[]): Promise<void> {
-  const only = documentIds ? sql`AND document_id IN (${sql.join(documentIds.map((id) => sql`${id}::uuid`), sql`, `)})` : sql``;
+  const only = documentIds
+    ? sql`AND document_id IN (${sql.join(
+        documentIds.map((id) => sql`${id}::uuid`),
+        sql`, `,
+      )})`
+    : sql``;
   await db.execute(sql`
     UPDATE knowledge_documents d SET
       chunks_embedded = s.embedded,
@@ -226,10 +249,7 @@ export async function failDocument(db: Db, tenantId: string, documentId: string 
 /** After a model change, every chunk is embedded again: documents go back to 'embedding'. */
 export async function resetEmbeddings(db: Db, tenantId: string): Promise<void> {
   await db.transaction(async (tx) => {
-    await tx
-      .update(knowledgeChunks)
-      .set({ embedding: null, embeddingModel: null })
-      .where(eq(knowledgeChunks.tenantId, tenantId));
+    await tx.update(knowledgeChunks).set({ embedding: null, embeddingModel: null }).where(eq(knowledgeChunks.tenantId, tenantId));
     // Documents whose embedding failed get another chance with the new endpoint or model.
     await tx
       .update(knowledgeDocuments)
@@ -256,7 +276,9 @@ export async function replaceEntryDocuments(tx: Db, tenantId: string, entries: {
       .values({ tenantId, kind: 'entry', title: entry.title, mime: 'text/plain', status: 'ready', chunksTotal: pieces.length })
       .returning({ id: knowledgeDocuments.id });
     if (pieces.length) {
-      await tx.insert(knowledgeChunks).values(pieces.map((content, ord) => ({ tenantId, documentId: doc.id, ord, title: entry.title, content })));
+      await tx
+        .insert(knowledgeChunks)
+        .values(pieces.map((content, ord) => ({ tenantId, documentId: doc.id, ord, title: entry.title, content })));
     }
   }
 }

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from './db/client.js';
+import type { Db } from '../db/client.js';
 
 export interface RetrievedChunk {
   chunkId: string;
@@ -28,9 +28,11 @@ export function embeddingColumnIsVector(db: Db): Promise<boolean> {
   let cached = vectorColumnCache.get(db);
   if (!cached) {
     cached = db
-      .execute<{ n: number }>(sql`
+      .execute<{ n: number }>(
+        sql`
         SELECT count(*)::int AS n FROM information_schema.columns
-        WHERE table_schema = current_schema() AND table_name = 'knowledge_chunks' AND column_name = 'embedding_vec'`)
+        WHERE table_schema = current_schema() AND table_name = 'knowledge_chunks' AND column_name = 'embedding_vec'`,
+      )
       .then((r) => r.rows[0].n > 0);
     vectorColumnCache.set(db, cached);
   }
@@ -91,12 +93,22 @@ export async function retrieve(
   const mode = input.query ? (input.mode ?? 'hybrid') : 'fts';
   const [fts, vec] = await Promise.all([
     mode === 'vector' ? [] : fullTextSearch(db, input.tenantId, input.question, Math.max(limit, CANDIDATES)),
-    mode === 'fts' || !input.query ? [] : vectorSearch(db, input.tenantId, input.query.model, input.query.vector, Math.max(limit, CANDIDATES)),
+    mode === 'fts' || !input.query
+      ? []
+      : vectorSearch(db, input.tenantId, input.query.model, input.query.vector, Math.max(limit, CANDIDATES)),
   ]);
   const byId = new Map<string, RetrievedChunk>();
   const add = (rows: Row[], key: 'ftsScore' | 'vectorScore') =>
     rows.forEach((r, rank) => {
-      const hit = byId.get(r.id) ?? { chunkId: r.id, documentId: r.document_id, title: r.title, content: r.content, score: 0, ftsScore: null, vectorScore: null };
+      const hit = byId.get(r.id) ?? {
+        chunkId: r.id,
+        documentId: r.document_id,
+        title: r.title,
+        content: r.content,
+        score: 0,
+        ftsScore: null,
+        vectorScore: null,
+      };
       hit[key] = r.score;
       hit.score += mode === 'hybrid' ? 1 / (RRF_K + rank + 1) : r.score;
       byId.set(r.id, hit);

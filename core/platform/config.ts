@@ -23,7 +23,11 @@ export const configSchema = z.object({
   /** Wait this long for more messages before answering a burst as one turn (per-tenant override). */
   CONVERSATION_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   /** Inactivity after which a conversation workflow closes: WhatsApp's customer-service window. */
-  CONVERSATION_WINDOW_S: z.coerce.number().int().min(1).default(24 * 60 * 60),
+  CONVERSATION_WINDOW_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(24 * 60 * 60),
   /** Turns a conversation run takes before it continues as new (history stays small). */
   CONVERSATION_TURNS_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Simulated provider latency of the sandbox provider, for load tests and failure drills. */
@@ -43,18 +47,34 @@ export const configSchema = z.object({
   /** Requests per key (or per IP without a key) per minute on each API replica; 0 turns the limit off. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(60_000),
   /** How often the retention purge runs (a Temporal Schedule interval), e.g. 1h, 15m. */
-  RETENTION_PURGE_EVERY: z.string().regex(/^\d+[smhd]$/, 'must be a duration like 30m, 1h or 1d').default('1h'),
+  RETENTION_PURGE_EVERY: z
+    .string()
+    .regex(/^\d+[smhd]$/, 'must be a duration like 30m, 1h or 1d')
+    .default('1h'),
   /** Legacy n8n queue: how long a claimed job is leased before it is handed out again. */
-  QUEUE_LEASE_S: z.coerce.number().int().min(1).max(24 * 60 * 60).default(120),
+  QUEUE_LEASE_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60 * 60)
+    .default(120),
   /** Per-request timeout of LLM and embeddings calls; the activity retries 429/5xx/timeouts, then falls back. */
   AI_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(20_000),
   /** Largest knowledge document accepted by POST …/knowledge/documents (JSON or multipart). */
-  KNOWLEDGE_UPLOAD_MAX_BYTES: z.coerce.number().int().min(1024).max(200 * 1024 * 1024).default(20 * 1024 * 1024),
+  KNOWLEDGE_UPLOAD_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(200 * 1024 * 1024)
+    .default(20 * 1024 * 1024),
   /** The URL providers call us on (e.g. https://parley.example.com); Twilio signs the full URL it called. */
   PUBLIC_BASE_URL: z.string().url('must be an http(s) URL').optional(),
   /** Default provider endpoints; a channel's api_base_url overrides them (tests, regional endpoints). */
   META_GRAPH_URL: z.string().url().default('https://graph.facebook.com'),
-  META_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
+  META_API_VERSION: z
+    .string()
+    .regex(/^v\d+\.\d+$/, 'must look like v21.0')
+    .default('v21.0'),
   TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
   INFOBIP_API_URL: z.string().url().default('https://api.infobip.com'),
   /** Timeout of one provider HTTP request. */
@@ -71,10 +91,7 @@ export type Config = z.infer<typeof configSchema>;
 
 export class ConfigError extends Error {
   constructor(issues: z.core.$ZodIssue[]) {
-    super(
-      'Invalid configuration: ' +
-        issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`).join('; '),
-    );
+    super('Invalid configuration: ' + issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`).join('; '));
     this.name = 'ConfigError';
   }
 }

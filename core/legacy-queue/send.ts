@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { channels, contacts, conversations, jobs, messages, type Channel } from '../db/schema.js';
-import type { Keyring } from '../crypto.js';
-import { AppError, badRequest, notFound } from '../errors.js';
-import { conversationWorkflowId } from '../ids.js';
+import type { Keyring } from '../platform/crypto.js';
+import { AppError, badRequest, notFound } from '../platform/errors.js';
+import { conversationWorkflowId } from '../platform/ids.js';
 import type { Providers } from '../providers/index.js';
 import { jobClosed, jobNotFound } from './jobs.js';
 
@@ -100,7 +100,12 @@ async function sendUnprompted(deps: SendDeps, input: LegacySend): Promise<Legacy
 }
 
 /** The customer's conversation on the tenant's default channel, created if this is the first contact. */
-async function ensureConversation(db: Db, keyring: Keyring, tenantId: string, phone: string): Promise<{ channel: Channel; conversationId: string }> {
+async function ensureConversation(
+  db: Db,
+  keyring: Keyring,
+  tenantId: string,
+  phone: string,
+): Promise<{ channel: Channel; conversationId: string }> {
   const [channel] = await db
     .select()
     .from(channels)
@@ -117,7 +122,12 @@ async function ensureConversation(db: Db, keyring: Keyring, tenantId: string, ph
     .where(and(eq(contacts.tenantId, tenantId), eq(contacts.phoneHash, phoneHash)));
   await db
     .insert(conversations)
-    .values({ tenantId, channelId: channel.id, contactId: contact.id, workflowId: conversationWorkflowId(tenantId, channel.id, contact.id) })
+    .values({
+      tenantId,
+      channelId: channel.id,
+      contactId: contact.id,
+      workflowId: conversationWorkflowId(tenantId, channel.id, contact.id),
+    })
     .onConflictDoNothing({ target: [conversations.tenantId, conversations.channelId, conversations.contactId] });
   const [conversation] = await db
     .select({ id: conversations.id })
@@ -169,7 +179,11 @@ async function deliver(db: Db, deps: SendDeps, d: Delivery): Promise<{ messageId
     }));
   } catch (err) {
     await db.update(messages).set({ status: 'failed' }).where(eq(messages.id, outbound.id));
-    throw new AppError(502, 'PROVIDER_FAILED', `the ${d.channel.provider} provider did not accept the message (${(err as Error).name}); retry the send`);
+    throw new AppError(
+      502,
+      'PROVIDER_FAILED',
+      `the ${d.channel.provider} provider did not accept the message (${(err as Error).name}); retry the send`,
+    );
   }
   const [updated] = await db
     .update(messages)
