@@ -8,15 +8,22 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
 const bin = (name: string) => fileURLToPath(new URL(`../node_modules/.bin/${name}`, import.meta.url));
 
-/** Types and lint rules are part of the suite: floating promises, and the workflow sandbox's import rules. */
-describe('static checks', () => {
-  it('type-checks (tsc --noEmit, strict)', async () => {
-    const result = await run(bin('tsc'), ['--noEmit'], { cwd: root, maxBuffer: 16 * 1024 * 1024 }).catch((e) => e);
-    assert.equal(result.code ?? 0, 0, `${result.stdout ?? ''}${result.stderr ?? ''}`);
-  });
+/** Runs a checker; a checker killed by a signal (out of memory, a timeout) fails like one that found errors. */
+async function check(name: string, args: string[]): Promise<void> {
+  const result = await run(bin(name), args, { cwd: root, maxBuffer: 16 * 1024 * 1024 }).then(
+    () => ({ code: 0, signal: null, output: '' }),
+    (e: { code?: number | null; signal?: string | null; stdout?: string; stderr?: string }) => ({
+      code: e.code ?? null,
+      signal: e.signal ?? null,
+      output: `${e.stdout ?? ''}${e.stderr ?? ''}`,
+    }),
+  );
+  assert.deepEqual({ code: result.code, signal: result.signal }, { code: 0, signal: null }, `${name} failed:\n${result.output}`);
+}
 
-  it('lints (no floating promises; no Node built-ins or I/O in workflows)', async () => {
-    const result = await run(bin('eslint'), ['.'], { cwd: root, maxBuffer: 16 * 1024 * 1024 }).catch((e) => e);
-    assert.equal(result.code ?? 0, 0, `${result.stdout ?? ''}${result.stderr ?? ''}`);
-  });
+/** Types, lint rules and formatting are part of the suite: floating promises, and the workflow sandbox's import rules. */
+describe('static checks', () => {
+  it('type-checks (tsc --noEmit, strict)', () => check('tsc', ['--noEmit']));
+  it('lints (no floating promises; no Node built-ins or I/O in workflows)', () => check('eslint', ['.']));
+  it('is formatted (prettier --check; npm run format fixes it)', () => check('prettier', ['--check', '.']));
 });
