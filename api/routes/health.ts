@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { RELAY_DEAD_LETTER_ATTEMPTS } from '../../core/messaging/outbox-relay.js';
 import type { ApiDeps } from '../deps.js';
 
 const TEMPORAL_PING_DEADLINE_MS = 2_000;
@@ -22,7 +23,11 @@ export const healthRoutes =
                 by_status: z.record(z.string(), z.number()),
                 oldest_queued_age_s: z.number().nullable(),
               }),
-              relay: z.object({ pending: z.number(), oldest_pending_age_s: z.number().nullable() }),
+              relay: z.object({
+                pending: z.number(),
+                oldest_pending_age_s: z.number().nullable(),
+                dead_lettered: z.number().describe('Pending messages whose delivery to Temporal keeps failing (retried every 5 minutes)'),
+              }),
             }),
           },
         },
@@ -34,9 +39,11 @@ export const healthRoutes =
                     extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8 AS oldest
                FROM jobs GROUP BY status`,
           ),
-          deps.pool.query<{ n: number; oldest: number | null }>(
-            `SELECT count(*)::int AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest
+          deps.pool.query<{ n: number; oldest: number | null; dead: number }>(
+            `SELECT count(*)::int AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest,
+                    count(*) FILTER (WHERE attempts >= $1)::int AS dead
                FROM outbox WHERE delivered_at IS NULL`,
+            [RELAY_DEAD_LETTER_ATTEMPTS],
           ),
         ]);
         const queued = jobs.rows.find((r) => r.status === 'queued');
@@ -50,6 +57,7 @@ export const healthRoutes =
           relay: {
             pending: relay.rows[0].n,
             oldest_pending_age_s: relay.rows[0].oldest != null ? Number(relay.rows[0].oldest) : null,
+            dead_lettered: relay.rows[0].dead,
           },
         };
       },

@@ -16,6 +16,9 @@ export interface RelayOptions {
   turnsPerRun: number;
   /** Conversations relayed at once. */
   concurrency?: number;
+  /** One signal carries at most this many messages and (ciphertext) bytes; the rest follow in the next signals. */
+  maxBatchMessages?: number;
+  maxBatchBytes?: number;
 }
 
 interface PendingRow {
@@ -29,9 +32,18 @@ interface PendingRow {
   channel_id: string;
   contact_id: string;
   debounce_ms: number | null;
+  running_bytes: string;
 }
 
 const TEMPORAL_CALL_DEADLINE_MS = 5_000;
+/** Well under Temporal's 2 MB payload limit, after the codec's envelope. */
+const DEFAULT_BATCH_BYTES = 256 * 1024;
+const DEFAULT_BATCH_MESSAGES = 100;
+/**
+ * After this many failed attempts a conversation's rows count as dead-lettered: `GET /` reports them
+ * and the relay logs an error; it keeps retrying every few minutes, so fixing the cause delivers them.
+ */
+export const RELAY_DEAD_LETTER_ATTEMPTS = 10;
 
 /** The advisory lock key of a conversation's outbox rows; `param` is the placeholder holding its id. */
 const conversationLock = (param: string) => `hashtextextended(${param}::text, 7311)`;
@@ -111,8 +123,11 @@ export class OutboxRelay {
   }
 
   private async deliver(conversationId: string): Promise<void> {
+    const maxMessages = this.opts.maxBatchMessages ?? DEFAULT_BATCH_MESSAGES;
+    const maxBytes = this.opts.maxBatchBytes ?? DEFAULT_BATCH_BYTES;
     const client = await this.opts.pool.connect();
     let locked = false;
+    let more = false;
     let ids: string[] = [];
     try {
       // A session lock, not a transaction's, taken and used in one round trip. The read's snapshot
@@ -123,21 +138,26 @@ export class OutboxRelay {
          SELECT l.locked, p.* FROM l LEFT JOIN LATERAL (
            SELECT o.id AS outbox_id, m.id AS message_id, m.seq, m.body_enc, m.created_at AS received_at,
                   c.workflow_id, c.tenant_id, c.channel_id, c.contact_id,
-                  (t.settings->>'debounce_ms')::int AS debounce_ms
+                  (t.settings->>'debounce_ms')::int AS debounce_ms,
+                  sum(length(m.body_enc)) OVER (ORDER BY o.id) AS running_bytes
              FROM outbox o
              JOIN messages m ON m.id = o.message_id
              JOIN conversations c ON c.id = o.conversation_id
              JOIN tenants t ON t.id = c.tenant_id
             WHERE l.locked AND o.conversation_id = $1::uuid AND o.delivered_at IS NULL
             ORDER BY o.id
+            LIMIT $2
          ) p ON true`,
-        [conversationId],
+        [conversationId, maxMessages + 1],
       );
       locked = found[0].locked;
-      const rows = found.filter((r) => r.outbox_id !== null);
-      // All of the conversation's pending rows go together, whatever their backoff says: a row
-      // accepted during an outage must not overtake an older one still waiting out its backoff.
+      const pending = found.filter((r) => r.outbox_id !== null);
+      // The oldest pending rows go first, whatever their backoff says: a row accepted during an
+      // outage must not overtake an older one still waiting out its backoff. A backlog is split
+      // into signals of bounded size (the first row always goes), each marked once it is sent.
+      const rows = pending.filter((r, i) => i === 0 || (i < maxMessages && Number(r.running_bytes) <= maxBytes));
       if (rows.length === 0) return;
+      more = rows.length < pending.length;
       ids = rows.map((r) => r.outbox_id);
       const first = rows[0];
       const debounceMs = first.debounce_ms ?? this.opts.defaultDebounceMs;
@@ -171,17 +191,23 @@ export class OutboxRelay {
         [ids, conversationId],
       );
       locked = false;
+      if (more) this.queued.add(conversationId);
     } catch (err) {
       if (ids.length > 0) {
-        // Back off per conversation: 0.5 s doubling to 30 s, so an outage is not a busy loop.
-        await client
-          .query(
+        // Back off per conversation: 0.5 s doubling to 30 s, so an outage is not a busy loop; a
+        // dead-lettered conversation is retried every 5 minutes until its cause is fixed.
+        const { rows: failed } = await client
+          .query<{ attempts: number }>(
             `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-                    next_attempt_at = now() + least(30, 0.5 * power(2, least(attempts, 6))) * interval '1 second'
-              WHERE id = ANY($1::bigint[])`,
-            [ids, (err as Error).name],
+                    next_attempt_at = now() + (CASE WHEN attempts + 1 >= $3 THEN 300
+                                                    ELSE least(30, 0.5 * power(2, least(attempts, 6))) END) * interval '1 second'
+              WHERE id = ANY($1::bigint[]) RETURNING attempts`,
+            [ids, (err as Error).name, RELAY_DEAD_LETTER_ATTEMPTS],
           )
-          .catch(() => undefined);
+          .catch(() => ({ rows: [] as { attempts: number }[] }));
+        if (failed.some((r) => r.attempts === RELAY_DEAD_LETTER_ATTEMPTS)) {
+          this.opts.log.error({ conversationId, error: (err as Error).name, code: 'OUTBOX_DEAD_LETTERED' }, 'outbox rows dead-lettered');
+        }
       }
       throw err;
     } finally {
