@@ -93,6 +93,15 @@ describe('retrieval: full text, exact cosine over arrays, fusion', () => {
     assert.ok(hybrid.every((h) => h.chunkId !== ids.other));
   });
 
+  it('full-text search survives any question: 500 long messages folded into one, quotes and backslashes', async () => {
+    const words = Array.from({ length: 700 }, (_, i) => `word${i}`).join(' ');
+    const burst = Array.from({ length: 500 }, (_, i) => `refunds ${i} ${words}`.slice(0, 4000)).join('\n');
+    const hits = await retrieve(db, { tenantId: 'a', question: burst, mode: 'fts' });
+    assert.equal(hits[0]?.chunkId, ids.refund, 'the leading term still finds its chunk');
+    const odd = await retrieve(db, { tenantId: 'a', question: "refunds' \\ it's O'Brien\\'s | & ! <-> :* (", mode: 'fts' });
+    assert.equal(odd[0]?.chunkId, ids.refund);
+  });
+
   it('chunks with overlap and covers the whole text', () => {
     const text = Array.from({ length: 60 }, (_, i) => `Sentence number ${i} about the shop.`).join(' ');
     const chunks = chunkText(text, 300, 60);
