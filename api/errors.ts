@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError } from '../core/platform/errors.js';
+import { AppError, isPoolTimeout, summarizeError } from '../core/platform/errors.js';
 
 export interface ErrorBody {
   error: { code: string; message: string };
@@ -59,7 +59,16 @@ export function registerErrorHandling(app: FastifyInstance): void {
       const code = FASTIFY_CODES[err.code] ?? (status === 429 ? 'RATE_LIMITED' : 'BAD_REQUEST');
       return reply.status(status).send(body(code, err.message));
     }
-    request.log.error({ err: { message: err.message, code: err.code, stack: err.stack } }, 'request failed');
+    if (isPoolTimeout(err)) {
+      request.log.warn({ code: 'DATABASE_BUSY' }, 'no database connection free in time');
+      return reply
+        .status(503)
+        .header('retry-after', '1')
+        .send(body('DATABASE_BUSY', 'the database is busy: no connection was free in time; retry shortly'));
+    }
+    // Database errors carry the query's parameters in their message and stack: log the summary only.
+    const summary = summarizeError(err);
+    request.log.error({ err: summary.name === 'DatabaseError' ? summary : { ...summary, stack: err.stack } }, 'request failed');
     return reply.status(500).send(body('INTERNAL', 'internal error; the request was not completed'));
   });
   app.setNotFoundHandler((request, reply) =>

@@ -40,3 +40,52 @@ export const FailureType = {
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 export const NON_RETRYABLE_FAILURES: string[] = [FailureType.BadRequest, FailureType.NotFound, FailureType.ProviderRejected];
+
+/** What may be logged or stored about an error: never a query's parameters or a value PostgreSQL echoes. */
+export interface ErrorSummary {
+  name: string;
+  code?: string;
+  message: string;
+}
+
+const POOL_TIMEOUT = 'timeout exceeded when trying to connect';
+
+/** pg's server errors carry a five-character SQLSTATE and a severity. */
+function databaseError(err: unknown): { code: string; table?: string; constraint?: string } | undefined {
+  for (let e = err as { code?: unknown; severity?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 3; depth++) {
+    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && e.severity !== undefined) {
+      const { table, constraint } = e as { table?: string; constraint?: string };
+      return { code: e.code, table, constraint };
+    }
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
+
+/** The connection pool had no free connection within its acquire timeout. */
+export function isPoolTimeout(err: unknown): boolean {
+  for (let e = err as { message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 3; depth++) {
+    if (e.message === POOL_TIMEOUT) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
+/**
+ * A loggable summary of an error. drizzle's query errors put the SQL and every parameter (a
+ * customer's text, a phone number) in their message, and PostgreSQL echoes rejected values in its
+ * own, so database errors are reduced to their SQLSTATE and the names of what they concern.
+ */
+export function summarizeError(err: unknown): ErrorSummary {
+  if (isPoolTimeout(err)) return { name: 'PoolTimeout', code: 'DATABASE_BUSY', message: 'no database connection was free in time' };
+  const db = databaseError(err);
+  if (db) {
+    const about = [db.table && `table ${db.table}`, db.constraint && `constraint ${db.constraint}`].filter(Boolean).join(', ');
+    return { name: 'DatabaseError', code: db.code, message: `database query failed (SQLSTATE ${db.code}${about ? `, ${about}` : ''})` };
+  }
+  if (err instanceof Error && err.name === 'Error' && err.message.startsWith('Failed query:')) {
+    return { name: 'DatabaseError', message: 'database query failed' };
+  }
+  if (err instanceof Error) return { name: err.name, code: (err as { code?: string }).code, message: err.message };
+  return { name: 'Error', message: String(err) };
+}
