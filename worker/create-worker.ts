@@ -11,6 +11,7 @@ import { dataConverter } from '../core/temporal/client.js';
 import { installTemporalRuntime } from '../core/temporal/runtime.js';
 import { createActivities } from '../activities/index.js';
 import { POLLERS } from './pollers.js';
+import { scrubActivityFailures } from './activity-failures.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -39,6 +40,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ db: opts.db, keyring: opts.keyring, providers: opts.providers, ai: opts.ai }),
     dataConverter: dataConverter(opts.keyring, opts),
+    interceptors: { activity: [scrubActivityFailures] },
     maxConcurrentLocalActivityExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 200,
     ...POLLERS,
