@@ -83,8 +83,12 @@ export const configSchema = z.object({
   DATA_WORKER_SOURCES_FILE: optionalString,
   /** … or inline JSON (`{ "data_sources": [...] }`, the PUT data-sources shape). */
   DATA_WORKER_SOURCES: optionalString,
-  /** … and the tenant's data-worker key (POST /routes/tenants/{id}/data-worker-key), base64. */
+  /** … Parley's API (e.g. https://parley.example.com), where it pulls its lookups and answers them … */
+  PARLEY_URL: z.string().url('must be an http(s) URL').optional(),
+  /** … with an API key of that one tenant holding the `data_worker` scope (POST /routes/tenants/{id}/keys) … */
   PARLEY_DATA_WORKER_KEY: optionalString,
+  /** … running this many lookups at once. */
+  DATA_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(8),
 });
 
 export type Config = z.infer<typeof configSchema>;
