@@ -189,7 +189,10 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
     pools,
   });
   return {
-    /** A source Parley serves: the lookup writes its own audit row when it answers, saving the workflow a step. */
+    /**
+     * A source Parley serves: the lookup writes its own audit row when it answers, saving the workflow a step.
+     * A source the tenant's data worker serves: handed to that worker; the workflow writes the audit row.
+     */
     async dataLookup(input: DataLookupInput): Promise<LookupResult> {
       const { source, servedBy } = await lookups.source(input.tenantId, input.dataSourceId);
       if (servedBy === 'tenant_worker') {

@@ -116,7 +116,7 @@ async function answer(offer: Offer, body: Answer): Promise<void> {
   const deadline = Date.parse(offer.deadline);
   for (let attempt = 0; ; attempt++) {
     try {
-      await call('POST', `/lookups/${offer.lookup_id}/result`, { body, timeoutMs: 10_000 });
+      await (await call('POST', `/lookups/${offer.lookup_id}/result`, { body, timeoutMs: 10_000 })).text();
       return;
     } catch (err) {
       if (err instanceof ApiError && err.status < 500) {
@@ -133,7 +133,9 @@ async function handle(offer: Offer): Promise<void> {
   log.info({ lookup_id: offer.lookup_id, kind: offer.kind, data_source: offer.data_source }, 'lookup leased');
   const renew = setInterval(
     () => {
-      call('POST', `/lookups/${offer.lookup_id}/lease?lease_s=${LEASE_S}`, { timeoutMs: 5000 }).catch(() => undefined);
+      call('POST', `/lookups/${offer.lookup_id}/lease?lease_s=${LEASE_S}`, { timeoutMs: 5000 })
+        .then((res) => res.text())
+        .catch(() => undefined);
     },
     (LEASE_S * 1000) / 3,
   );
@@ -171,8 +173,12 @@ async function poller(first?: Offer): Promise<void> {
   }
 }
 
-// The first poll does not wait: it checks the URL, the key and its scope before anything else.
-const first = await next(0).catch(fatal);
+// The first poll does not wait: a wrong key, scope or tenant stops the worker before anything else.
+const first = await next(0).catch((err: unknown) => {
+  if (err instanceof ApiError && err.fatal) fatal(err);
+  log.warn({ message: (err as Error).message }, 'Parley is not reachable yet; polling on');
+  return undefined;
+});
 log.info({ parley: parleyUrl, sources: sources.size, concurrency: config.DATA_WORKER_CONCURRENCY }, 'data worker polling');
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
