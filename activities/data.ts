@@ -1,9 +1,10 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CompleteAsyncError, Context } from '@temporalio/activity';
 import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
 import { FailureType } from '../core/platform/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
+import { recordRemoteLookup, type RemoteRequest } from '../core/data-engine/remote.js';
 import {
   listIntents,
   loadDataSource,
@@ -12,13 +13,7 @@ import {
   type AccessLogEntry,
   type StoredSource,
 } from '../core/data-engine/store.js';
-import {
-  dataWorkerQueue,
-  type DataLookupInput,
-  type LookupPlan,
-  type LookupResult,
-  type LookupTurnPlan,
-} from '../core/data-engine/types.js';
+import type { DataLookupInput, LookupPlan, LookupResult, LookupTurnPlan } from '../core/data-engine/types.js';
 
 /** Default for one attempt when the source sets no connection.timeout_ms. */
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
@@ -43,11 +38,8 @@ function toFailure(err: unknown, params: Record<string, string> = {}): never {
   throw err;
 }
 
-/**
- * The lookup itself: runs on Parley's shared worker (sources from the database) or on a
- * tenant's own data worker (sources from its local file), under the same activity names.
- */
-export function createLookupActivities(opts: { resolve: SourceResolver; via: 'parley' | 'tenant_worker'; pools: ConnectorPools }) {
+/** Parley's own lookups: against sources whose configuration and credentials are in its database. */
+function connectorLookups(opts: { resolve: SourceResolver; pools: ConnectorPools }) {
   async function source(tenantId: string, dataSourceId: string): Promise<StoredSource> {
     const found = await opts.resolve(tenantId, dataSourceId);
     if (!found) {
@@ -57,20 +49,15 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
         nonRetryable: true,
       });
     }
-    if (opts.via === 'parley' && found.servedBy === 'tenant_worker') {
-      throw ApplicationFailure.create({
-        type: FailureType.BadRequest,
-        message: `data source "${dataSourceId}" is served by the tenant's data worker; Parley holds no credentials for it`,
-        nonRetryable: true,
-      });
-    }
     return found;
   }
   const attemptTimeout = (ms: number) => Math.min(Math.max(ms, 100), MAX_LOOKUP_TIMEOUT_MS);
 
   return {
-    async dataLookup(input: DataLookupInput): Promise<LookupResult> {
-      const { source: config } = await source(input.tenantId, input.dataSourceId);
+    source,
+    attemptTimeout,
+
+    async dataLookup(input: DataLookupInput, config: StoredSource['source']): Promise<LookupResult> {
       const started = performance.now();
       try {
         const rows = await runQuery(opts.pools, input.tenantId, config, input.query, input.params, input.order, {
@@ -79,17 +66,16 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
         });
         // Since first scheduled (by the server, or by the worker for a local activity): retries included.
         const totalMs = Math.max(0, Date.now() - Context.current().info.scheduledTimestampMs);
-        return { rows, sourceMs: Math.round(performance.now() - started), totalMs, via: opts.via };
+        return { rows, sourceMs: Math.round(performance.now() - started), totalMs, via: 'parley' };
       } catch (err) {
         return toFailure(err, input.params);
       }
     },
 
-    async testDataSource(input: { tenantId: string; dataSourceId: string }): Promise<{ latencyMs: number }> {
-      const { source: config } = await source(input.tenantId, input.dataSourceId);
+    async testDataSource(tenantId: string, config: StoredSource['source']): Promise<{ latencyMs: number }> {
       const started = performance.now();
       try {
-        await probe(opts.pools, input.tenantId, config, {
+        await probe(opts.pools, tenantId, config, {
           timeoutMs: config.connection.timeout_ms ?? 5000,
           signal: Context.current().cancellationSignal,
         });
@@ -99,6 +85,31 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
       return { latencyMs: Math.round(performance.now() - started) };
     },
   };
+}
+
+/**
+ * A source the tenant's own data worker serves: the attempt is recorded for that worker to pull
+ * over the API, and the activity completes asynchronously when it answers there (or times out
+ * like any attempt: same start-to-close, retries and fallback). The tenant holds no Temporal access.
+ */
+async function dispatchRemote(db: Db, keyring: Keyring, req: RemoteRequest): Promise<never> {
+  const info = Context.current().info;
+  if (info.isLocal) {
+    throw ApplicationFailure.create({
+      type: FailureType.BadRequest,
+      message: `data source "${req.dataSourceId}" is served by the tenant's data worker: it runs as a regular activity, not a local one`,
+      nonRetryable: true,
+    });
+  }
+  const budgetLeftMs = info.scheduleToCloseTimeoutMs ? info.scheduledTimestampMs + info.scheduleToCloseTimeoutMs - Date.now() : Infinity;
+  await recordRemoteLookup(db, keyring, req, {
+    taskToken: info.taskToken,
+    activityId: info.activityId,
+    workflowId: info.workflowExecution?.workflowId,
+    scheduledAt: new Date(info.scheduledTimestampMs),
+    remainingMs: Math.min(info.startToCloseTimeoutMs, budgetLeftMs),
+  });
+  throw new CompleteAsyncError();
 }
 
 export interface DataDeps {
@@ -144,7 +155,7 @@ export function lookupPlan(
 ): LookupPlan {
   return {
     request: { tenantId, dataSourceId: stored.source.id, query, params, order },
-    ...(stored.servedBy === 'tenant_worker' ? { taskQueue: dataWorkerQueue(tenantId) } : {}),
+    ...(stored.servedBy === 'tenant_worker' ? { remote: true } : {}),
     attemptTimeoutMs: stored.source.connection.timeout_ms ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
     ...extra,
   };
@@ -171,19 +182,31 @@ function cachedResolver(load: SourceResolver): SourceResolver {
   };
 }
 
-/** Parley's side: lookups against sources in its database, and the audit log. */
+/** Lookups against sources in Parley's database or through the tenant's data worker, and the audit log. */
 export function createDataActivities({ db, keyring, pools = new ConnectorPools() }: DataDeps) {
-  const lookups = createLookupActivities({
+  const lookups = connectorLookups({
     resolve: cachedResolver((tenantId, id) => loadDataSource(db, keyring, tenantId, id)),
-    via: 'parley',
     pools,
   });
   return {
-    ...lookups,
-
-    /** A source Parley serves: the lookup writes its own audit row when it answers, saving the workflow a step. */
+    /**
+     * A source Parley serves: the lookup writes its own audit row when it answers, saving the workflow a step.
+     * A source the tenant's data worker serves: handed to that worker; the workflow writes the audit row.
+     */
     async dataLookup(input: DataLookupInput): Promise<LookupResult> {
-      const result = await lookups.dataLookup(input);
+      const { source, servedBy } = await lookups.source(input.tenantId, input.dataSourceId);
+      if (servedBy === 'tenant_worker') {
+        return dispatchRemote(db, keyring, {
+          kind: 'lookup',
+          tenantId: input.tenantId,
+          dataSourceId: input.dataSourceId,
+          query: input.query,
+          params: input.params,
+          order: input.order,
+          timeoutMs: lookups.attemptTimeout(input.attemptTimeoutMs),
+        });
+      }
+      const result = await lookups.dataLookup(input, source);
       if (!input.audit) return result;
       await recordAccess(db, {
         tenantId: input.tenantId,
@@ -195,6 +218,20 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
         via: result.via,
       });
       return { ...result, audited: true };
+    },
+
+    async testDataSource(input: { tenantId: string; dataSourceId: string }): Promise<{ latencyMs: number }> {
+      const { source, servedBy } = await lookups.source(input.tenantId, input.dataSourceId);
+      if (servedBy !== 'tenant_worker') return lookups.testDataSource(input.tenantId, source);
+      return dispatchRemote(db, keyring, {
+        kind: 'test',
+        tenantId: input.tenantId,
+        dataSourceId: input.dataSourceId,
+        query: null,
+        params: {},
+        order: [],
+        timeoutMs: Context.current().info.startToCloseTimeoutMs,
+      });
     },
 
     /** Writes the audit row of a lookup that failed or ran elsewhere; returns its wait since the workflow's `startedAt`. */

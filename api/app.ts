@@ -10,6 +10,7 @@ import { codecRoutes } from './routes/codec.js';
 import { contactRoutes } from './routes/contacts.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { dataRoutes } from './routes/data.js';
+import { dataWorkerRoutes } from './routes/data-worker.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
 import { keyRoutes } from './routes/keys.js';
@@ -81,5 +82,6 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(privacyRoutes(deps));
   await app.register(codecRoutes(deps));
   await app.register(dataRoutes(deps));
+  await app.register(dataWorkerRoutes(deps));
   return app;
 }

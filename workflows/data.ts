@@ -49,10 +49,12 @@ const LOOKUP_RETRY = {
 /**
  * The lookup activity for a plan. A source Parley holds credentials for runs as a local
  * activity: no task dispatch through the server, which at 100 concurrent lookups is most of the
- * wait. A tenant-worker source must cross the server to reach that tenant's queue.
+ * wait. A tenant-worker source is a regular activity on this workflow's queue: Parley's worker
+ * hands it to the tenant's data worker and completes it asynchronously, which a local activity cannot.
  */
 function lookupActivity(plan: LookupPlan) {
   const timeouts = { startToCloseTimeout: plan.attemptTimeoutMs + 500, scheduleToCloseTimeout: LOOKUP_BUDGET_MS, retry: LOOKUP_RETRY };
+  if (plan.remote) return proxyActivities<Activities>(timeouts).dataLookup;
   // Conversations that looked up before lookups became local keep their history's activity events.
   if (!plan.taskQueue && patched('local-lookups')) return proxyLocalActivities<Activities>(timeouts).dataLookup;
   return proxyActivities<Activities>({
@@ -64,7 +66,7 @@ function lookupActivity(plan: LookupPlan) {
 /** Runs one lookup, retried with backoff inside the budget, and writes the audit row either way. */
 export async function runLookup(plan: LookupPlan): Promise<LookupOutcome> {
   const startedAt = Date.now();
-  const local = !plan.taskQueue;
+  const local = !plan.taskQueue && !plan.remote;
   let result: LookupResult | undefined;
   let error: string | undefined;
   try {

@@ -13,7 +13,7 @@ import {
   replaceDataSources,
   replaceIntents,
 } from '../../core/data-engine/store.js';
-import { dataWorkerQueue, type DataLookupJob, type LookupOutcome } from '../../core/data-engine/types.js';
+import type { DataLookupJob, LookupOutcome } from '../../core/data-engine/types.js';
 import { LlmError } from '../../core/ai/llm.js';
 import { loadAiProfile } from '../../core/ai/profile.js';
 import { chooseIntentWithLlm, usableProfile } from '../../core/ai/seed.js';
@@ -154,44 +154,20 @@ export const dataRoutes =
         const { tenant_id, id } = request.params;
         const stored = await loadDataSource(deps.db, deps.keyring, tenant_id, id);
         if (!stored) throw notFound('DATA_SOURCE_NOT_FOUND', `id: no data source "${id}" for this tenant`);
-        // Checked from a worker, where lookups run: the shared queue, or the tenant's own data worker.
+        // Checked from a worker, where lookups run; a tenant_worker source's check goes on to the tenant's data worker.
         const r = await execute<Awaited<ReturnType<typeof dataSourceTestWorkflow>>>(
           'dataSourceTestWorkflow',
           [
             {
               tenantId: tenant_id,
               dataSourceId: id,
-              taskQueue: stored.servedBy === 'tenant_worker' ? dataWorkerQueue(tenant_id) : deps.config.TEMPORAL_TASK_QUEUE,
+              taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
               tenantWorker: stored.servedBy === 'tenant_worker',
             },
           ],
           tenant_id,
         );
         return { ok: r.ok, latency_ms: r.latencyMs ?? null, error: r.error ?? null, via: stored.servedBy };
-      },
-    );
-
-    app.post(
-      '/routes/tenants/:tenant_id/data-worker-key',
-      {
-        config: { auth: 'admin' },
-        schema: {
-          summary: "The key and task queue for the tenant's own data worker (npm run data-worker)",
-          description: "The key opens only this tenant's lookup payloads; give it to the worker as PARLEY_DATA_WORKER_KEY.",
-          tags: ['data'],
-          security: bearer,
-          params: tenantParams,
-          response: { 200: z.object({ tenant_id: z.string(), task_queue: z.string(), data_worker_key: z.string() }), ...errorResponses },
-        },
-      },
-      async (request) => {
-        const { tenant_id } = request.params;
-        await requireTenant(deps, tenant_id);
-        return {
-          tenant_id,
-          task_queue: dataWorkerQueue(tenant_id),
-          data_worker_key: deps.keyring.dataWorkerKey(tenant_id).toString('base64'),
-        };
       },
     );
 

@@ -29,8 +29,16 @@ export interface LookupResult {
 /** Where and how the workflow runs a lookup, decided from the tenant's configuration. */
 export interface LookupPlan {
   request: LookupRequest;
-  /** The tenant's data-worker queue for `tenant_worker` sources; absent = the shared queue. */
+  /**
+   * Plans recorded before lookups went through the API: the tenant's old data-worker queue.
+   * Kept so their histories replay; no plan sets it any more.
+   */
   taskQueue?: string;
+  /**
+   * A `tenant_worker` source: a regular activity on the workflow's own queue, which Parley's
+   * worker completes asynchronously when the tenant's data worker answers over the API.
+   */
+  remote?: boolean;
   /** One attempt's timeout (connection.timeout_ms), within the 10-second budget. */
   attemptTimeoutMs: number;
   /** Keyed hash of the customer's phone number, for the audit log. */
@@ -58,8 +66,6 @@ export interface DataLookupJob {
   parameters: Record<string, string>;
   data_source: string;
 }
-
-export const dataWorkerQueue = (tenantId: string): string => `data-${tenantId}`;
 
 /** Activity id prefix of lookups for a tenant's data worker; the payload codec keys on it (core/temporal/codec.ts). */
 export const DATA_WORKER_ACTIVITY_PREFIX = 'data-worker/';

@@ -405,3 +405,25 @@ export const dataAccessLogs = pgTable('data_access_logs', {
   error: text('error'),
   via: text('via').notNull(),
 });
+
+// Lookups the tenant's own data worker answers over the API (migrations/1100_remote_lookups.sql)
+export const remoteLookups = pgTable('remote_lookups', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  kind: text('kind', { enum: ['lookup', 'test'] }).notNull(),
+  dataSourceId: text('data_source_id').notNull(),
+  taskTokenEnc: text('task_token_enc'),
+  paramsEnc: text('params_enc'),
+  activityId: text('activity_id').notNull(),
+  workflowId: text('workflow_id'),
+  timeoutMs: integer('timeout_ms').notNull(),
+  status: text('status', { enum: ['pending', 'completed', 'failed', 'expired'] })
+    .notNull()
+    .default('pending'),
+  leaseExpiresAt: ts('lease_expires_at'),
+  offers: integer('offers').notNull().default(0),
+  scheduledAt: ts('scheduled_at').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  deadline: ts('deadline').notNull(),
+  settledAt: ts('settled_at'),
+});

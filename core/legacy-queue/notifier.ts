@@ -2,9 +2,9 @@ import pg from 'pg';
 import { JOBS_CHANNEL } from './jobs.js';
 
 /**
- * Wakes long-polling `GET /queue/next-job` requests when a job is enqueued for their tenant,
- * from any process (the worker enqueues conversation turns): one LISTEN connection per API
- * process, opened on first use. A lost connection is reopened by the next waiter; pollers
+ * Wakes long-polling `GET /queue/next-job` requests when a job is enqueued for their tenant
+ * (and, on its own channel, data workers' `GET …/data-worker/next`), from any process (the
+ * worker enqueues conversation turns): one LISTEN connection per API process and channel, opened on first use. A lost connection is reopened by the next waiter; pollers
  * re-check on a short interval anyway, so a missed notification only delays a claim.
  */
 export class JobNotifier {
@@ -13,7 +13,10 @@ export class JobNotifier {
   private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
 
-  constructor(private readonly connection: pg.ClientConfig) {}
+  constructor(
+    private readonly connection: pg.ClientConfig,
+    private readonly channel: string = JOBS_CHANNEL,
+  ) {}
 
   get isClosed(): boolean {
     return this.closed;
@@ -59,7 +62,7 @@ export class JobNotifier {
       });
       try {
         await client.connect();
-        await client.query(`LISTEN ${JOBS_CHANNEL}`);
+        await client.query(`LISTEN ${this.channel}`);
         if (this.closed) {
           await client.end();
           return undefined;

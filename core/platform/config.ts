@@ -184,9 +184,23 @@ export const configSchema = z.object({
   DATA_WORKER_SOURCES: optionalString.describe(
     '`npm run data-worker` only: the same data sources as inline JSON (`{"data_sources":[…]}`).',
   ),
+  PARLEY_URL: z
+    .string()
+    .url('must be an http(s) URL')
+    .optional()
+    .describe(
+      "`npm run data-worker` only: Parley's API (e.g. https://parley.example.com), where the data worker pulls its lookups and answers them.",
+    ),
   PARLEY_DATA_WORKER_KEY: optionalString.describe(
-    "`npm run data-worker` only: the tenant's data-worker key (base64, from `POST /routes/tenants/{id}/data-worker-key`).",
+    '`npm run data-worker` only: an API key of that one tenant holding the `data_worker` scope (`POST /routes/tenants/{id}/keys`).',
   ),
+  DATA_WORKER_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(200)
+    .default(8)
+    .describe('`npm run data-worker` only: lookups the data worker runs at once.'),
 });
 
 export type Config = z.infer<typeof configSchema>;
