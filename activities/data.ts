@@ -4,21 +4,17 @@ import type { Db } from '../core/db/client.js';
 import { FailureType } from '../core/platform/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
-import {
-  listIntents,
-  loadDataSource,
-  matchIntent,
-  recordAccess,
-  type AccessLogEntry,
-  type StoredSource,
-} from '../core/data-engine/store.js';
-import {
-  dataWorkerQueue,
-  type DataLookupInput,
-  type LookupPlan,
-  type LookupResult,
-  type LookupTurnPlan,
-} from '../core/data-engine/types.js';
+import { listIntents, loadDataSource, matchIntent, recordAccess, type StoredSource } from '../core/data-engine/store.js';
+import { dataWorkerQueue } from '../core/data-engine/types.js';
+import type { LookupActivities } from '../contracts/activities.js';
+import type {
+  DataLookupInput,
+  DataSourceRef,
+  LookupPlan,
+  LookupResult,
+  LookupTurnPlan,
+  RecordLookupInput,
+} from '../contracts/data-lookup.js';
 
 /** Default for one attempt when the source sets no connection.timeout_ms. */
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
@@ -47,7 +43,11 @@ function toFailure(err: unknown, params: Record<string, string> = {}): never {
  * The lookup itself: runs on Parley's shared worker (sources from the database) or on a
  * tenant's own data worker (sources from its local file), under the same activity names.
  */
-export function createLookupActivities(opts: { resolve: SourceResolver; via: 'parley' | 'tenant_worker'; pools: ConnectorPools }) {
+export function createLookupActivities(opts: {
+  resolve: SourceResolver;
+  via: 'parley' | 'tenant_worker';
+  pools: ConnectorPools;
+}): LookupActivities {
   async function source(tenantId: string, dataSourceId: string): Promise<StoredSource> {
     const found = await opts.resolve(tenantId, dataSourceId);
     if (!found) {
@@ -85,7 +85,7 @@ export function createLookupActivities(opts: { resolve: SourceResolver; via: 'pa
       }
     },
 
-    async testDataSource(input: { tenantId: string; dataSourceId: string }): Promise<{ latencyMs: number }> {
+    async testDataSource(input: DataSourceRef): Promise<{ latencyMs: number }> {
       const { source: config } = await source(input.tenantId, input.dataSourceId);
       const started = performance.now();
       try {
@@ -198,11 +198,7 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
     },
 
     /** Writes the audit row of a lookup that failed or ran elsewhere; returns its wait since the workflow's `startedAt`. */
-    async recordLookup({
-      startedAt,
-      sourceMs,
-      ...entry
-    }: Omit<AccessLogEntry, 'responseTimeMs'> & { startedAt: number; sourceMs?: number }): Promise<number> {
+    async recordLookup({ startedAt, sourceMs, ...entry }: RecordLookupInput): Promise<number> {
       const totalMs = Math.max(0, Date.now() - startedAt);
       await recordAccess(db, { ...entry, responseTimeMs: sourceMs ?? totalMs });
       return totalMs;
