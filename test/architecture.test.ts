@@ -13,9 +13,10 @@ import ts from 'typescript';
  * workflows on contracts alone); worker/ puts them together.
  */
 const root = fileURLToPath(new URL('..', import.meta.url));
-const SKIPPED = new Set(['node_modules', 'test', 'bench', 'scripts', 'data', '.tools', '.git']);
+/** Top-level folders outside the application code (and every hidden one). */
+const SKIPPED = new Set(['node_modules', 'test', 'bench', 'scripts', 'data', 'examples']);
 
-/** What each top-level folder may import of ours (besides itself, except where noted). */
+/** What each top-level folder may import of ours. */
 const ALLOWED: Record<string, string[]> = {
   contracts: ['contracts'],
   core: ['core', 'contracts'],
@@ -44,12 +45,13 @@ const PENDING_API_ACTIVITY_IMPORTS = new Set(['api/routes/data.ts -> activities/
 
 const PENDING = new Set([...PENDING_ACTIVITY_HELPER_IMPORTS, ...PENDING_API_ACTIVITY_IMPORTS]);
 
+/** The .ts files under `dir`; at the top level, only the application's folders. */
 async function sourceFiles(dir = ''): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(path.join(root, dir), { withFileTypes: true })) {
     const rel = dir ? `${dir}/${entry.name}` : entry.name;
     if (entry.isDirectory()) {
-      if (!SKIPPED.has(entry.name)) out.push(...(await sourceFiles(rel)));
+      if (dir || !(SKIPPED.has(entry.name) || entry.name.startsWith('.'))) out.push(...(await sourceFiles(rel)));
     } else if (/\.[cm]?ts$/.test(entry.name) && dir) {
       out.push(rel);
     }
@@ -147,7 +149,7 @@ describe('architecture', () => {
     assert.deepEqual(found, [], `import circles:\n${found.map((c) => `  ${c.join(' <-> ')}`).join('\n')}`);
   });
 
-  it('imports only downward: contracts <- core <- activities, workflows (contracts only), api <- worker', async () => {
+  it('imports only downward: contracts, core, then activities / api (workflows on contracts only), then worker', async () => {
     const bad = upwardImports(await importGraph());
     assert.deepEqual(bad, [], `imports against the layering:\n${bad.map((e) => `  ${e}`).join('\n')}`);
   });
@@ -158,6 +160,23 @@ describe('architecture', () => {
       .filter(([file]) => layer(file) === 'contracts')
       .flatMap(([file, specs]) => specs.filter((s) => !CONTRACT_PACKAGES.includes(s)).map((s) => `${file} -> ${s}`));
     assert.deepEqual(bad, [], `contracts/ import packages beyond ${CONTRACT_PACKAGES.join(', ')}:\n${bad.join('\n')}`);
+  });
+
+  it('workflows started by name are registered under that name', async () => {
+    const index = await readFile(path.join(root, 'workflows/index.ts'), 'utf8');
+    const registered = new Set([...index.matchAll(/export \{([^}]+)\} from/g)].flatMap((m) => m[1].split(',').map((n) => n.trim())));
+    const started: string[] = [];
+    for (const dir of ['api', 'core', 'worker', 'bench', 'scripts']) {
+      for (const file of await sourceFiles(dir)) {
+        const text = await readFile(path.join(root, file), 'utf8');
+        // client.workflow.start / execute / signalWithStart by name, and the workflowType of a Schedule's action.
+        const calls = /\b(?:start|execute|signalWithStart)(?:<[^()]*>)?\(\s*'([^']+)'|\bworkflowType:\s*'([^']+)'/g;
+        for (const m of text.matchAll(calls)) started.push(`${file}: ${m[1] ?? m[2]}`);
+      }
+    }
+    assert.ok(started.length >= 5, `found the starters: ${started.join(', ')}`);
+    const unknown = started.filter((s) => !registered.has(s.split(': ')[1]));
+    assert.deepEqual(unknown, [], `started by a name workflows/index.ts does not export:\n${unknown.join('\n')}`);
   });
 
   it('the allowlists of pending edges hold only edges that still exist', async () => {
