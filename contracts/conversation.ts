@@ -1,7 +1,7 @@
+/** The conversation workflow (one per tenant, channel and contact) and the activities of its turns. */
+
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { LookupTurnPlan } from './data-lookup.js';
-
-/** The conversation workflow (one per tenant, channel and contact) and the activities of its turns. */
 
 export interface InboundMessage {
   id: string;

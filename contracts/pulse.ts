@@ -1,6 +1,6 @@
-import { defineSignal } from '@temporalio/workflow';
-
 /** Relational Pulse: one campaign run, started by the campaign's Schedule. */
+
+import { defineSignal } from '@temporalio/workflow';
 
 /** Which contacts a campaign reaches (stored as `pulse_campaigns.audience`). */
 export interface PulseAudience {

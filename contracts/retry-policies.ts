@@ -1,11 +1,11 @@
-import type { RetryPolicy } from '@temporalio/common';
-import { DELIVERY_MAX_ATTEMPTS } from './delivery.js';
-import { FailureType } from './failures.js';
-
 /**
  * The retry policies workflows schedule activities with, each named once. Which failures end
  * the retries is keyed from the shared failure types the activities throw.
  */
+
+import type { RetryPolicy } from '@temporalio/common';
+import { DELIVERY_MAX_ATTEMPTS } from './delivery.js';
+import { FailureType } from './failures.js';
 
 /** Failures no retry can fix: bad input, or a tenant, conversation or channel that is gone. */
 const PERMANENT: FailureType[] = [FailureType.BadRequest, FailureType.NotFound];
