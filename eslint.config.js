@@ -18,6 +18,19 @@ const NODE_BUILTINS = [
   'worker_threads',
 ];
 
+/** No Node built-ins and no I/O in code that runs in the workflow sandbox (workflows/ and the contracts they import). */
+const SANDBOX_PATTERNS = [
+  { group: NODE_BUILTINS, message: 'workflows run in the deterministic sandbox: no Node built-ins' },
+  {
+    group: ['**/activities/**'],
+    message: 'workflows never import activities/, not even as types: proxy the Activities interface of contracts/activities.js',
+  },
+  {
+    group: ['**/core/**', 'pg', 'drizzle-orm', 'drizzle-orm/*'],
+    message: 'workflows do no I/O and import only workflows/ and contracts/: call an activity',
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', '.tools/**'] },
   {
@@ -36,22 +49,25 @@ export default tseslint.config(
     },
   },
   {
-    // Workflow code runs in Temporal's deterministic sandbox: no Node built-ins, activities as types only.
+    // Workflow code runs in Temporal's deterministic sandbox, and contracts/ are bundled into it.
     files: ['workflows/**/*.ts', 'test/fixtures/broken-workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: SANDBOX_PATTERNS }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    // The bottom layer: what crosses Temporal, importing nothing of ours.
+    files: ['contracts/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            { group: NODE_BUILTINS, message: 'workflows run in the deterministic sandbox: no Node built-ins' },
+            ...SANDBOX_PATTERNS,
             {
-              group: ['**/activities/*', '!**/activities/index.js'],
-              message: 'import activities as types only, through activities/index.js',
-              allowTypeImports: true,
-            },
-            {
-              group: ['**/core/db/*', '**/core/providers/*', 'pg', 'drizzle-orm', 'drizzle-orm/*'],
-              message: 'workflows do no I/O: call an activity',
+              group: ['**/workflows/**', '**/api/**', '**/worker/**', '**/scripts/**'],
+              message: 'contracts import nothing of ours: only other contracts',
             },
           ],
         },

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { and, eq, sql } from 'drizzle-orm';
-import { answerWithLlm, type AiAnswer, type HandoverReason } from '../core/ai/answer.js';
+import type { AiAnswer, AiReplyInput, HandOverInput } from '../contracts/ai.js';
+import { answerWithLlm } from '../core/ai/answer.js';
 import { LlmError } from '../core/ai/llm.js';
 import { loadAiProfile } from '../core/ai/profile.js';
-import type { MemoryTurn } from '../core/ai/prompt.js';
 import type { AiToolSource } from '../core/ai/tools.js';
 import { budgetExhausted, recordEvent } from '../core/ai/usage.js';
 import type { Keyring } from '../core/platform/crypto.js';
@@ -16,13 +16,6 @@ export interface AiDeps {
   keyring: Keyring;
   /** Optional AI settings of the worker: tool sources (the Data Engine's lookups) and the provider timeout. */
   ai?: { tools?: AiToolSource[]; requestTimeoutMs?: number };
-}
-
-export interface AiReplyInput {
-  tenantId: string;
-  conversationId: string;
-  question: string;
-  memory: MemoryTurn[];
 }
 
 /** Whether a conversation is with a person now, and whether its tenant answers with an LLM this month. */
@@ -72,13 +65,7 @@ export function createAiActivities({ db, keyring, ai }: AiDeps) {
     },
 
     /** Marks the conversation for a person: the bot stays silent on it from now on. */
-    async handOver(input: {
-      tenantId: string;
-      conversationId: string;
-      reason: HandoverReason;
-      note?: string;
-      confidence: number;
-    }): Promise<void> {
+    async handOver(input: HandOverInput): Promise<void> {
       const updated = await db
         .update(conversations)
         .set({

@@ -7,57 +7,23 @@ import { FailureType } from '../core/platform/errors.js';
 import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge/entries.js';
 import type { Providers } from '../core/providers/index.js';
 import { applyConsentKeyword } from '../core/pulse/contacts.js';
-import type { Exchange } from '../workflows/conversation.js';
-import { planLegacyTurn, type LegacyJobPlan } from './legacy.js';
+import type {
+  AnsweredTurn,
+  AnswerTurnInput,
+  ConversationRef,
+  PlanTurnInput,
+  SendReplyInput,
+  SentReply,
+  TurnPlan,
+} from '../contracts/conversation.js';
+import { planLegacyTurn } from './legacy.js';
 import { aiRoute } from './ai.js';
-import type { LookupTurnPlan } from '../core/data-engine/types.js';
 import { planDataLookup } from './data.js';
 
 export interface ConversationDeps {
   db: Db;
   keyring: Keyring;
   providers: Providers;
-}
-
-export interface PlanTurnInput {
-  tenantId: string;
-  conversationId: string;
-  messages: { id: string; text: string }[];
-  memory: Exchange[];
-}
-
-/**
- * What the workflow does with a turn. Each capability that answers differently
- * (legacy n8n jobs, data lookups, LLM, handover) adds a variant and a case in the workflow.
- */
-export type TurnPlan =
-  | { kind: 'reply'; text: string; source: 'knowledge' | 'fallback' | 'consent'; knowledgeId?: string }
-  /** Ask the tenant's LLM (aiReply activity); `noLlm` answers if it fails, `fallbackText` tells the customer about a handover. */
-  | { kind: 'ai'; noLlm: { text: string; source: 'knowledge' | 'fallback'; knowledgeId?: string }; fallbackText: string }
-  /** The conversation was handed to a person: the bot stays silent. */
-  | { kind: 'human' }
-  | LegacyJobPlan
-  /** An intent matched: look the answer up in the tenant's data source (workflows/data.ts). */
-  | LookupTurnPlan;
-
-export interface SendReplyInput {
-  tenantId: string;
-  conversationId: string;
-  channelId: string;
-  contactId: string;
-  replyKey: string;
-  inReplyTo: string[];
-  text: string;
-  source: string;
-  /** Knowledge chunks the reply was grounded in. */
-  sourceChunkIds?: string[];
-}
-
-export interface SentReply {
-  messageId: string;
-  /** `queued`: recorded for a real provider; the workflow delivers it with the deliverReply activity. */
-  status: 'sent' | 'failed' | 'queued';
-  sentAt: string;
 }
 
 /**
@@ -83,11 +49,6 @@ async function loadTurnContext(db: Db, tenantId: string, conversationId: string)
     .leftJoin(aiProfiles, eq(aiProfiles.tenantId, tenants.id))
     .where(eq(tenants.id, tenantId));
   return row;
-}
-
-export interface AnswerTurnInput extends PlanTurnInput {
-  /** Everything sendReply needs but the text, for a turn whose plan is a plain reply. */
-  reply: Omit<SendReplyInput, 'text' | 'source' | 'sourceChunkIds'>;
 }
 
 export function createConversationActivities({ db, keyring, providers }: ConversationDeps) {
@@ -195,7 +156,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
      * activation and one activity dispatch fewer for most turns. A retry re-plans, and the
      * reply key keeps the send single.
      */
-    async answerTurn(input: AnswerTurnInput): Promise<{ plan: TurnPlan; sent?: SentReply }> {
+    async answerTurn(input: AnswerTurnInput): Promise<AnsweredTurn> {
       const { reply, ...turn } = input;
       const plan = await activities.planTurn(turn);
       if (plan.kind !== 'reply') return { plan };
@@ -208,7 +169,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
       return { plan, sent };
     },
 
-    async closeConversation(input: { tenantId: string; conversationId: string }): Promise<void> {
+    async closeConversation(input: ConversationRef): Promise<void> {
       await db
         .update(conversations)
         .set({ status: 'closed', updatedAt: sql`now()` })

@@ -5,15 +5,15 @@ import { FailureType } from '../core/platform/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
 import { recordRemoteLookup, type RemoteRequest } from '../core/data-engine/remote.js';
-import {
-  listIntents,
-  loadDataSource,
-  matchIntent,
-  recordAccess,
-  type AccessLogEntry,
-  type StoredSource,
-} from '../core/data-engine/store.js';
-import type { DataLookupInput, LookupPlan, LookupResult, LookupTurnPlan } from '../core/data-engine/types.js';
+import { listIntents, loadDataSource, matchIntent, recordAccess, type StoredSource } from '../core/data-engine/store.js';
+import type {
+  DataLookupInput,
+  DataSourceRef,
+  LookupPlan,
+  LookupResult,
+  LookupTurnPlan,
+  RecordLookupInput,
+} from '../contracts/data-lookup.js';
 
 /** Default for one attempt when the source sets no connection.timeout_ms. */
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
@@ -220,7 +220,7 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
       return { ...result, audited: true };
     },
 
-    async testDataSource(input: { tenantId: string; dataSourceId: string }): Promise<{ latencyMs: number }> {
+    async testDataSource(input: DataSourceRef): Promise<{ latencyMs: number }> {
       const { source, servedBy } = await lookups.source(input.tenantId, input.dataSourceId);
       if (servedBy !== 'tenant_worker') return lookups.testDataSource(input.tenantId, source);
       return dispatchRemote(db, keyring, {
@@ -235,11 +235,7 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
     },
 
     /** Writes the audit row of a lookup that failed or ran elsewhere; returns its wait since the workflow's `startedAt`. */
-    async recordLookup({
-      startedAt,
-      sourceMs,
-      ...entry
-    }: Omit<AccessLogEntry, 'responseTimeMs'> & { startedAt: number; sourceMs?: number }): Promise<number> {
+    async recordLookup({ startedAt, sourceMs, ...entry }: RecordLookupInput): Promise<number> {
       const totalMs = Math.max(0, Date.now() - startedAt);
       await recordAccess(db, { ...entry, responseTimeMs: sourceMs ?? totalMs });
       return totalMs;

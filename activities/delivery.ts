@@ -4,7 +4,15 @@ import type { Db } from '../core/db/client.js';
 import { channels, contacts, conversations, messageMedia, messages } from '../core/db/schema.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import { applyDeliveryStatus, recordSendFailure } from '../core/messaging/delivery-status.js';
-import { DELIVERY_MAX_ATTEMPTS, SERVICE_WINDOW_MS } from '../core/messaging/delivery-policy.js';
+import { SERVICE_WINDOW_MS } from '../core/messaging/delivery-policy.js';
+import {
+  DELIVERY_MAX_ATTEMPTS,
+  type DeliveredReply,
+  type DeliverReplyInput,
+  type MarkDeliveryFailedInput,
+  type MediaDownloadInput,
+  type MediaDownloadResult,
+} from '../contracts/delivery.js';
 import { FailureType } from '../core/platform/errors.js';
 import { withSendSlot, type PacingOptions } from '../core/providers/pacing.js';
 import type { ProviderErrorDetails } from '../core/providers/http.js';
@@ -15,22 +23,6 @@ export interface DeliveryDeps {
   keyring: Keyring;
   providers: Providers;
   pacing?: Partial<PacingOptions>;
-}
-
-export interface DeliverReplyInput {
-  tenantId: string;
-  messageId: string;
-  channelId: string;
-  contactId: string;
-  conversationId: string;
-}
-
-export interface DeliveredReply {
-  messageId: string;
-  status: 'sent' | 'failed';
-  sentAt: string;
-  /** How it went out: the free-form text, or the channel's template outside the 24-hour window. */
-  via?: 'text' | 'template';
 }
 
 const DEFAULT_PACING: PacingOptions = { maxWaitMs: 20_000, toleranceMs: 20 };
@@ -158,14 +150,14 @@ export function createDeliveryActivities({ db, keyring, providers, pacing }: Del
     },
 
     /** After the last attempt timed out (nothing recorded yet): the reply is a failed delivery. */
-    async markDeliveryFailed(input: { tenantId: string; messageId: string }): Promise<void> {
+    async markDeliveryFailed(input: MarkDeliveryFailedInput): Promise<void> {
       await db.execute(sql`
         UPDATE messages SET status = 'failed', delivery_status = 'failed', delivery_error_code = 'send_failed', delivery_updated_at = now()
          WHERE tenant_id = ${input.tenantId} AND id = ${input.messageId} AND status = 'sending'`);
     },
 
     /** Fetches an inbound media item from its provider and keeps it encrypted. */
-    async downloadMedia(input: { tenantId: string; mediaId: string }): Promise<{ status: 'downloaded' | 'failed'; sizeBytes?: number }> {
+    async downloadMedia(input: MediaDownloadInput): Promise<MediaDownloadResult> {
       const [row] = await db
         .select({ media: messageMedia, channel: channels })
         .from(messageMedia)

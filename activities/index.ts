@@ -1,3 +1,4 @@
+import type { Activities } from '../contracts/activities.js';
 import { createAiActivities, type AiDeps } from './ai.js';
 import { createConversationActivities, type ConversationDeps } from './conversation.js';
 import { createRetentionActivities } from './retention.js';
@@ -9,9 +10,13 @@ import { createDataActivities } from './data.js';
 
 export type ActivityDeps = ConversationDeps & AiDeps & DeliveryDeps;
 
-/** All activities, built from their dependencies so tests can pass real or local ones. */
-export function createActivities(deps: ActivityDeps) {
-  return {
+/**
+ * All activities, built from their dependencies so tests can pass real or local ones. Checked
+ * against the contract both ways: every activity it declares is here with its signature, and
+ * nothing is registered that workflows cannot see.
+ */
+export function createActivities(deps: ActivityDeps): Activities {
+  const activities = {
     ...createConversationActivities(deps),
     ...createRetentionActivities(deps),
     ...createLegacyActivities(deps),
@@ -21,4 +26,5 @@ export function createActivities(deps: ActivityDeps) {
     ...createDeliveryActivities(deps),
     ...createDataActivities(deps),
   };
+  return activities satisfies Activities & Record<Exclude<keyof typeof activities, keyof Activities>, never>;
 }

@@ -5,6 +5,7 @@ import { recordUsage } from '../core/ai/usage.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
 import { FailureType } from '../core/platform/errors.js';
+import type { EmbedBatchResult, FailKnowledgeDocumentInput, KnowledgeDocumentRef } from '../contracts/knowledge.js';
 import {
   chunkDocument,
   DocumentGone,
@@ -23,16 +24,10 @@ export interface KnowledgeDeps {
   ai?: { requestTimeoutMs?: number };
 }
 
-export interface EmbedBatchResult {
-  embedded: number;
-  /** False once nothing is left to embed (or the tenant has no embeddings endpoint). */
-  more: boolean;
-}
-
 export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
   return {
     /** Extracts and chunks an uploaded document (idempotent: a retry finds the chunks made). */
-    async chunkKnowledgeDocument(input: { tenantId: string; documentId: string }): Promise<{ chunks: number }> {
+    async chunkKnowledgeDocument(input: KnowledgeDocumentRef): Promise<{ chunks: number }> {
       try {
         return await chunkDocument(db, input.tenantId, input.documentId);
       } catch (err) {
@@ -91,7 +86,7 @@ export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
       return { embedded: batch.length, more: batch.length === EMBED_BATCH };
     },
 
-    async failKnowledgeDocument(input: { tenantId: string; documentId?: string; error: string }): Promise<void> {
+    async failKnowledgeDocument(input: FailKnowledgeDocumentInput): Promise<void> {
       await failDocument(db, input.tenantId, input.documentId, input.error.slice(0, 500));
     },
   };

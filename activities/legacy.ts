@@ -5,26 +5,12 @@ import { contacts, conversations, messages } from '../core/db/schema.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import { FailureType } from '../core/platform/errors.js';
 import { listIntents, matchIntent } from '../core/data-engine/store.js';
-import {
-  DEFAULT_LEGACY_REPLY_TIMEOUT_S,
-  enqueueTurnJob,
-  expireTurnJob,
-  type JobOutcome,
-  type MessageJobPayload,
-} from '../core/legacy-queue/jobs.js';
-import type { PlanTurnInput } from './conversation.js';
+import { DEFAULT_LEGACY_REPLY_TIMEOUT_S, enqueueTurnJob, expireTurnJob, type MessageJobPayload } from '../core/legacy-queue/jobs.js';
+import type { JobOutcome, LegacyJobPlan, LegacyJobRef, PlanTurnInput } from '../contracts/conversation.js';
 
 export interface LegacyDeps {
   db: Db;
   keyring: Keyring;
-}
-
-/** A legacy-mode turn: n8n answers it through the job queue; the workflow waits, then falls back. */
-export interface LegacyJobPlan {
-  kind: 'legacy_job';
-  jobId: string;
-  timeoutMs: number;
-  fallbackText: string;
 }
 
 /**
@@ -86,7 +72,7 @@ export async function planLegacyTurn(
 export function createLegacyActivities({ db, keyring }: LegacyDeps) {
   return {
     /** The workflow stopped waiting for n8n: closes the job, or reports the answer that won the race. */
-    async settleLegacyJob(input: { tenantId: string; jobId: string }): Promise<JobOutcome> {
+    async settleLegacyJob(input: LegacyJobRef): Promise<JobOutcome> {
       return expireTurnJob(db, keyring, input);
     },
   };

@@ -2,49 +2,26 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
-import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type PulseAudience, type PulseMessage } from '../core/db/schema.js';
+import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns } from '../core/db/schema.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import { NON_RETRYABLE_FAILURES } from '../core/platform/errors.js';
 import { pickContent } from '../core/pulse/content.js';
 import { decryptAttributes } from '../core/pulse/contacts.js';
-import { audienceFilter, runCounts, type RunCounts } from '../core/pulse/runs.js';
+import { audienceFilter, runCounts } from '../core/pulse/runs.js';
+import type {
+  FinishPulseRunInput,
+  PulsePageInput,
+  PulsePageResult,
+  PulseRunConfig,
+  RunCounts,
+  StartPulseRunInput,
+} from '../contracts/pulse.js';
 import type { Providers } from '../core/providers/index.js';
 
 export interface PulseDeps {
   db: Db;
   keyring: Keyring;
   providers: Providers;
-}
-
-/** A run's snapshot of its campaign, taken at start so an edit mid-run does not change a run half-way. */
-export interface PulseRunConfig {
-  tenantId: string;
-  campaignId: string;
-  runId: string;
-  channelId: string;
-  ratePerSecond: number;
-  audience: PulseAudience;
-  message: PulseMessage;
-  /** Epoch ms the run began (database clock). */
-  startedAt: number;
-}
-
-export interface PulsePageInput {
-  config: PulseRunConfig;
-  /** Last contact id handled by the previous page (audience order is by id). */
-  cursor: string | null;
-  pageSize: number;
-  /** Epoch ms when the next send is due, so pacing carries across pages. */
-  nextSendAt: number;
-}
-
-export interface PulsePageResult {
-  /** With `paused`, where to resume; otherwise where the next page starts, null when the audience is done. */
-  nextCursor: string | null;
-  nextSendAt: number;
-  handled: number;
-  /** The campaign was paused: the page stopped early and the run waits for resume. */
-  paused: boolean;
 }
 
 /** WhatsApp's customer-service window: free-form text only within 24 h of the customer's last message. */
@@ -148,7 +125,7 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
 
   return {
     /** Snapshots the campaign and opens the run row; null when the campaign was deleted meanwhile. */
-    async startPulseRun(input: { tenantId: string; campaignId: string; runId: string }): Promise<PulseRunConfig | null> {
+    async startPulseRun(input: StartPulseRunInput): Promise<PulseRunConfig | null> {
       const [campaign] = await db
         .select()
         .from(pulseCampaigns)
@@ -258,7 +235,7 @@ export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
       };
     },
 
-    async finishPulseRun(input: { runId: string; status: 'completed' | 'cancelled' }): Promise<RunCounts | null> {
+    async finishPulseRun(input: FinishPulseRunInput): Promise<RunCounts | null> {
       await db
         .update(pulseRuns)
         .set({ status: input.status, finishedAt: sql`now()` as unknown as Date })

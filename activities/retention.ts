@@ -1,5 +1,6 @@
 import type { Db } from '../core/db/client.js';
-import { purgeExpired, type PurgeCounts } from '../core/privacy/retention.js';
+import type { PurgeCounts } from '../contracts/retention.js';
+import { purgeExpired } from '../core/privacy/retention.js';
 
 export function createRetentionActivities({ db }: { db: Db }) {
   return {

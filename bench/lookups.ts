@@ -12,7 +12,7 @@ import { createServices } from '../core/platform/services.js';
 import { createTenant } from '../core/tenants/tenants.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { loadDataSource, replaceDataSources } from '../core/data-engine/store.js';
-import type { LookupOutcome } from '../core/data-engine/types.js';
+import type { DataLookupWorkflow } from '../contracts/data-lookup.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import proto from '@temporalio/proto';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -146,11 +146,11 @@ try {
     const started = performance.now();
     const plan = lookupPlan(tenant.id, stored, 'check_stock', { sku: 'SKU-789' }, ['sku']);
     const workflowId = `bench/${randomBytes(8).toString('hex')}`;
-    const r = (await client.workflow.execute('dataLookupWorkflow', {
+    const r = await client.workflow.execute<DataLookupWorkflow>('dataLookupWorkflow', {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       workflowId,
       args: [{ plan, replyTemplate: '{{name}}: {{quantity}}', fallbackText: 'down', notFoundText: 'none' }],
-    })) as { outcome: LookupOutcome };
+    });
     if (!r.outcome.ok) throw new Error(`lookup failed: ${r.outcome.error}`);
     return { workflowId, e2e: performance.now() - started, source: r.outcome.sourceMs ?? 0, worker: r.outcome.totalMs };
   };

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
-import { stateQuery } from '../workflows/conversation.js';
+import { stateQuery } from '../contracts/conversation.js';
 import { createHarness, createTemporalClient, testKeyring, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 
 describe('conversation lifecycle', () => {

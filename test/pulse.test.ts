@@ -8,7 +8,8 @@ import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Providers } from '../core/providers/index.js';
-import { createPulseActivities, type PulsePageInput, type PulsePageResult, type PulseRunConfig } from '../activities/pulse.js';
+import { createPulseActivities } from '../activities/pulse.js';
+import type { PulsePageInput, PulsePageResult, PulseRunConfig } from '../contracts/pulse.js';
 import {
   createHarness,
   createTemporalClient,

@@ -1,11 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
-import { summarizeError } from '../core/platform/errors.js';
+import { FailureType, summarizeError } from '../core/platform/errors.js';
 
 /**
  * An activity's failure message and stack land in the workflow history and the worker's log.
  * A database error's message holds the SQL and every parameter (a customer's text, a phone
- * number), so it leaves as a retryable `DatabaseError` naming only its SQLSTATE; every other
+ * number), so it leaves as a retryable `DatabaseError` (a pool timeout too) naming only its SQLSTATE; every other
  * failure passes through unchanged.
  */
 export const scrubActivityFailures: ActivityInterceptorsFactory = () => ({
@@ -16,7 +16,7 @@ export const scrubActivityFailures: ActivityInterceptorsFactory = () => ({
       } catch (err) {
         const summary = summarizeError(err);
         if (summary.name !== 'DatabaseError' && summary.name !== 'PoolTimeout') throw err;
-        throw ApplicationFailure.create({ type: summary.name, message: summary.message, nonRetryable: false });
+        throw ApplicationFailure.create({ type: FailureType.DatabaseError, message: summary.message, nonRetryable: false });
       }
     },
   },

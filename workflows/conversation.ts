@@ -3,8 +3,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -12,62 +10,20 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
-import type { SentReply } from '../activities/conversation.js';
-import type { JobOutcome } from '../core/legacy-queue/jobs.js';
+import type { Activities } from '../contracts/activities.js';
+import {
+  inboundSignal,
+  jobAnsweredSignal,
+  stateQuery,
+  type ConversationWorkflow,
+  type Exchange,
+  type InboundMessage,
+  type JobAnswer,
+  type SentReply,
+} from '../contracts/conversation.js';
+import { DATABASE_STEP_RETRY, LLM_REPLY_RETRY } from '../contracts/retry-policies.js';
 import { deliverQueuedReply } from './delivery.js';
 import { lookupReply, runLookup } from './data.js';
-
-type Activities = ReturnType<typeof createActivities>;
-
-export interface InboundMessage {
-  id: string;
-  seq: number;
-  text: string;
-  receivedAt: string;
-}
-
-export interface InboundBatch {
-  messages: InboundMessage[];
-  /** Tenant setting at relay time: how long to wait for more messages before answering. */
-  debounceMs: number;
-}
-
-export interface Exchange {
-  role: 'customer' | 'assistant';
-  text: string;
-  at: string;
-}
-
-export interface ConversationInput {
-  tenantId: string;
-  channelId: string;
-  contactId: string;
-  conversationId: string;
-  /** Inactivity that closes the conversation: WhatsApp's 24-hour customer-service window. */
-  windowSeconds: number;
-  /** Turns per run before continue-as-new, even if the server does not suggest it yet. */
-  turnsPerRun?: number;
-  memory?: Exchange[];
-  seenIds?: string[];
-  pending?: InboundMessage[];
-  debounceMs?: number;
-  turns?: number;
-}
-
-export interface ConversationState {
-  pending: number;
-  turns: number;
-  memory: Exchange[];
-  closing: boolean;
-}
-
-/** n8n answered a legacy job (`/messages/send`, `/queue/jobs/{id}/complete` or `/fail`). */
-export type JobAnswer = { jobId: string } & Exclude<JobOutcome, { outcome: 'timed_out' }>;
-
-export const inboundSignal = defineSignal<[InboundBatch]>('inbound');
-export const jobAnsweredSignal = defineSignal<[JobAnswer]>('jobAnswered');
-export const stateQuery = defineQuery<ConversationState>('state');
 
 /** Memory kept across turns and continue-as-new: the last ten exchanges. */
 export const MEMORY_LIMIT = 20;
@@ -81,7 +37,7 @@ const ANSWERS_LIMIT = 20;
 // Short database steps run as local activities: no extra history events or server round trips.
 const { answerTurn, planTurn, sendReply, closeConversation, settleLegacyJob, handOver } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '15s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+  retry: DATABASE_STEP_RETRY,
 });
 
 // LLM calls are regular activities (visible in the UI): throttling and outages are retried
@@ -89,16 +45,10 @@ const { answerTurn, planTurn, sendReply, closeConversation, settleLegacyJob, han
 const { aiReply } = proxyActivities<Activities>({
   startToCloseTimeout: '60s',
   scheduleToCloseTimeout: '90s',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '5s',
-    maximumAttempts: 3,
-    nonRetryableErrorTypes: ['BadRequest', 'NotFound'],
-  },
+  retry: LLM_REPLY_RETRY,
 });
 
-export async function conversationWorkflow(input: ConversationInput): Promise<void> {
+export const conversationWorkflow: ConversationWorkflow = async (input) => {
   const memory: Exchange[] = [...(input.memory ?? [])];
   const seen: string[] = [...(input.seenIds ?? [])];
   const seenSet = new Set(seen);
@@ -260,7 +210,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
 
     if (workflowInfo().continueAsNewSuggested || runTurns >= (input.turnsPerRun ?? DEFAULT_TURNS_PER_RUN)) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof conversationWorkflow>({
+      await continueAsNew<ConversationWorkflow>({
         ...input,
         memory,
         seenIds: seen,
@@ -270,4 +220,4 @@ export async function conversationWorkflow(input: ConversationInput): Promise<vo
       });
     }
   }
-}
+};

@@ -7,24 +7,25 @@ import {
   TimeoutFailure,
   uuid4,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
-import { renderTemplate } from '../core/data-engine/template.js';
+import type { Activities } from '../contracts/activities.js';
 import {
   DATA_WORKER_ACTIVITY_PREFIX,
+  type DataLookupWorkflow,
+  type DataSourceTestWorkflow,
   type LookupOutcome,
   type LookupPlan,
   type LookupResult,
   type LookupTurnPlan,
-} from '../core/data-engine/types.js';
-
-type Activities = ReturnType<typeof createActivities>;
+} from '../contracts/data-lookup.js';
+import { LOOKUP_AUDIT_RETRY, LOOKUP_RETRY, SINGLE_ATTEMPT } from '../contracts/retry-policies.js';
+import { renderTemplate } from './template.js';
 
 /** Everything a lookup may take, retries included, so the fallback reply leaves within the seed's 10 seconds. */
 export const LOOKUP_BUDGET_MS = 8000;
 
 const { recordLookup } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
+  retry: LOOKUP_AUDIT_RETRY,
 });
 
 function failureMessage(err: unknown): string {
@@ -37,14 +38,6 @@ function failureMessage(err: unknown): string {
 
 /** Marks an activity for the tenant's data worker: the codec seals its payloads with that tenant's key. */
 const dataWorkerActivityId = (tenantId: string) => `${DATA_WORKER_ACTIVITY_PREFIX}${tenantId}/${uuid4()}`;
-
-const LOOKUP_RETRY = {
-  initialInterval: '200ms',
-  backoffCoefficient: 2,
-  maximumInterval: '2s',
-  maximumAttempts: 5,
-  nonRetryableErrorTypes: ['BadRequest', 'NotFound'],
-};
 
 /**
  * The lookup activity for a plan. A source Parley holds credentials for runs as a local
@@ -105,15 +98,8 @@ export function lookupReply(
   return renderTemplate(plan.replyTemplate, plan.lookup.request.params, outcome.rows[0]);
 }
 
-export interface DataLookupWorkflowInput {
-  plan: LookupPlan;
-  replyTemplate?: string;
-  fallbackText: string;
-  notFoundText: string;
-}
-
 /** One lookup outside a conversation: `POST /routes/data/nl-query` and native `data_lookup` jobs. */
-export async function dataLookupWorkflow(input: DataLookupWorkflowInput): Promise<{ outcome: LookupOutcome; reply: string | null }> {
+export const dataLookupWorkflow: DataLookupWorkflow = async (input) => {
   const outcome = await runLookup(input.plan);
   const reply = input.replyTemplate
     ? lookupReply(
@@ -122,21 +108,16 @@ export async function dataLookupWorkflow(input: DataLookupWorkflowInput): Promis
       )
     : null;
   return { outcome, reply };
-}
+};
 
 /** Connectivity check of a source, on the queue of the worker that serves it. */
-export async function dataSourceTestWorkflow(input: {
-  tenantId: string;
-  dataSourceId: string;
-  taskQueue: string;
-  tenantWorker: boolean;
-}): Promise<{ ok: boolean; latencyMs?: number; error?: string }> {
+export const dataSourceTestWorkflow: DataSourceTestWorkflow = async (input) => {
   const { testDataSource } = proxyActivities<Activities>({
     taskQueue: input.taskQueue,
     ...(input.tenantWorker ? { activityId: dataWorkerActivityId(input.tenantId) } : {}),
     startToCloseTimeout: '10s',
     scheduleToCloseTimeout: '10s',
-    retry: { maximumAttempts: 1 },
+    retry: SINGLE_ATTEMPT,
   });
   try {
     const { latencyMs } = await testDataSource({ tenantId: input.tenantId, dataSourceId: input.dataSourceId });
@@ -144,4 +125,4 @@ export async function dataSourceTestWorkflow(input: {
   } catch (err) {
     return { ok: false, error: failureMessage(err) };
   }
-}
+};

@@ -1,23 +1,12 @@
 import { ActivityFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
-import type { DeliverReplyInput, DeliveredReply } from '../activities/delivery.js';
-import { DELIVERY_MAX_ATTEMPTS } from '../core/messaging/delivery-policy.js';
-
-type Activities = ReturnType<typeof createActivities>;
+import type { Activities } from '../contracts/activities.js';
+import type { DeliverReplyInput, DeliveredReply } from '../contracts/delivery.js';
+import { MARK_FAILED_RETRY, PROVIDER_SEND_RETRY } from '../contracts/retry-policies.js';
 
 // Real-provider sends are regular activities: retries, backoff and Retry-After show in the Temporal UI.
-const { deliverReply } = proxyActivities<Activities>({
-  startToCloseTimeout: '60s',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '60s',
-    maximumAttempts: DELIVERY_MAX_ATTEMPTS,
-    nonRetryableErrorTypes: ['BadRequest', 'NotFound', 'ProviderRejected'],
-  },
-});
+const { deliverReply } = proxyActivities<Activities>({ startToCloseTimeout: '60s', retry: PROVIDER_SEND_RETRY });
 
-const { markDeliveryFailed } = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: { maximumInterval: '10s' } });
+const { markDeliveryFailed } = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: MARK_FAILED_RETRY });
 
 /** Sends a queued reply; a rejected or exhausted send is a failed delivery (already recorded), not a failed conversation. */
 export async function deliverQueuedReply(input: DeliverReplyInput): Promise<DeliveredReply> {

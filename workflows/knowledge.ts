@@ -1,37 +1,21 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
-
-type Activities = ReturnType<typeof createActivities>;
-
-export interface KnowledgeIngestInput {
-  tenantId: string;
-  /** An uploaded document to extract and chunk first; without it, every chunk of the tenant still to embed. */
-  documentId?: string;
-}
+import type { Activities } from '../contracts/activities.js';
+import { FailureType } from '../contracts/failures.js';
+import type { KnowledgeIngestWorkflow } from '../contracts/knowledge.js';
+import { DOCUMENT_STEP_RETRY, EMBEDDING_RETRY } from '../contracts/retry-policies.js';
 
 const { chunkKnowledgeDocument, failKnowledgeDocument } = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+  retry: DOCUMENT_STEP_RETRY,
 });
-
-// Embedding batches go to the tenant's provider: throttling and outages are waited out.
-const { embedKnowledgeBatch } = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
-    maximumAttempts: 12,
-    nonRetryableErrorTypes: ['BadRequest', 'NotFound'],
-  },
-});
+const { embedKnowledgeBatch } = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: EMBEDDING_RETRY });
 
 /**
  * Ingests knowledge: extract and chunk (once), then embed batch after batch. Every batch is
  * committed by its activity, so progress shows in GET …/documents/{id} and a failed or
  * restarted run resumes where it stopped.
  */
-export async function knowledgeIngestWorkflow(input: KnowledgeIngestInput): Promise<{ chunks: number; embedded: number }> {
+export const knowledgeIngestWorkflow: KnowledgeIngestWorkflow = async (input) => {
   let chunks = 0;
   if (input.documentId) {
     ({ chunks } = await chunkKnowledgeDocument({ tenantId: input.tenantId, documentId: input.documentId }));
@@ -50,7 +34,7 @@ export async function knowledgeIngestWorkflow(input: KnowledgeIngestInput): Prom
       documentId: input.documentId,
       error: `embedding failed (${cause}); full-text search still finds its chunks`,
     });
-    throw ApplicationFailure.create({ type: 'EmbeddingFailed', message: 'embedding did not complete', nonRetryable: true });
+    throw ApplicationFailure.create({ type: FailureType.EmbeddingFailed, message: 'embedding did not complete', nonRetryable: true });
   }
   return { chunks, embedded };
-}
+};

@@ -1,20 +1,9 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
+import type { Activities } from '../contracts/activities.js';
+import type { MediaDownloadWorkflow } from '../contracts/delivery.js';
+import { MEDIA_DOWNLOAD_RETRY } from '../contracts/retry-policies.js';
 
-type Activities = ReturnType<typeof createActivities>;
-
-const { downloadMedia } = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '2m',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: ['NotFound', 'ProviderRejected'],
-  },
-});
+const { downloadMedia } = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: MEDIA_DOWNLOAD_RETRY });
 
 /** Downloads one inbound media item (started by the webhook once the message is durable). */
-export async function mediaDownloadWorkflow(input: { tenantId: string; mediaId: string }): Promise<{ status: string }> {
-  return downloadMedia(input);
-}
+export const mediaDownloadWorkflow: MediaDownloadWorkflow = async (input) => downloadMedia(input);

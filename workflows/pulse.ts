@@ -3,26 +3,14 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
-  defineSignal,
   isCancellation,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
-import type { PulseRunConfig } from '../activities/pulse.js';
-
-type Activities = ReturnType<typeof createActivities>;
-
-export interface PulseCampaignInput {
-  tenantId: string;
-  campaignId: string;
-  /** Carried across continue-as-new; absent on the Schedule's first start. */
-  progress?: { config: PulseRunConfig; cursor: string | null; nextSendAt: number; paused?: boolean };
-}
-
-/** Sent by the API when the campaign is paused (true) or resumed (false): a run in progress follows. */
-export const pausedSignal = defineSignal<[boolean]>('paused');
+import type { Activities } from '../contracts/activities.js';
+import { pausedSignal, type PulseCampaignWorkflow } from '../contracts/pulse.js';
+import { PULSE_STEP_RETRY } from '../contracts/retry-policies.js';
 
 /** Continue-as-new after this many pages (each page adds about six events), keeping history small. */
 export const PAGES_PER_RUN = 10;
@@ -32,10 +20,7 @@ export function pageSizeFor(ratePerSecond: number): number {
   return Math.max(10, Math.min(1000, Math.round(ratePerSecond * 5)));
 }
 
-const { startPulseRun, finishPulseRun } = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
-});
+const { startPulseRun, finishPulseRun } = proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: PULSE_STEP_RETRY });
 
 /**
  * One campaign run, started by the campaign's Schedule. The audience never enters history:
@@ -43,7 +28,7 @@ const { startPulseRun, finishPulseRun } = proxyActivities<Activities>({
  * next page. Its workflow id (the Schedule's action id) names the run in campaign_sends, so
  * every retry and every continue-as-new of this run shares one (run, contact) ledger.
  */
-export async function pulseCampaignWorkflow(input: PulseCampaignInput): Promise<void> {
+export const pulseCampaignWorkflow: PulseCampaignWorkflow = async (input) => {
   const runId = workflowInfo().workflowId;
   let paused = input.progress?.paused ?? false;
   let resumes = 0;
@@ -61,7 +46,7 @@ export async function pulseCampaignWorkflow(input: PulseCampaignInput): Promise<
   const { sendPulsePage } = proxyActivities<Activities>({
     startToCloseTimeout: Math.ceil((pageSize / progress.config.ratePerSecond) * 1000) + 60_000,
     heartbeatTimeout: '15s',
-    retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: ['BadRequest', 'NotFound'] },
+    retry: PULSE_STEP_RETRY,
   });
 
   let pages = 0;
@@ -80,7 +65,7 @@ export async function pulseCampaignWorkflow(input: PulseCampaignInput): Promise<
       else if (cursor === null) break;
       if (++pages >= PAGES_PER_RUN || workflowInfo().continueAsNewSuggested) {
         await condition(allHandlersFinished);
-        await continueAsNew<typeof pulseCampaignWorkflow>({ ...input, progress: { config: progress.config, cursor, nextSendAt, paused } });
+        await continueAsNew<PulseCampaignWorkflow>({ ...input, progress: { config: progress.config, cursor, nextSendAt, paused } });
       }
     }
   } catch (err) {
@@ -90,4 +75,4 @@ export async function pulseCampaignWorkflow(input: PulseCampaignInput): Promise<
     throw err;
   }
   await finishPulseRun({ runId, status: 'completed' });
-}
+};

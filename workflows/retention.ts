@@ -1,15 +1,9 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
-import type { PurgeCounts } from '../core/privacy/retention.js';
+import type { Activities } from '../contracts/activities.js';
+import type { RetentionPurgeWorkflow } from '../contracts/retention.js';
+import { RETENTION_PURGE_RETRY } from '../contracts/retry-policies.js';
 
-type Activities = ReturnType<typeof createActivities>;
-
-const { purgeExpiredData } = proxyActivities<Activities>({
-  startToCloseTimeout: '10m',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 5 },
-});
+const { purgeExpiredData } = proxyActivities<Activities>({ startToCloseTimeout: '10m', retry: RETENTION_PURGE_RETRY });
 
 /** Started by the retention Schedule: purges what each tenant's retention period has expired. */
-export async function retentionPurgeWorkflow(): Promise<PurgeCounts> {
-  return purgeExpiredData();
-}
+export const retentionPurgeWorkflow: RetentionPurgeWorkflow = async () => purgeExpiredData();

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { and, desc, eq, sql } from 'drizzle-orm';
-import { answerWithLlm, answerWithoutLlm, type AnswerSource } from '../../core/ai/answer.js';
+import type { AnswerSource } from '../../contracts/ai.js';
+import { answerWithLlm, answerWithoutLlm } from '../../core/ai/answer.js';
 import { LlmError } from '../../core/ai/llm.js';
 import { findAiProfileRow, loadAiProfile, putAiProfile, redactKey } from '../../core/ai/profile.js';
 import { budgetExhausted, monthlyUsage, monthOf } from '../../core/ai/usage.js';

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { WorkflowResultType } from '@temporalio/client';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { dataSourcesSchema } from '../../core/data-engine/config.js';
@@ -13,14 +14,14 @@ import {
   replaceDataSources,
   replaceIntents,
 } from '../../core/data-engine/store.js';
-import type { DataLookupJob, LookupOutcome } from '../../core/data-engine/types.js';
+import type { DataLookupWorkflow, DataSourceTestWorkflow, LookupOutcome } from '../../contracts/data-lookup.js';
+import type { DataLookupJob } from '../../core/data-engine/types.js';
 import { LlmError } from '../../core/ai/llm.js';
 import { loadAiProfile } from '../../core/ai/profile.js';
 import { chooseIntentWithLlm, usableProfile } from '../../core/ai/seed.js';
 import { notFound } from '../../core/platform/errors.js';
 import { findTenant } from '../../core/tenants/tenants.js';
 import { lookupPlan } from '../../activities/data.js';
-import type { dataLookupWorkflow, dataSourceTestWorkflow } from '../../workflows/data.js';
 import { assertTenantAccess } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, e164, errorResponses, tenantId, tenantParams } from '../schemas.js';
@@ -52,13 +53,17 @@ async function requireTenant(deps: ApiDeps, id: string) {
 export const dataRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
-    async function execute<T>(workflow: string, args: unknown[], tenant: string): Promise<T> {
-      return deps.temporal.workflow.execute(workflow, {
+    async function execute<W extends DataLookupWorkflow | DataSourceTestWorkflow>(
+      workflowType: string,
+      args: Parameters<W>,
+      tenant: string,
+    ): Promise<WorkflowResultType<W>> {
+      return deps.temporal.workflow.execute<W>(workflowType, {
         taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
         workflowId: `data/${tenant}/${randomUUID()}`,
         args,
         workflowExecutionTimeout: '30s',
-      }) as Promise<T>;
+      });
     }
 
     app.put(
@@ -155,7 +160,7 @@ export const dataRoutes =
         const stored = await loadDataSource(deps.db, deps.keyring, tenant_id, id);
         if (!stored) throw notFound('DATA_SOURCE_NOT_FOUND', `id: no data source "${id}" for this tenant`);
         // Checked from a worker, where lookups run; a tenant_worker source's check goes on to the tenant's data worker.
-        const r = await execute<Awaited<ReturnType<typeof dataSourceTestWorkflow>>>(
+        const r = await execute<DataSourceTestWorkflow>(
           'dataSourceTestWorkflow',
           [
             {
@@ -281,7 +286,7 @@ export const dataRoutes =
         const plan = lookupPlan(tenant_id, stored, match.intent.query, match.params, match.intent.params, {
           customerHash: customer_phone ? deps.keyring.blindIndex(customer_phone) : undefined,
         });
-        const r = await execute<Awaited<ReturnType<typeof dataLookupWorkflow>>>(
+        const r = await execute<DataLookupWorkflow>(
           'dataLookupWorkflow',
           [{ plan, replyTemplate: match.intent.replyTemplate, fallbackText, notFoundText: match.intent.notFoundMessage ?? fallbackText }],
           tenant_id,
@@ -330,7 +335,7 @@ export const dataRoutes =
         const plan = lookupPlan(job.tenant_id, stored, job.query, job.parameters, Object.keys(job.parameters), {
           customerHash: phone ? deps.keyring.blindIndex(phone) : undefined,
         });
-        const r = await execute<Awaited<ReturnType<typeof dataLookupWorkflow>>>(
+        const r = await execute<DataLookupWorkflow>(
           'dataLookupWorkflow',
           [{ plan, fallbackText: tenant.fallbackMessage, notFoundText: tenant.fallbackMessage }],
           job.tenant_id,

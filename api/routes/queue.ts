@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { AppError } from '../../core/platform/errors.js';
 import { claimNextJob, enqueueJobs, finishJob, findJob, jobNotFound, JOB_STATUSES } from '../../core/legacy-queue/jobs.js';
 import { JobNotifier } from '../../core/legacy-queue/notifier.js';
-import { jobAnsweredSignal, type JobAnswer } from '../../workflows/conversation.js';
+import { jobAnsweredSignal, type JobAnswer } from '../../contracts/conversation.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantId } from '../schemas.js';
 

@@ -9,6 +9,7 @@ import {
   findMetaChannelsByVerifyToken,
   phoneDigits,
 } from '../../core/providers/channels.js';
+import type { MediaDownloadWorkflow } from '../../contracts/delivery.js';
 import { safeEqual } from '../../core/platform/crypto.js';
 import { AppError } from '../../core/platform/errors.js';
 import { emptyIngest, ingest, type IngestResult } from '../../core/webhooks/receive.js';
@@ -51,7 +52,7 @@ export const webhookRoutes =
       for (const m of result.media) {
         // Fire and forget: the message is durable already; a failed start leaves the media pending.
         deps.temporal.workflow
-          .start('mediaDownloadWorkflow', {
+          .start<MediaDownloadWorkflow>('mediaDownloadWorkflow', {
             workflowId: `media/${m.tenantId}/${m.mediaId}`,
             taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
             args: [m],

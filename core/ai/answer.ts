@@ -1,27 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
+import type { AiAnswer, AnswerSource, MemoryTurn } from '../../contracts/ai.js';
 import type { Db } from '../db/client.js';
 import { MIN_KNOWLEDGE_SCORE } from '../knowledge/entries.js';
 import { retrieve, type RetrievedChunk } from '../knowledge/retrieval.js';
 import { chatCompletion, embedTexts, LlmError, llmClient } from './llm.js';
 import { maskPii } from './mask.js';
 import type { AiProfile } from './profile.js';
-import { buildPrompt, leaksInstructions, parseAnswer, type MemoryTurn } from './prompt.js';
+import { buildPrompt, leaksInstructions, parseAnswer } from './prompt.js';
 import { HANDOVER_TOOL, toolsForTenant, type AiToolSource } from './tools.js';
 import { recordEvent, recordUsage } from './usage.js';
-
-export interface AnswerSource {
-  chunk_id: string;
-  document_id: string;
-  score: number;
-}
-
-export type AiAnswer =
-  | { kind: 'answer'; text: string; confidence: number; sources: AnswerSource[]; blocked?: boolean }
-  /** `note` is the model's own words (may echo the customer): stored encrypted only. */
-  | { kind: 'handover'; reason: HandoverReason; note?: string; confidence: number; sources: AnswerSource[] };
-
-export type HandoverReason = 'model_requested' | 'low_confidence';
 
 export interface AnswerDeps {
   db: Db;

@@ -1,12 +1,8 @@
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type { MemoryTurn } from '../../contracts/ai.js';
 import type { RetrievedChunk } from '../knowledge/retrieval.js';
 import { maskPii } from './mask.js';
 import type { AiProfile } from './profile.js';
-
-export interface MemoryTurn {
-  role: 'customer' | 'assistant';
-  text: string;
-}
 
 export interface BuiltPrompt {
   messages: ChatCompletionMessageParam[];

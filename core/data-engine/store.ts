@@ -1,5 +1,6 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
+import type { AccessLogEntry } from '../../contracts/data-lookup.js';
 import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { dataAccessLogs, dataIntents, dataSources } from '../db/schema.js';
@@ -238,18 +239,6 @@ export function matchIntent(
     }
   }
   return undefined;
-}
-
-export interface AccessLogEntry {
-  tenantId: string;
-  dataSourceId: string;
-  query: string;
-  customerHash?: string;
-  /** The source's own time when it answered; the whole wait (retries included) when it did not. */
-  responseTimeMs: number;
-  outcome: 'ok' | 'not_found' | 'error';
-  error?: string;
-  via: string;
 }
 
 export async function recordAccess(db: Db, e: AccessLogEntry): Promise<void> {

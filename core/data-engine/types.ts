@@ -1,58 +1,4 @@
-/**
- * Shapes shared by the API, the workflows and the lookup workers. No runtime imports:
- * workflows import this file.
- */
-
-/** One lookup: a named query of one of the tenant's data sources, with its parameter values. */
-export interface LookupRequest {
-  tenantId: string;
-  dataSourceId: string;
-  /** The configured query or endpoint name; nothing else can run. */
-  query: string;
-  /** Values by name; `order` fills SQL's $1…$n. */
-  params: Record<string, string>;
-  order: string[];
-}
-
-export interface LookupResult {
-  /** The SQL rows, or the REST/GraphQL JSON as one row per object (first 20 at most). */
-  rows: Record<string, unknown>[];
-  /** Time spent talking to the source, measured by the worker that ran it. */
-  sourceMs: number;
-  /** From the lookup's scheduling to this result, retries included. */
-  totalMs: number;
-  via: 'parley' | 'tenant_worker';
-  /** The worker already wrote the audit row (Parley's own lookups). */
-  audited?: boolean;
-}
-
-/** Where and how the workflow runs a lookup, decided from the tenant's configuration. */
-export interface LookupPlan {
-  request: LookupRequest;
-  /**
-   * Plans recorded before lookups went through the API: the tenant's old data-worker queue.
-   * Kept so their histories replay; no plan sets it any more.
-   */
-  taskQueue?: string;
-  /**
-   * A `tenant_worker` source: a regular activity on the workflow's own queue, which Parley's
-   * worker completes asynchronously when the tenant's data worker answers over the API.
-   */
-  remote?: boolean;
-  /** One attempt's timeout (connection.timeout_ms), within the 10-second budget. */
-  attemptTimeoutMs: number;
-  /** Keyed hash of the customer's phone number, for the audit log. */
-  customerHash?: string;
-}
-
-export interface LookupOutcome {
-  ok: boolean;
-  rows: Record<string, unknown>[];
-  error?: string;
-  /** From the workflow's request to the result or final failure. */
-  totalMs: number;
-  sourceMs?: number;
-}
+/** Data Engine shapes that stay on Parley's side; what crosses Temporal is in contracts/data-lookup.ts. */
 
 /**
  * The seed's `data_lookup` job payload. In legacy mode it becomes a `jobs` row for n8n;
@@ -65,26 +11,4 @@ export interface DataLookupJob {
   query: string;
   parameters: Record<string, string>;
   data_source: string;
-}
-
-/** Activity id prefix of lookups for a tenant's data worker; the payload codec keys on it (core/temporal/codec.ts). */
-export const DATA_WORKER_ACTIVITY_PREFIX = 'data-worker/';
-
-/** The conversation's TurnPlan variant for a question an intent maps to a lookup. */
-export interface LookupTurnPlan {
-  kind: 'lookup';
-  intentId: string;
-  lookup: LookupPlan;
-  replyTemplate: string;
-  /** The intent's fallback_message, else the tenant's: sent when the source stays down. */
-  fallbackText: string;
-  /** Sent when the lookup succeeds with no rows; the fallback when the intent sets none. */
-  notFoundText: string;
-}
-
-/** Input of the `dataLookup` activity. */
-export interface DataLookupInput extends LookupRequest {
-  attemptTimeoutMs: number;
-  /** Set when Parley's worker runs the lookup: it writes the audit row itself on success. */
-  audit?: { customerHash?: string };
 }

@@ -13,6 +13,7 @@ import {
   uuid,
   varchar,
 } from 'drizzle-orm/pg-core';
+import type { PulseAudience, PulseMessage } from '../../contracts/pulse.js';
 
 /**
  * Mirrors migrations/*.sql: the SQL files create the tables, this file types the queries.
@@ -190,16 +191,6 @@ export const erasures = pgTable('erasures', {
 });
 
 // Relational Pulse (migrations/0800_pulse.sql)
-
-export interface PulseAudience {
-  tags?: string[];
-}
-
-export interface PulseMessage {
-  template: string;
-  window_template?: string;
-  variants?: { tags: string[]; template: string }[];
-}
 
 export const pulseCampaigns = pgTable('pulse_campaigns', {
   id: uuid('id').primaryKey().defaultRandom(),

@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { knowledgeIngestWorkflow } from '../../workflows/knowledge.js';
+import type { KnowledgeIngestWorkflow } from '../../contracts/knowledge.js';
 
 /**
  * Starts ingestion: per uploaded document, or tenant-wide for entries and re-embedding. A
@@ -12,7 +12,7 @@ export async function startKnowledgeIngest(
   input: { tenantId: string; documentId?: string },
 ): Promise<string> {
   const workflowId = input.documentId ? `knowledge-doc-${input.documentId}` : `knowledge-embed-${input.tenantId}`;
-  await temporal.workflow.start(knowledgeIngestWorkflow, {
+  await temporal.workflow.start<KnowledgeIngestWorkflow>('knowledgeIngestWorkflow', {
     taskQueue,
     workflowId,
     args: [input],

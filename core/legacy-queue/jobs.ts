@@ -1,4 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { JobOutcome } from '../../contracts/conversation.js';
 import type { Db } from '../db/client.js';
 import { jobs, messages } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
@@ -210,10 +211,6 @@ export async function finishJob(
   if (!existing) throw jobNotFound(opts.jobId);
   throw jobClosed(opts.jobId, existing.status);
 }
-
-/** How a legacy turn ended, as the conversation workflow sees it. */
-export type JobOutcome =
-  { outcome: 'replied'; text: string; sentAt: string } | { outcome: 'completed' } | { outcome: 'failed' } | { outcome: 'timed_out' };
 
 /**
  * The conversation stopped waiting: an open job becomes `timed_out` (so a late answer gets

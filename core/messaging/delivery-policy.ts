@@ -1,4 +1,2 @@
-/** Shared by the delivery activity and the workflow that schedules it (no imports: workflow-safe). */
-export const DELIVERY_MAX_ATTEMPTS = 8;
 /** WhatsApp's customer-service window: free-form messages only within 24 h of the customer's last message. */
 export const SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;

@@ -2,7 +2,13 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Keyring } from '../platform/crypto.js';
-import { conversationWorkflow, inboundSignal, type ConversationInput, type InboundMessage } from '../../workflows/conversation.js';
+import {
+  inboundSignal,
+  type ConversationInput,
+  type ConversationWorkflow,
+  type InboundBatch,
+  type InboundMessage,
+} from '../../contracts/conversation.js';
 
 export interface RelayOptions {
   pool: pg.Pool;
@@ -177,7 +183,7 @@ export class OutboxRelay {
         debounceMs,
       };
       await this.opts.temporal.connection.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, () =>
-        this.opts.temporal.workflow.signalWithStart(conversationWorkflow, {
+        this.opts.temporal.workflow.signalWithStart<ConversationWorkflow, [InboundBatch]>('conversationWorkflow', {
           workflowId: first.workflow_id,
           taskQueue: this.opts.taskQueue,
           args: [input],

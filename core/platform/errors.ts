@@ -17,29 +17,8 @@ export const badRequest = (code: string, message: string) => new AppError(400, c
 export const notFound = (code: string, message: string) => new AppError(404, code, message);
 export const conflict = (code: string, message: string) => new AppError(409, code, message);
 
-/**
- * Temporal failure types: the contract between activities that throw
- * `ApplicationFailure.create({ type, nonRetryable })` and the retry policies that match them.
- */
-export const FailureType = {
-  /** Input that can never succeed; retrying is pointless. */
-  BadRequest: 'BadRequest',
-  /** The referenced tenant, conversation or channel no longer exists. */
-  NotFound: 'NotFound',
-  /** The provider refused the message for good (bad number, window closed, template missing). */
-  ProviderRejected: 'ProviderRejected',
-  /** The provider is throttling; retried with backoff. */
-  ProviderThrottled: 'ProviderThrottled',
-  /** The LLM or embeddings endpoint is throttling (429), failing (5xx) or unreachable; retried with backoff. */
-  LlmUnavailable: 'LlmUnavailable',
-  /** The provider failed or could not be reached (5xx, timeout, network); retried with backoff. */
-  ProviderUnavailable: 'ProviderUnavailable',
-  /** A tenant's data source is down, slow or erroring; retried with backoff within the lookup budget. */
-  DataSourceUnavailable: 'DataSourceUnavailable',
-} as const;
-export type FailureType = (typeof FailureType)[keyof typeof FailureType];
-
-export const NON_RETRYABLE_FAILURES: string[] = [FailureType.BadRequest, FailureType.NotFound, FailureType.ProviderRejected];
+/** The failure types shared with workflows (activities throw them, retry policies match them). */
+export { FailureType, NON_RETRYABLE_FAILURES } from '../../contracts/failures.js';
 
 /** What may be logged or stored about an error: never a query's parameters or a value PostgreSQL echoes. */
 export interface ErrorSummary {

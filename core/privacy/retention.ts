@@ -1,15 +1,8 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { eq, isNotNull, sql } from 'drizzle-orm';
+import type { PurgeCounts, RetentionPurgeWorkflow } from '../../contracts/retention.js';
 import type { Db } from '../db/client.js';
 import { tenants } from '../db/schema.js';
-
-export interface PurgeCounts {
-  tenants: number;
-  messages: number;
-  conversations: number;
-  sandbox_messages: number;
-  jobs: number;
-}
 
 const BATCH = 1000;
 
@@ -76,7 +69,7 @@ export const retentionScheduleId = (taskQueue: string) => `parley-retention-purg
  */
 export async function ensureRetentionSchedule(client: Client, opts: { taskQueue: string; every: string }): Promise<void> {
   try {
-    await client.schedule.create({
+    await client.schedule.create<RetentionPurgeWorkflow>({
       scheduleId: retentionScheduleId(opts.taskQueue),
       spec: { intervals: [{ every: opts.every as `${number}${'s' | 'm' | 'h' | 'd'}` }] },
       action: {

@@ -8,9 +8,9 @@ import {
 } from '@temporalio/client';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { pulseCampaigns, type PulseAudience, type PulseCampaign, type PulseMessage } from '../db/schema.js';
+import { pulseCampaigns, type PulseCampaign } from '../db/schema.js';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.js';
-import { pausedSignal } from '../../workflows/pulse.js';
+import { pausedSignal, type PulseAudience, type PulseCampaignWorkflow, type PulseMessage } from '../../contracts/pulse.js';
 
 export const OVERLAP_POLICIES = ['skip', 'buffer_one', 'buffer_all', 'cancel_other', 'terminate_other', 'allow_all'] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
@@ -83,7 +83,7 @@ export async function createCampaign(s: PulseScheduler, tenantId: string, input:
     })
     .returning();
   try {
-    await s.temporal.schedule.create({
+    await s.temporal.schedule.create<PulseCampaignWorkflow>({
       scheduleId,
       spec: scheduleSpec(input),
       action: {

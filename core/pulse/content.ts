@@ -1,4 +1,4 @@
-import type { PulseMessage } from '../db/schema.js';
+import type { PulseMessage } from '../../contracts/pulse.js';
 
 export interface ContentContact {
   name: string | null;

@@ -1,6 +1,7 @@
 import { and, desc, eq, gte, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { campaignSends, contacts, pulseRuns, type PulseAudience } from '../db/schema.js';
+import type { PulseAudience, RunCounts } from '../../contracts/pulse.js';
+import { campaignSends, contacts, pulseRuns } from '../db/schema.js';
 
 /**
  * The audience: the tenant's opted-in contacts, carrying any of the tags when tags are given.
@@ -18,14 +19,6 @@ export function audienceFilter(tenantId: string, audience: PulseAudience, optedO
         )}]::text[]`}`
       : undefined,
   )!;
-}
-
-export interface RunCounts {
-  targeted: number;
-  sent: number;
-  failed: number;
-  skipped_opted_out: number;
-  skipped_window: number;
 }
 
 export interface RunView extends RunCounts {

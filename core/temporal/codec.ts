@@ -1,7 +1,7 @@
 import type { Payload, PayloadCodec, SerializationContext } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { openBytes, sealBytes, type Keyring } from '../platform/crypto.js';
-import { DATA_WORKER_ACTIVITY_PREFIX } from '../data-engine/types.js';
+import { DATA_WORKER_ACTIVITY_PREFIX } from '../../contracts/data-lookup.js';
 
 const { temporal } = proto;
 
