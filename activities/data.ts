@@ -4,6 +4,7 @@ import type { Db } from '../core/db/client.js';
 import { FailureType } from '../core/platform/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
+import { lookupPlan } from '../core/data-engine/lookup-plan.js';
 import {
   listIntents,
   loadDataSource,
@@ -12,16 +13,7 @@ import {
   type AccessLogEntry,
   type StoredSource,
 } from '../core/data-engine/store.js';
-import {
-  dataWorkerQueue,
-  type DataLookupInput,
-  type LookupPlan,
-  type LookupResult,
-  type LookupTurnPlan,
-} from '../core/data-engine/types.js';
-
-/** Default for one attempt when the source sets no connection.timeout_ms. */
-export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
+import { type DataLookupInput, type LookupResult, type LookupTurnPlan } from '../core/data-engine/types.js';
 
 export type SourceResolver = (tenantId: string, dataSourceId: string) => Promise<StoredSource | undefined>;
 
@@ -131,22 +123,6 @@ export async function planDataLookup(
     replyTemplate: match.intent.replyTemplate,
     fallbackText,
     notFoundText: match.intent.notFoundMessage ?? fallbackText,
-  };
-}
-
-export function lookupPlan(
-  tenantId: string,
-  stored: StoredSource,
-  query: string,
-  params: Record<string, string>,
-  order: string[],
-  extra: { customerHash?: string } = {},
-): LookupPlan {
-  return {
-    request: { tenantId, dataSourceId: stored.source.id, query, params, order },
-    ...(stored.servedBy === 'tenant_worker' ? { taskQueue: dataWorkerQueue(tenantId) } : {}),
-    attemptTimeoutMs: stored.source.connection.timeout_ms ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
-    ...extra,
   };
 }
 
