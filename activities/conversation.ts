@@ -7,6 +7,7 @@ import { FailureType } from '../core/platform/errors.js';
 import { MIN_KNOWLEDGE_SCORE, searchKnowledge } from '../core/knowledge/entries.js';
 import type { Providers } from '../core/providers/index.js';
 import { applyConsentKeyword } from '../core/pulse/contacts.js';
+import { readSettings } from '../core/tenants/settings.js';
 import type { Exchange } from '../workflows/conversation.js';
 import { planLegacyTurn, type LegacyJobPlan } from './legacy.js';
 import { aiRoute } from './ai.js';
@@ -104,7 +105,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
       const consent = await applyConsentKeyword(db, {
         tenantId: input.tenantId,
         contactId: tenant.contactId,
-        settings: tenant.settings,
+        settings: readSettings(tenant),
         texts: input.messages.map((m) => m.text),
       });
       if (consent) return { kind: 'reply', text: consent.confirmation, source: 'consent' };

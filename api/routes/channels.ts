@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createChannel, createChannelBody, listChannels, redactedCredentials } from '../../core/providers/channels.js';
-import { notFound } from '../../core/platform/errors.js';
-import { findTenant } from '../../core/tenants/tenants.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantParams } from '../schemas.js';
 
@@ -40,10 +38,7 @@ export const channelRoutes =
         },
       },
       async (request, reply) => {
-        if (!(await findTenant(deps.db, request.params.tenant_id))) {
-          throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
-        }
-        const channel = await createChannel(deps.db, deps.keyring, request.params.tenant_id, request.body);
+        const channel = await createChannel(deps.db, deps.keyring, request.tenant.id, request.body);
         return reply.status(201).send({ id: channel.id });
       },
     );
@@ -61,7 +56,7 @@ export const channelRoutes =
         },
       },
       async (request) => {
-        const rows = await listChannels(deps.db, request.params.tenant_id);
+        const rows = await listChannels(deps.db, request.tenant.id);
         return {
           channels: rows.map((c) => ({
             id: c.id,

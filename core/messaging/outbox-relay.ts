@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Keyring } from '../platform/crypto.js';
+import { readSettings } from '../tenants/settings.js';
 import { conversationWorkflow, inboundSignal, type ConversationInput, type InboundMessage } from '../../workflows/conversation.js';
 
 export interface RelayOptions {
@@ -28,7 +29,7 @@ interface PendingRow {
   tenant_id: string;
   channel_id: string;
   contact_id: string;
-  debounce_ms: number | null;
+  settings: Record<string, unknown>;
 }
 
 const TEMPORAL_CALL_DEADLINE_MS = 5_000;
@@ -123,7 +124,7 @@ export class OutboxRelay {
          SELECT l.locked, p.* FROM l LEFT JOIN LATERAL (
            SELECT o.id AS outbox_id, m.id AS message_id, m.seq, m.body_enc, m.created_at AS received_at,
                   c.workflow_id, c.tenant_id, c.channel_id, c.contact_id,
-                  (t.settings->>'debounce_ms')::int AS debounce_ms
+                  t.settings
              FROM outbox o
              JOIN messages m ON m.id = o.message_id
              JOIN conversations c ON c.id = o.conversation_id
@@ -140,7 +141,7 @@ export class OutboxRelay {
       if (rows.length === 0) return;
       ids = rows.map((r) => r.outbox_id);
       const first = rows[0];
-      const debounceMs = first.debounce_ms ?? this.opts.defaultDebounceMs;
+      const debounceMs = readSettings(first).debounce_ms ?? this.opts.defaultDebounceMs;
       const messages: InboundMessage[] = rows.map((r) => ({
         id: r.message_id,
         seq: Number(r.seq),
