@@ -169,7 +169,10 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         .where(and(eq(channels.id, input.channelId), eq(channels.tenantId, input.tenantId), eq(contacts.tenantId, input.tenantId)));
       if (!target)
         throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'channel or contact no longer exists', nonRetryable: true });
-      if (target.channel.provider !== 'sandbox') return { messageId: outbound.id, status: 'queued', sentAt: new Date().toISOString() };
+      // A disabled channel's refusal is recorded as a failed delivery by deliverReply, like any provider's.
+      if (target.channel.provider !== 'sandbox' || !target.channel.enabled) {
+        return { messageId: outbound.id, status: 'queued', sentAt: new Date().toISOString() };
+      }
 
       const result = await providers.forChannel(target.channel).sendText({
         tenantId: input.tenantId,
