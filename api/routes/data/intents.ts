@@ -21,9 +21,7 @@ export const intentRoutes =
           response: { 200: z.object({ count: z.number() }), ...errorResponses },
         },
       },
-      async (request) => {
-        return { count: await replaceIntents(deps.db, deps.keyring, request.params.tenant_id, request.body.intents) };
-      },
+      async (request) => ({ count: await replaceIntents(deps.db, deps.keyring, request.params.tenant_id, request.body.intents) }),
     );
 
     app.get(

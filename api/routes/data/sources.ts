@@ -31,9 +31,7 @@ export const dataSourceRoutes =
           response: { 200: z.object({ count: z.number() }), ...errorResponses },
         },
       },
-      async (request) => {
-        return { count: await replaceDataSources(deps.db, deps.keyring, request.params.tenant_id, request.body.data_sources) };
-      },
+      async (request) => ({ count: await replaceDataSources(deps.db, deps.keyring, request.params.tenant_id, request.body.data_sources) }),
     );
 
     app.get(
@@ -48,9 +46,7 @@ export const dataSourceRoutes =
           response: { 200: z.object({ data_sources: z.array(z.record(z.string(), z.unknown())) }), ...errorResponses },
         },
       },
-      async (request) => {
-        return { data_sources: await listDataSources(deps.db, deps.keyring, request.params.tenant_id) };
-      },
+      async (request) => ({ data_sources: await listDataSources(deps.db, deps.keyring, request.params.tenant_id) }),
     );
 
     app.get(
@@ -78,9 +74,7 @@ export const dataSourceRoutes =
           },
         },
       },
-      async (request) => {
-        return { metrics: await lookupMetrics(deps.db, request.params.tenant_id) };
-      },
+      async (request) => ({ metrics: await lookupMetrics(deps.db, request.params.tenant_id) }),
     );
 
     app.post(
