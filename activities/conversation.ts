@@ -16,6 +16,7 @@ import type {
   SentReply,
   TurnPlan,
 } from '../contracts/conversation.js';
+import { readSettings } from '../core/tenants/settings.js';
 import { planLegacyTurn } from './legacy.js';
 import { aiRoute } from './ai.js';
 import { planDataLookup } from './data.js';
@@ -65,7 +66,7 @@ export function createConversationActivities({ db, keyring, providers }: Convers
       const consent = await applyConsentKeyword(db, {
         tenantId: input.tenantId,
         contactId: tenant.contactId,
-        settings: tenant.settings,
+        settings: readSettings(tenant),
         texts: input.messages.map((m) => m.text),
       });
       if (consent) return { kind: 'reply', text: consent.confirmation, source: 'consent' };
@@ -129,7 +130,10 @@ export function createConversationActivities({ db, keyring, providers }: Convers
         .where(and(eq(channels.id, input.channelId), eq(channels.tenantId, input.tenantId), eq(contacts.tenantId, input.tenantId)));
       if (!target)
         throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'channel or contact no longer exists', nonRetryable: true });
-      if (target.channel.provider !== 'sandbox') return { messageId: outbound.id, status: 'queued', sentAt: new Date().toISOString() };
+      // A disabled channel's refusal is recorded as a failed delivery by deliverReply, like any provider's.
+      if (target.channel.provider !== 'sandbox' || !target.channel.enabled) {
+        return { messageId: outbound.id, status: 'queued', sentAt: new Date().toISOString() };
+      }
 
       const result = await providers.forChannel(target.channel).sendText({
         tenantId: input.tenantId,

@@ -4,19 +4,10 @@ import type { Db } from '../core/db/client.js';
 import { FailureType } from '../core/platform/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
+import { lookupPlan } from '../core/data-engine/lookup-plan.js';
 import { recordRemoteLookup, type RemoteRequest } from '../core/data-engine/remote.js';
 import { listIntents, loadDataSource, matchIntent, recordAccess, type StoredSource } from '../core/data-engine/store.js';
-import type {
-  DataLookupInput,
-  DataSourceRef,
-  LookupPlan,
-  LookupResult,
-  LookupTurnPlan,
-  RecordLookupInput,
-} from '../contracts/data-lookup.js';
-
-/** Default for one attempt when the source sets no connection.timeout_ms. */
-export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2500;
+import type { DataLookupInput, DataSourceRef, LookupResult, LookupTurnPlan, RecordLookupInput } from '../contracts/data-lookup.js';
 
 export type SourceResolver = (tenantId: string, dataSourceId: string) => Promise<StoredSource | undefined>;
 
@@ -142,22 +133,6 @@ export async function planDataLookup(
     replyTemplate: match.intent.replyTemplate,
     fallbackText,
     notFoundText: match.intent.notFoundMessage ?? fallbackText,
-  };
-}
-
-export function lookupPlan(
-  tenantId: string,
-  stored: StoredSource,
-  query: string,
-  params: Record<string, string>,
-  order: string[],
-  extra: { customerHash?: string } = {},
-): LookupPlan {
-  return {
-    request: { tenantId, dataSourceId: stored.source.id, query, params, order },
-    ...(stored.servedBy === 'tenant_worker' ? { remote: true } : {}),
-    attemptTimeoutMs: stored.source.connection.timeout_ms ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
-    ...extra,
   };
 }
 

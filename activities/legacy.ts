@@ -5,6 +5,7 @@ import { contacts, conversations, messages } from '../core/db/schema.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import { FailureType } from '../core/platform/errors.js';
 import { listIntents, matchIntent } from '../core/data-engine/store.js';
+import { readSettings } from '../core/tenants/settings.js';
 import { DEFAULT_LEGACY_REPLY_TIMEOUT_S, enqueueTurnJob, expireTurnJob, type MessageJobPayload } from '../core/legacy-queue/jobs.js';
 import type { JobOutcome, LegacyJobPlan, LegacyJobRef, PlanTurnInput } from '../contracts/conversation.js';
 
@@ -64,8 +65,7 @@ export async function planLegacyTurn(
         }
       : message,
   });
-  const timeoutS =
-    typeof tenant.settings.legacy_reply_timeout_s === 'number' ? tenant.settings.legacy_reply_timeout_s : DEFAULT_LEGACY_REPLY_TIMEOUT_S;
+  const timeoutS = readSettings(tenant).legacy_reply_timeout_s ?? DEFAULT_LEGACY_REPLY_TIMEOUT_S;
   return { kind: 'legacy_job', jobId, timeoutMs: timeoutS * 1000, fallbackText: tenant.fallback };
 }
 

@@ -6,10 +6,11 @@ import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { frameworkErrors, registerErrorHandling } from './errors.js';
 import { registerSecurity } from './security.js';
+import { registerTenantScope } from './tenant.js';
 import { codecRoutes } from './routes/codec.js';
 import { contactRoutes } from './routes/contacts.js';
 import { conversationRoutes } from './routes/conversations.js';
-import { dataRoutes } from './routes/data.js';
+import { dataRoutes } from './routes/data/index.js';
 import { dataWorkerRoutes } from './routes/data-worker.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes } from './routes/inbound.js';
@@ -18,7 +19,7 @@ import { legacyModeRoutes } from './routes/legacy-mode.js';
 import { messageRoutes } from './routes/messages.js';
 import { privacyRoutes } from './routes/privacy.js';
 import { queueRoutes } from './routes/queue.js';
-import { pulseRoutes } from './routes/pulse.js';
+import { pulseRoutes } from './routes/pulse/index.js';
 import { aiRoutes } from './routes/ai.js';
 import { knowledgeDocumentRoutes } from './routes/knowledge-documents.js';
 import { sandboxRoutes } from './routes/sandbox.js';
@@ -51,6 +52,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
   registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey, opsApiKey: deps.config.OPS_API_KEY });
+  registerTenantScope(app, { db: deps.db });
   await registerSecurity(app, deps.config);
 
   await app.register(swagger, {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db } from '../core/db/client.js';
 import { findActiveKey, type Scope } from '../core/tenants/api-keys.js';
 import { safeEqual } from '../core/platform/crypto.js';
-import { AppError, notFound } from '../core/platform/errors.js';
+import { AppError } from '../core/platform/errors.js';
 
 /**
  * What a route requires: no key, the operator's admin key, the admin or ops key (`ops`: operators
@@ -41,8 +41,7 @@ const unauthorized = (message: string) => new AppError(401, 'UNAUTHORIZED', mess
 
 /**
  * Every route must declare `config.auth`; a route without one is refused at start-up, so a
- * new route cannot ship unprotected. A tenant key on another tenant's resource gets 404,
- * never a hint that the resource exists.
+ * new route cannot ship unprotected. Which tenant a key may reach is api/tenant.ts's concern.
  */
 export function registerAuth(app: FastifyInstance, deps: AuthDeps): void {
   app.decorate('routeCatalog', []);
@@ -61,14 +60,8 @@ export function registerAuth(app: FastifyInstance, deps: AuthDeps): void {
       throw new AppError(403, 'FORBIDDEN', 'this route needs the operator admin or ops key');
     // The ops key decodes Temporal payloads and nothing else.
     if (principal.kind === 'ops' && auth !== 'ops') throw new AppError(403, 'FORBIDDEN', 'the ops key only opens the codec endpoint');
-    if (principal.kind === 'tenant') {
-      if (auth !== 'operator' && auth !== 'ops' && !principal.scopes.includes(auth)) {
-        throw new AppError(403, 'FORBIDDEN', `this key lacks the "${auth}" scope`);
-      }
-      const tenantParam = (request.params as { tenant_id?: string } | undefined)?.tenant_id;
-      if (tenantParam !== undefined && tenantParam !== principal.tenantId) {
-        throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenantParam}" for this key`);
-      }
+    if (principal.kind === 'tenant' && auth !== 'operator' && auth !== 'ops' && !principal.scopes.includes(auth)) {
+      throw new AppError(403, 'FORBIDDEN', `this key lacks the "${auth}" scope`);
     }
     request.principal = principal;
   });
@@ -85,12 +78,4 @@ async function authenticate(request: FastifyRequest, deps: AuthDeps): Promise<Pr
   const found = await findActiveKey(deps.db, key);
   if (!found) throw unauthorized('API key is invalid or revoked');
   return { kind: 'tenant', tenantId: found.tenantId, scopes: found.scopes, keyId: found.keyId };
-}
-
-/** For routes that carry the tenant in the body (the seed's payloads): the key must own it. */
-export function assertTenantAccess(request: FastifyRequest, tenantId: string): void {
-  const p = request.principal;
-  if (p?.kind === 'tenant' && p.tenantId !== tenantId) {
-    throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenantId}" for this key`);
-  }
 }

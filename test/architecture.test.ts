@@ -40,10 +40,7 @@ const PENDING_ACTIVITY_HELPER_IMPORTS = new Set([
   'activities/conversation.ts -> activities/legacy.ts',
 ]);
 
-/** API edges into activities/ still waiting for their helper to move into core/ (issue 15). */
-const PENDING_API_ACTIVITY_IMPORTS = new Set(['api/routes/data.ts -> activities/data.ts']);
-
-const PENDING = new Set([...PENDING_ACTIVITY_HELPER_IMPORTS, ...PENDING_API_ACTIVITY_IMPORTS]);
+const PENDING = PENDING_ACTIVITY_HELPER_IMPORTS;
 
 /** The .ts files under `dir`; at the top level, only the application's folders. */
 async function sourceFiles(dir = ''): Promise<string[]> {

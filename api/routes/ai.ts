@@ -10,8 +10,7 @@ import { aiEvents, aiProfiles, conversations, type AiProfileRow } from '../../co
 import { notFound } from '../../core/platform/errors.js';
 import { hasPendingChunks, resetEmbeddings } from '../../core/knowledge/documents.js';
 import { startKnowledgeIngest } from '../../core/knowledge/start-ingest.js';
-import { findTenant } from '../../core/tenants/tenants.js';
-import { assertTenantAccess } from '../auth.js';
+import { loadBodyTenant } from '../tenant.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantId, tenantParams } from '../schemas.js';
 
@@ -64,11 +63,6 @@ export const aiRoutes =
       confidence_threshold: row.confidenceThreshold,
       updated_at: row.updatedAt.toISOString(),
     });
-    const requireTenant = async (id: string) => {
-      const tenant = await findTenant(deps.db, id);
-      if (!tenant) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${id}"`);
-      return tenant;
-    };
 
     app.put(
       '/routes/tenants/:tenant_id/ai',
@@ -86,8 +80,7 @@ export const aiRoutes =
         },
       },
       async (request) => {
-        const tenant_id = request.params.tenant_id;
-        await requireTenant(tenant_id);
+        const tenant_id = request.tenant.id;
         const { embeddingsChanged } = await putAiProfile(deps.db, deps.keyring, tenant_id, request.body);
         if (embeddingsChanged) {
           await resetEmbeddings(deps.db, tenant_id);
@@ -163,8 +156,7 @@ export const aiRoutes =
         },
       },
       async (request) => {
-        const tenant_id = request.params.tenant_id;
-        await requireTenant(tenant_id);
+        const tenant_id = request.tenant.id;
         const month = request.query.month ?? monthOf();
         const used = await monthlyUsage(deps.db, tenant_id, month, request.query.conversation_id);
         const profile = await findAiProfileRow(deps.db, tenant_id);
@@ -260,8 +252,7 @@ export const aiRoutes =
       },
       async (request) => {
         const { tenant_id, question } = request.body;
-        assertTenantAccess(request, tenant_id);
-        const tenant = await requireTenant(tenant_id);
+        const tenant = await loadBodyTenant(deps.db, request, tenant_id);
         const fallback = { answer: tenant.fallbackMessage, sources: [] as AnswerSource[], confidence: 0 };
         const profile = await loadAiProfile(deps.db, deps.keyring, tenant_id);
         if (profile && !(await budgetExhausted(deps.db, tenant_id, profile.monthlyTokenBudget))) {

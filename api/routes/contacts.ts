@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { listContacts, upsertContacts } from '../../core/pulse/contacts.js';
-import { findTenant } from '../../core/tenants/tenants.js';
-import { notFound } from '../../core/platform/errors.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, e164, errorResponses, tenantParams } from '../schemas.js';
 
@@ -56,10 +54,7 @@ export const contactRoutes =
         },
       },
       async (request) => {
-        if (!(await findTenant(deps.db, request.params.tenant_id))) {
-          throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
-        }
-        return { upserted: await upsertContacts(deps.db, deps.keyring, request.params.tenant_id, request.body.contacts) };
+        return { upserted: await upsertContacts(deps.db, deps.keyring, request.tenant.id, request.body.contacts) };
       },
     );
 

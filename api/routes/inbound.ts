@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { acceptInbound } from '../../core/messaging/accept-inbound.js';
 import { findTenant } from '../../core/tenants/tenants.js';
 import { notFound } from '../../core/platform/errors.js';
-import { assertTenantAccess } from '../auth.js';
+import { assertTenantAccess } from '../tenant.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, e164, errorResponses, tenantId } from '../schemas.js';
 

@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { issueApiKey, listApiKeys, revokeApiKey, SCOPES } from '../../core/tenants/api-keys.js';
 import { notFound } from '../../core/platform/errors.js';
-import { findTenant } from '../../core/tenants/tenants.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantParams } from '../schemas.js';
 
@@ -33,8 +32,7 @@ export const keyRoutes =
         },
       },
       async (request, reply) => {
-        const { tenant_id } = request.params;
-        if (!(await findTenant(deps.db, tenant_id))) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
+        const tenant_id = request.tenant.id;
         const issued = await issueApiKey(deps.db, tenant_id, request.body.name, request.body.scopes);
         return reply.status(201).send(issued);
       },
@@ -67,8 +65,7 @@ export const keyRoutes =
         },
       },
       async (request) => {
-        const { tenant_id } = request.params;
-        if (!(await findTenant(deps.db, tenant_id))) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
+        const tenant_id = request.tenant.id;
         const rows = await listApiKeys(deps.db, tenant_id);
         return {
           keys: rows.map((k) => ({

@@ -6,7 +6,6 @@ import { knowledgeDocuments, type KnowledgeDocument } from '../../core/db/schema
 import { AppError, badRequest, notFound } from '../../core/platform/errors.js';
 import { createUploadDocument, documentMime, DOCUMENT_TYPES, type DocumentMime } from '../../core/knowledge/documents.js';
 import { startKnowledgeIngest } from '../../core/knowledge/start-ingest.js';
-import { findTenant } from '../../core/tenants/tenants.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantParams } from '../schemas.js';
 
@@ -79,8 +78,7 @@ export const knowledgeDocumentRoutes =
         },
       },
       async (request, reply) => {
-        const tenant_id = request.params.tenant_id;
-        if (!(await findTenant(deps.db, tenant_id))) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
+        const tenant_id = request.tenant.id;
         let doc: { title: string; mime: DocumentMime; raw: Buffer };
         if (request.isMultipart()) {
           const file = await request.file();

@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { eq, sql } from 'drizzle-orm';
-import { tenants } from '../../core/db/schema.js';
-import { notFound } from '../../core/platform/errors.js';
+import { patchSettings, readSettings, tenantSettingsSchema } from '../../core/tenants/settings.js';
 import { DEFAULT_LEGACY_REPLY_TIMEOUT_S } from '../../core/legacy-queue/jobs.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, tenantParams } from '../schemas.js';
@@ -25,12 +23,7 @@ export const legacyModeRoutes =
           body: z
             .object({
               mode: z.enum(TENANT_MODES),
-              legacy_reply_timeout_s: z
-                .number()
-                .int()
-                .min(1)
-                .max(24 * 60 * 60)
-                .optional(),
+              legacy_reply_timeout_s: tenantSettingsSchema.shape.legacy_reply_timeout_s,
             })
             .strict(),
           response: {
@@ -41,20 +34,8 @@ export const legacyModeRoutes =
       },
       async (request) => {
         const { mode, legacy_reply_timeout_s } = request.body;
-        const [row] = await deps.db
-          .update(tenants)
-          .set({
-            mode,
-            ...(legacy_reply_timeout_s !== undefined
-              ? { settings: sql`${tenants.settings} || ${JSON.stringify({ legacy_reply_timeout_s })}::jsonb` }
-              : {}),
-            updatedAt: sql`now()`,
-          })
-          .where(eq(tenants.id, request.params.tenant_id))
-          .returning({ id: tenants.id, settings: tenants.settings });
-        if (!row) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
-        const timeout = row.settings.legacy_reply_timeout_s;
-        return { id: row.id, mode, legacy_reply_timeout_s: typeof timeout === 'number' ? timeout : DEFAULT_LEGACY_REPLY_TIMEOUT_S };
+        const row = await patchSettings(deps.db, request.tenant.id, { legacy_reply_timeout_s }, { mode });
+        return { id: row.id, mode, legacy_reply_timeout_s: readSettings(row).legacy_reply_timeout_s ?? DEFAULT_LEGACY_REPLY_TIMEOUT_S };
       },
     );
   };

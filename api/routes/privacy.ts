@@ -181,9 +181,8 @@ export const privacyRoutes =
         },
       },
       async (request) => {
-        const { tenant_id } = request.params;
-        if (!(await setRetention(deps.db, tenant_id, request.body.days)))
-          throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenant_id}"`);
+        const tenant_id = request.tenant.id;
+        await setRetention(deps.db, tenant_id, request.body.days);
         return { tenant_id, days: request.body.days };
       },
     );

@@ -1,14 +1,15 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { eq, sql } from 'drizzle-orm';
-import { tenants } from '../../core/db/schema.js';
-import { notFound } from '../../core/platform/errors.js';
-import { createTenant, findTenant } from '../../core/tenants/tenants.js';
+import type { Tenant } from '../../core/db/schema.js';
+import { patchSettings, readSettings, tenantSettingsSchema } from '../../core/tenants/settings.js';
+import { createTenant } from '../../core/tenants/tenants.js';
 import { replaceKnowledge } from '../../core/knowledge/entries.js';
 import { findAiProfileRow } from '../../core/ai/profile.js';
 import { startKnowledgeIngest } from '../../core/knowledge/start-ingest.js';
 import type { ApiDeps } from '../deps.js';
 import { bearer, errorResponses, errorSchema, tenantId, tenantParams } from '../schemas.js';
+
+const fallbackMessage = z.string().trim().min(1).max(4096);
 
 const tenantView = z.object({
   id: z.string(),
@@ -16,8 +17,22 @@ const tenantView = z.object({
   mode: z.string(),
   fallback_message: z.string(),
   debounce_ms: z.number().nullable(),
+  settings: tenantSettingsSchema.describe('Every setting the tenant has set; an absent key takes its default'),
   created_at: z.string(),
 });
+
+function view(tenant: Tenant): z.infer<typeof tenantView> {
+  const settings = readSettings(tenant);
+  return {
+    id: tenant.id,
+    name: tenant.name,
+    mode: tenant.mode,
+    fallback_message: tenant.fallbackMessage,
+    debounce_ms: settings.debounce_ms ?? null,
+    settings,
+    created_at: tenant.createdAt.toISOString(),
+  };
+}
 
 export const tenantRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
@@ -33,7 +48,7 @@ export const tenantRoutes =
           body: z.object({
             id: tenantId,
             name: z.string().trim().min(1).max(200),
-            fallback_message: z.string().trim().min(1).max(4096).optional(),
+            fallback_message: fallbackMessage.optional(),
           }),
           response: { 201: z.object({ id: z.string(), api_key: z.string() }), 409: errorSchema, ...errorResponses },
         },
@@ -56,18 +71,7 @@ export const tenantRoutes =
           response: { 200: tenantView, ...errorResponses },
         },
       },
-      async (request) => {
-        const tenant = await findTenant(deps.db, request.params.tenant_id);
-        if (!tenant) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
-        return {
-          id: tenant.id,
-          name: tenant.name,
-          mode: tenant.mode,
-          fallback_message: tenant.fallbackMessage,
-          debounce_ms: typeof tenant.settings.debounce_ms === 'number' ? tenant.settings.debounce_ms : null,
-          created_at: tenant.createdAt.toISOString(),
-        };
-      },
+      async (request) => view(request.tenant),
     );
 
     app.patch(
@@ -75,32 +79,25 @@ export const tenantRoutes =
       {
         config: { auth: 'admin' },
         schema: {
-          summary: 'Change conversation settings: fallback message, burst debounce window',
+          summary:
+            'Change conversation settings: fallback message, burst debounce, legacy reply timeout, opt-out keywords and confirmations',
+          description: 'Keys not sent keep their value. Unknown keys and invalid values answer 400 naming the field, and change nothing.',
           tags: ['tenants'],
           security: bearer,
           params: tenantParams,
-          body: z
-            .object({
-              fallback_message: z.string().trim().min(1).max(4096).optional(),
-              debounce_ms: z.number().int().min(0).max(60_000).optional(),
-            })
-            .strict(),
-          response: { 200: z.object({ id: z.string() }), ...errorResponses },
+          body: tenantSettingsSchema.extend({ fallback_message: fallbackMessage.optional() }),
+          response: { 200: tenantView, ...errorResponses },
         },
       },
       async (request) => {
-        const { fallback_message, debounce_ms } = request.body;
-        const [row] = await deps.db
-          .update(tenants)
-          .set({
-            ...(fallback_message !== undefined ? { fallbackMessage: fallback_message } : {}),
-            ...(debounce_ms !== undefined ? { settings: sql`${tenants.settings} || ${JSON.stringify({ debounce_ms })}::jsonb` } : {}),
-            updatedAt: sql`now()`,
-          })
-          .where(eq(tenants.id, request.params.tenant_id))
-          .returning({ id: tenants.id });
-        if (!row) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
-        return row;
+        const { fallback_message, ...settings } = request.body;
+        const row = await patchSettings(
+          deps.db,
+          request.tenant.id,
+          settings,
+          fallback_message !== undefined ? { fallbackMessage: fallback_message } : {},
+        );
+        return view(row);
       },
     );
 
@@ -120,9 +117,6 @@ export const tenantRoutes =
         },
       },
       async (request) => {
-        if (!(await findTenant(deps.db, request.params.tenant_id))) {
-          throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${request.params.tenant_id}"`);
-        }
         const count = await replaceKnowledge(deps.db, request.params.tenant_id, request.body.entries);
         // Entries are chunked (and full-text searchable) at once; embeddings follow in a workflow.
         if (count > 0 && (await findAiProfileRow(deps.db, request.params.tenant_id))) {

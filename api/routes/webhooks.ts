@@ -47,6 +47,14 @@ export const webhookRoutes =
       throw new AppError(401, 'SIGNATURE_INVALID', 'the webhook signature or secret is missing or does not verify');
     };
 
+    /**
+     * Checked after the signature, so only the provider learns that the number is disabled. 404
+     * (not 401): the request was genuine, and the provider's retries may still find it enabled.
+     */
+    const disabled = (): never => {
+      throw new AppError(404, 'CHANNEL_DISABLED', 'this channel is disabled in Parley: enable it to receive its webhooks');
+    };
+
     const finish = (result: IngestResult) => {
       for (const id of result.conversations) deps.relay.kick(id);
       for (const m of result.media) {
@@ -118,9 +126,10 @@ export const webhookRoutes =
           summary: 'Meta WhatsApp Cloud API webhook (messages and statuses, all Meta numbers)',
           description:
             'Verified with X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the app secret of every channel the payload addresses), ' +
-            'routed by metadata.phone_number_id. Answers 200 once every message is durable.',
+            'routed by metadata.phone_number_id. Answers 200 once every message is durable. Entries for disabled channels are dropped; ' +
+            'when every number addressed is disabled the answer is 404 CHANNEL_DISABLED.',
           tags: ['webhooks'],
-          response: { 200: ackSchema, 400: errorSchema, 401: errorSchema },
+          response: { 200: ackSchema, 400: errorSchema, 401: errorSchema, 404: errorSchema },
         },
       },
       async (request) => {
@@ -139,7 +148,9 @@ export const webhookRoutes =
           }
         }
         const payload = validated(metaWebhookSchema, parsed);
-        const byKey = new Map(found.map((c) => [c.routingKey!, c]));
+        const enabled = found.filter((c) => c.enabled);
+        if (enabled.length === 0) return disabled();
+        const byKey = new Map(enabled.map((c) => [c.routingKey!, c]));
         const result = emptyIngest();
         for (const change of normalizeMeta(payload)) {
           const channel = byKey.get(change.phoneNumberId);
@@ -157,9 +168,9 @@ export const webhookRoutes =
           summary: 'Twilio WhatsApp webhook: inbound messages (routed by To) and status callbacks (by From)',
           description:
             "Form-encoded. Verified with X-Twilio-Signature over PUBLIC_BASE_URL + path (or the request's own scheme, Host and path) " +
-            "and the sorted form parameters, keyed by the channel's auth token.",
+            "and the sorted form parameters, keyed by the channel's auth token. A disabled channel answers 404 CHANNEL_DISABLED.",
           tags: ['webhooks'],
-          response: { 200: z.string().describe('Empty TwiML'), 400: errorSchema, 401: errorSchema },
+          response: { 200: z.string().describe('Empty TwiML'), 400: errorSchema, 401: errorSchema, 404: errorSchema },
         },
       },
       async (request, reply) => {
@@ -180,6 +191,7 @@ export const webhookRoutes =
           return reject(request, 'twilio', 'signature mismatch');
         }
         if (params.AccountSid !== creds.account_sid) return reject(request, 'twilio', 'account mismatch');
+        if (!channel.enabled) return disabled();
         const result = emptyIngest();
         if (status) {
           const s = normalizeTwilioStatus(params);
@@ -199,10 +211,11 @@ export const webhookRoutes =
         config: { auth: 'public' },
         schema: {
           summary: 'Infobip WhatsApp webhook: inbound messages and delivery/seen reports (`results[]`)',
-          description: "Authenticated by the channel's webhook secret in the X-Webhook-Secret header.",
+          description:
+            "Authenticated by the channel's webhook secret in the X-Webhook-Secret header. A disabled channel answers 404 CHANNEL_DISABLED.",
           tags: ['webhooks'],
           params: z.object({ channel_id: z.string() }),
-          response: { 200: ackSchema, 400: errorSchema, 401: errorSchema },
+          response: { 200: ackSchema, 400: errorSchema, 401: errorSchema, 404: errorSchema },
         },
       },
       async (request) => {
@@ -213,6 +226,7 @@ export const webhookRoutes =
         if (!channel || channel.provider !== 'infobip') return reject(request, 'infobip', 'unknown channel');
         const creds = channelCredentials(deps.keyring, channel, 'infobip');
         if (!safeEqual(secret, creds.webhook_secret)) return reject(request, 'infobip', 'secret mismatch');
+        if (!channel.enabled) return disabled();
         const payload = validated(infobipWebhookSchema, parseJson(rawBody(request)));
         const items = normalizeInfobip(payload);
         // The destination number must be this channel's: a secret for one number does not post for another.

@@ -60,6 +60,10 @@ export const channels = pgTable('channels', {
   createdAt: ts('created_at').notNull().defaultNow(),
   verifyTokenHash: text('verify_token_hash'),
   reopenTemplate: jsonb('reopen_template').$type<{ name: string; language: string }>(),
+  /** 1000_channels_enable: a disabled channel accepts no webhooks and sends nothing. */
+  enabled: boolean('enabled').notNull().default(true),
+  /** Soft deletion: the row stays for its conversations' history. */
+  deletedAt: ts('deleted_at'),
 });
 
 export const contacts = pgTable('contacts', {

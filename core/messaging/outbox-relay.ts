@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Keyring } from '../platform/crypto.js';
+import { readSettings } from '../tenants/settings.js';
 import {
   inboundSignal,
   type ConversationInput,
@@ -37,7 +38,7 @@ interface PendingRow {
   tenant_id: string;
   channel_id: string;
   contact_id: string;
-  debounce_ms: number | null;
+  settings: Record<string, unknown>;
   running_bytes: string;
 }
 
@@ -144,7 +145,7 @@ export class OutboxRelay {
          SELECT l.locked, p.* FROM l LEFT JOIN LATERAL (
            SELECT o.id AS outbox_id, m.id AS message_id, m.seq, m.body_enc, m.created_at AS received_at,
                   c.workflow_id, c.tenant_id, c.channel_id, c.contact_id,
-                  (t.settings->>'debounce_ms')::int AS debounce_ms,
+                  t.settings,
                   sum(length(m.body_enc)) OVER (ORDER BY o.id) AS running_bytes
              FROM outbox o
              JOIN messages m ON m.id = o.message_id
@@ -166,7 +167,7 @@ export class OutboxRelay {
       more = rows.length < pending.length;
       ids = rows.map((r) => r.outbox_id);
       const first = rows[0];
-      const debounceMs = first.debounce_ms ?? this.opts.defaultDebounceMs;
+      const debounceMs = readSettings(first).debounce_ms ?? this.opts.defaultDebounceMs;
       const messages: InboundMessage[] = rows.map((r) => ({
         id: r.message_id,
         seq: Number(r.seq),

@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import type { Channel } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
-import { DEFAULT_PROVIDER_SETTINGS, type ProviderSettings } from './http.js';
+import { DEFAULT_PROVIDER_SETTINGS, providerFailure, type ProviderSettings } from './http.js';
 import { InfobipProvider } from './infobip.js';
 import { MetaProvider } from './meta.js';
 import { SandboxProvider } from './sandbox.js';
@@ -15,6 +15,16 @@ export interface Providers {
   forChannel(channel: Channel): Provider;
 }
 
+/**
+ * What a disabled (or deleted) channel sends through: every send is refused for good, so the
+ * caller records it as failed like any provider rejection, with the code `channel_disabled`.
+ */
+function disabledProvider(name: string): Provider {
+  const refuse = () =>
+    Promise.reject(providerFailure('rejected', { provider: name, code: 'channel_disabled', title: 'the channel is disabled' }));
+  return { name, sendText: refuse, sendTemplate: refuse, sendInteractive: refuse };
+}
+
 export function createProviders(deps: { db: Db; keyring: Keyring; sandboxLatencyMs?: number; settings?: ProviderSettings }): Providers {
   const sandbox = new SandboxProvider(deps.db, deps.keyring, deps.sandboxLatencyMs ?? 0);
   const settings = deps.settings ?? DEFAULT_PROVIDER_SETTINGS;
@@ -23,6 +33,7 @@ export function createProviders(deps: { db: Db; keyring: Keyring; sandboxLatency
   const infobip = new InfobipProvider(deps.keyring, settings);
   return {
     forChannel(channel) {
+      if (!channel.enabled) return disabledProvider(channel.provider);
       switch (channel.provider) {
         case 'sandbox':
           return sandbox;

@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { contacts, type Contact } from '../db/schema.js';
 import { recordConsent } from '../privacy/consent.js';
 import type { Keyring } from '../platform/crypto.js';
+import type { TenantSettings } from '../tenants/settings.js';
 
 export interface ContactInput {
   phone: string;
@@ -131,13 +132,6 @@ export const DEFAULT_OPT_IN_KEYWORDS = ['START'];
 export const DEFAULT_OPT_OUT_CONFIRMATION = "You're unsubscribed and won't get any more messages from us. Reply START to subscribe again.";
 export const DEFAULT_OPT_IN_CONFIRMATION = "You're subscribed again. Reply STOP at any time to unsubscribe.";
 
-/** Tenant settings (tenants.settings jsonb) that shape opt-out handling. */
-export interface PulseSettings {
-  opt_out_keywords?: string[];
-  opt_out_confirmation?: string;
-  opt_in_confirmation?: string;
-}
-
 const normalise = (text: string) =>
   text
     .trim()
@@ -153,9 +147,9 @@ export type ConsentChange = { optedIn: boolean; confirmation: string };
  */
 export async function applyConsentKeyword(
   db: Db,
-  input: { tenantId: string; contactId: string | null; settings: Record<string, unknown>; texts: string[] },
+  input: { tenantId: string; contactId: string | null; settings: TenantSettings; texts: string[] },
 ): Promise<ConsentChange | null> {
-  const settings = input.settings as PulseSettings;
+  const { settings } = input;
   const stopWords = new Set([...DEFAULT_OPT_OUT_KEYWORDS, ...(settings.opt_out_keywords ?? [])].map(normalise));
   const said = input.texts.map(normalise);
   const optedIn = said.some((t) => stopWords.has(t)) ? false : said.some((t) => DEFAULT_OPT_IN_KEYWORDS.includes(t)) ? true : null;

@@ -7,10 +7,6 @@ import { issueApiKey, SCOPES, type IssuedKey } from './api-keys.js';
 export const DEFAULT_FALLBACK =
   "Thanks for your message! We couldn't find an answer right away; a member of our team will get back to you soon.";
 
-export interface TenantSettings {
-  debounce_ms?: number;
-}
-
 export async function createTenant(
   db: Db,
   input: { id: string; name: string; fallback_message?: string },
