@@ -5,7 +5,7 @@ import { LlmError } from '../core/ai/llm.js';
 import { loadAiProfile } from '../core/ai/profile.js';
 import type { MemoryTurn } from '../core/ai/prompt.js';
 import type { AiToolSource } from '../core/ai/tools.js';
-import { budgetExhausted, recordEvent } from '../core/ai/usage.js';
+import { recordEvent } from '../core/ai/usage.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
 import { conversations } from '../core/db/schema.js';
@@ -23,17 +23,6 @@ export interface AiReplyInput {
   conversationId: string;
   question: string;
   memory: MemoryTurn[];
-}
-
-/** Whether a conversation is with a person now, and whether its tenant answers with an LLM this month. */
-export async function aiRoute(
-  db: Db,
-  tenantId: string,
-  conversation: { needsHuman: boolean; hasAiProfile: boolean; monthlyTokenBudget: number | null },
-): Promise<'human' | 'llm' | 'no_llm'> {
-  if (conversation.needsHuman) return 'human';
-  if (!conversation.hasAiProfile) return 'no_llm';
-  return (await budgetExhausted(db, tenantId, conversation.monthlyTokenBudget)) ? 'no_llm' : 'llm';
 }
 
 export function createAiActivities({ db, keyring, ai }: AiDeps) {

@@ -1,14 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
+import { deliverReply } from '../core/conversation/reply.js';
 import type { Db } from '../core/db/client.js';
-import { channels, contacts, conversations, messageMedia, messages } from '../core/db/schema.js';
+import { channels, messageMedia } from '../core/db/schema.js';
 import type { Keyring } from '../core/platform/crypto.js';
-import { applyDeliveryStatus, recordSendFailure } from '../core/messaging/delivery-status.js';
-import { DELIVERY_MAX_ATTEMPTS, SERVICE_WINDOW_MS } from '../core/messaging/delivery-policy.js';
+import { DELIVERY_MAX_ATTEMPTS } from '../core/messaging/delivery-policy.js';
 import { FailureType } from '../core/platform/errors.js';
-import { withSendSlot, type PacingOptions } from '../core/providers/pacing.js';
-import type { ProviderErrorDetails } from '../core/providers/http.js';
+import type { PacingOptions } from '../core/providers/pacing.js';
 import type { Providers } from '../core/providers/index.js';
+import { asActivity } from '../core/temporal/failures.js';
 
 export interface DeliveryDeps {
   db: Db;
@@ -33,14 +33,8 @@ export interface DeliveredReply {
   via?: 'text' | 'template';
 }
 
-const DEFAULT_PACING: PacingOptions = { maxWaitMs: 20_000, toleranceMs: 20 };
-
-function failureDetails(err: unknown): ProviderErrorDetails | undefined {
-  return err instanceof ApplicationFailure ? (err.details?.[0] as ProviderErrorDetails | undefined) : undefined;
-}
-
-export function createDeliveryActivities({ db, keyring, providers, pacing }: DeliveryDeps) {
-  const pacingOptions = { ...DEFAULT_PACING, ...pacing };
+export function createDeliveryActivities(outbound: DeliveryDeps) {
+  const { db, keyring, providers } = outbound;
   return {
     /**
      * Sends a recorded outbound reply through a real provider, paced to the number's rate. A
@@ -48,113 +42,7 @@ export function createDeliveryActivities({ db, keyring, providers, pacing }: Del
      * and the last failed attempt are recorded on the message as a failed delivery.
      */
     async deliverReply(input: DeliverReplyInput): Promise<DeliveredReply> {
-      const [row] = await db
-        .select({ message: messages, channel: channels, phoneEnc: contacts.phoneEnc, lastInboundAt: conversations.lastInboundAt })
-        .from(messages)
-        .innerJoin(conversations, eq(conversations.id, messages.conversationId))
-        .innerJoin(channels, eq(channels.id, input.channelId))
-        .innerJoin(contacts, eq(contacts.id, input.contactId))
-        .where(
-          and(
-            eq(messages.tenantId, input.tenantId),
-            eq(messages.id, input.messageId),
-            eq(channels.tenantId, input.tenantId),
-            eq(contacts.tenantId, input.tenantId),
-          ),
-        );
-      if (!row)
-        throw ApplicationFailure.create({
-          type: FailureType.NotFound,
-          message: 'message, channel or contact no longer exists',
-          nonRetryable: true,
-        });
-      const { message, channel } = row;
-      if (message.status !== 'sending') {
-        return {
-          messageId: message.id,
-          status: message.status === 'failed' ? 'failed' : 'sent',
-          sentAt: (message.sentAt ?? message.createdAt).toISOString(),
-        };
-      }
-
-      const windowOpen = row.lastInboundAt !== null && Date.now() - row.lastInboundAt.getTime() < SERVICE_WINDOW_MS;
-      const template = channel.reopenTemplate;
-      if (!windowOpen && !template) {
-        await recordSendFailure(
-          db,
-          input.tenantId,
-          message.id,
-          'window_closed',
-          'outside the 24-hour window and the channel has no template',
-        );
-        return { messageId: message.id, status: 'failed', sentAt: new Date().toISOString(), via: 'text' };
-      }
-
-      const provider = providers.forChannel(channel);
-      const base = {
-        tenantId: input.tenantId,
-        channel,
-        to: keyring.decrypt(row.phoneEnc),
-        idempotencyKey: `${input.tenantId}:${message.dedupeKey}`,
-        inReplyTo: message.inReplyTo ?? [],
-      };
-      const via = windowOpen ? 'text' : 'template';
-      let providerMessageId: string;
-      try {
-        const result = await withSendSlot(db, channel.id, channel.ratePerSecond, pacingOptions, () => {
-          if (via === 'text') return provider.sendText({ ...base, text: keyring.decrypt(message.bodyEnc) });
-          if (!provider.sendTemplate) {
-            throw ApplicationFailure.create({
-              type: FailureType.ProviderRejected,
-              nonRetryable: true,
-              message: `${provider.name} cannot send templates`,
-              details: [{ provider: provider.name, code: 'template_unsupported' }],
-            });
-          }
-          return provider.sendTemplate({ ...base, template: { name: template!.name, language: template!.language } });
-        });
-        providerMessageId = result.providerMessageId;
-      } catch (err) {
-        const lastAttempt = Context.current().info.attempt >= DELIVERY_MAX_ATTEMPTS;
-        const rejected = err instanceof ApplicationFailure && err.nonRetryable;
-        if (rejected || lastAttempt) {
-          const d = failureDetails(err);
-          await recordSendFailure(
-            db,
-            input.tenantId,
-            message.id,
-            d?.code ?? (d?.httpStatus ? `http_${d.httpStatus}` : 'send_failed'),
-            d?.title,
-          );
-        }
-        throw err;
-      }
-
-      const [updated] = await db
-        .update(messages)
-        .set({
-          status: 'sent',
-          providerMessageId,
-          sentAt: sql`now()`,
-          replySource: via === 'template' ? sql`coalesce(${messages.replySource}, '') || ':template'` : messages.replySource,
-        })
-        .where(and(eq(messages.id, message.id), eq(messages.status, 'sending')))
-        .returning({ sentAt: messages.sentAt });
-      // A status callback may have beaten this response: fold in whatever already arrived.
-      await applyDeliveryStatus(db, input.tenantId, providerMessageId);
-      if (message.inReplyTo?.length) {
-        await db
-          .update(messages)
-          .set({ status: 'answered' })
-          .where(and(eq(messages.tenantId, input.tenantId), inArray(messages.id, message.inReplyTo)));
-      }
-      const [final] = await db.select({ status: messages.status }).from(messages).where(eq(messages.id, message.id));
-      return {
-        messageId: message.id,
-        status: final?.status === 'failed' ? 'failed' : 'sent',
-        sentAt: (updated?.sentAt ?? new Date()).toISOString(),
-        via,
-      };
+      return asActivity(() => deliverReply(outbound, input, () => Context.current().info.attempt >= DELIVERY_MAX_ATTEMPTS));
     },
 
     /** After the last attempt timed out (nothing recorded yet): the reply is a failed delivery. */

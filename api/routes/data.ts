@@ -19,7 +19,7 @@ import { loadAiProfile } from '../../core/ai/profile.js';
 import { chooseIntentWithLlm, usableProfile } from '../../core/ai/seed.js';
 import { notFound } from '../../core/platform/errors.js';
 import { findTenant } from '../../core/tenants/tenants.js';
-import { lookupPlan } from '../../activities/data.js';
+import { lookupPlan } from '../../core/data-engine/plan.js';
 import type { dataLookupWorkflow, dataSourceTestWorkflow } from '../../workflows/data.js';
 import { assertTenantAccess } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
