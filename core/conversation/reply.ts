@@ -67,11 +67,7 @@ export async function sendReply(deps: OutboundDeps, input: SendReplyInput): Prom
  * `recordFailure` says whether it is final (a rejection, or the last attempt); a final one is
  * recorded on the message, and the error is rethrown either way.
  */
-export async function deliverReply(
-  deps: OutboundDeps,
-  input: DeliverReplyInput,
-  isLastAttempt: () => boolean,
-): Promise<DeliveredReply> {
+export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput, isLastAttempt: () => boolean): Promise<DeliveredReply> {
   const { db, keyring } = deps;
   const [row] = await db
     .select({ message: messages, channel: channels, phoneEnc: contacts.phoneEnc, lastInboundAt: conversations.lastInboundAt })
@@ -118,7 +114,13 @@ export async function deliverReply(
     const rejected = err instanceof ApplicationFailure && err.nonRetryable;
     if (rejected || isLastAttempt()) {
       const d = err instanceof ApplicationFailure ? (err.details?.[0] as ProviderErrorDetails | undefined) : undefined;
-      await recordSendFailure(db, input.tenantId, message.id, d?.code ?? (d?.httpStatus ? `http_${d.httpStatus}` : 'send_failed'), d?.title);
+      await recordSendFailure(
+        db,
+        input.tenantId,
+        message.id,
+        d?.code ?? (d?.httpStatus ? `http_${d.httpStatus}` : 'send_failed'),
+        d?.title,
+      );
     }
     throw err;
   }

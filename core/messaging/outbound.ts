@@ -165,10 +165,7 @@ export async function markOutboundSent(
 }
 
 /** Steps 3 to 5 for a recorded message the window lets out. */
-export async function sendRecorded(
-  deps: OutboundDeps,
-  m: ProviderSend & { messageId: string },
-): Promise<SentOutbound> {
+export async function sendRecorded(deps: OutboundDeps, m: ProviderSend & { messageId: string }): Promise<SentOutbound> {
   const { providerMessageId } = await callProvider(deps, m);
   return markOutboundSent(deps.db, {
     tenantId: m.tenantId,
