@@ -1,10 +1,9 @@
-import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
-import { conversations } from '../core/db/schema.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import type { Providers } from '../core/providers/index.js';
 import { answerTurn, planTurn } from '../core/conversation/turn.js';
 import { sendReply } from '../core/conversation/reply.js';
+import { closeConversation } from '../core/conversation/state.js';
 import { asActivity } from '../core/temporal/failures.js';
 import type { Exchange } from '../workflows/conversation.js';
 import type { LegacyJobPlan } from './legacy.js';
@@ -63,7 +62,6 @@ export interface AnswerTurnInput extends PlanTurnInput {
 }
 
 export function createConversationActivities(deps: ConversationDeps) {
-  const { db } = deps;
   return {
     /** How to answer a turn (core/conversation/turn.ts). */
     async planTurn(input: PlanTurnInput): Promise<TurnPlan> {
@@ -81,10 +79,7 @@ export function createConversationActivities(deps: ConversationDeps) {
     },
 
     async closeConversation(input: { tenantId: string; conversationId: string }): Promise<void> {
-      await db
-        .update(conversations)
-        .set({ status: 'closed', updatedAt: sql`now()` })
-        .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
+      return closeConversation(deps.db, input);
     },
   };
 }

@@ -164,6 +164,13 @@ export async function markOutboundSent(
   return { ...sent, status: final?.status === 'failed' ? 'failed' : 'sent' };
 }
 
+/** Step 5 when nothing came of the send (the last attempt timed out): a record still `sending` is a failed delivery. */
+export async function markOutboundFailed(db: Db, tenantId: string, messageId: string): Promise<void> {
+  await db.execute(sql`
+    UPDATE messages SET status = 'failed', delivery_status = 'failed', delivery_error_code = 'send_failed', delivery_updated_at = now()
+     WHERE tenant_id = ${tenantId} AND id = ${messageId} AND status = 'sending'`);
+}
+
 /** Steps 3 to 5 for a recorded message the window lets out. */
 export async function sendRecorded(deps: OutboundDeps, m: ProviderSend & { messageId: string }): Promise<SentOutbound> {
   const { providerMessageId } = await callProvider(deps, m);

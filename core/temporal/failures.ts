@@ -1,10 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { LlmError } from '../ai/llm.js';
 import { AppError, FailureType } from '../platform/errors.js';
 
 /**
- * How an activity hands a core error to Temporal: an AppError (a missing row, a bad request)
- * can never succeed on retry, so it becomes a non-retryable failure of the shared type; anything
- * else is rethrown as it is and retried by the activity's policy.
+ * How an activity hands a core error to Temporal, as a failure of the shared types the retry
+ * policies match: an AppError (a missing row, a bad request) can never succeed on retry; an
+ * LLM error is retried when the endpoint throttled or failed, not when it refused the request.
+ * Anything else is rethrown as it is and retried by the activity's policy.
  */
 export function toActivityFailure(err: unknown): never {
   if (err instanceof AppError) {
@@ -12,6 +14,13 @@ export function toActivityFailure(err: unknown): never {
       type: err.status === 404 ? FailureType.NotFound : FailureType.BadRequest,
       message: err.message,
       nonRetryable: true,
+    });
+  }
+  if (err instanceof LlmError) {
+    throw ApplicationFailure.create({
+      type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest,
+      message: err.message,
+      nonRetryable: !err.retryable,
     });
   }
   throw err;
