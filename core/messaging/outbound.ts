@@ -13,8 +13,9 @@ import { SERVICE_WINDOW_MS } from './delivery-policy.js';
  *   1. recordOutbound: the message is recorded under its idempotency key; a repeat finds the first record.
  *   2. checkWindow: inside WhatsApp's 24-hour customer-service window free text goes out;
  *      outside it only the channel's reopen template, and without one nothing does.
- *   3. + 4. callProvider: the number's send slot (providers/pacing.ts), then the provider call.
- *      Never inside a database transaction: a slow provider would hold row locks and a connection.
+ *   3. + 4. callProvider: the number's send slot (providers/pacing.ts; not for the sandbox, which
+ *      stands for no real number), then the provider call. Never inside a database transaction:
+ *      a slow provider would hold row locks and a connection, and a rollback would forget a sent message.
  *   5. markOutboundSent: the record becomes `sent` and the messages it answers `answered`.
  * Campaign sends keep their record in `campaign_sends` (one row per run and contact) and
  * share steps 2 to 4.
@@ -60,8 +61,6 @@ export interface RecordedOutbound {
   id: string;
   status: string;
   sentAt: Date | null;
-  /** False when the key was already recorded: a retried or replayed send. */
-  created: boolean;
 }
 
 /** Step 1. `db` may be a transaction, so the record commits together with what it answers. */
@@ -81,12 +80,13 @@ export async function recordOutbound(db: Db, keyring: Keyring, r: OutboundRecord
     })
     .onConflictDoNothing({ target: [messages.tenantId, messages.dedupeKey] })
     .returning({ id: messages.id, status: messages.status, sentAt: messages.sentAt });
-  if (inserted) return { ...inserted, created: true };
+  if (inserted) return inserted;
+  // Only a retried or replayed send finds its key taken.
   const [first] = await db
     .select({ id: messages.id, status: messages.status, sentAt: messages.sentAt })
     .from(messages)
     .where(and(eq(messages.tenantId, r.tenantId), eq(messages.dedupeKey, r.dedupeKey)));
-  return { ...first, created: false };
+  return first;
 }
 
 /** The provider-side idempotency key of a recorded message. */
