@@ -5,7 +5,15 @@ import type { DeliverReplyInput, DeliveredReply } from '../../activities/deliver
 import { channels, contacts, conversations, messages } from '../db/schema.js';
 import type { ProviderErrorDetails } from '../providers/http.js';
 import { recordSendFailure } from '../messaging/delivery-status.js';
-import { checkWindow, outboundKey, recordOutbound, sendRecorded, type OutboundDeps } from '../messaging/outbound.js';
+import {
+  callProvider,
+  checkWindow,
+  markOutboundSent,
+  outboundKey,
+  recordOutbound,
+  sendRecorded,
+  type OutboundDeps,
+} from '../messaging/outbound.js';
 import { notFound } from '../platform/errors.js';
 
 /**
@@ -63,9 +71,9 @@ export async function sendReply(deps: OutboundDeps, input: SendReplyInput): Prom
 
 /**
  * A queued reply through a real provider (the deliverReply activity). A closed window without
- * a template is recorded as a failed delivery and sends nothing. On a provider error,
- * `recordFailure` says whether it is final (a rejection, or the last attempt); a final one is
- * recorded on the message, and the error is rethrown either way.
+ * a template is recorded as a failed delivery and sends nothing. A provider error is rethrown
+ * for Temporal to retry; a final one (a rejection, or `isLastAttempt`) is first recorded on the
+ * message as a failed delivery.
  */
 export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput, isLastAttempt: () => boolean): Promise<DeliveredReply> {
   const { db, keyring } = deps;
@@ -98,18 +106,18 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     await recordSendFailure(db, input.tenantId, message.id, 'window_closed', 'outside the 24-hour window and the channel has no template');
     return { messageId: message.id, status: 'failed', sentAt: new Date().toISOString(), via: 'text' };
   }
-  let sent;
+  const inReplyTo = message.inReplyTo ?? [];
+  let providerMessageId: string;
   try {
-    sent = await sendRecorded(deps, {
-      messageId: message.id,
+    ({ providerMessageId } = await callProvider(deps, {
       tenantId: input.tenantId,
       channel,
       to: keyring.decrypt(row.phoneEnc),
       text: keyring.decrypt(message.bodyEnc),
       idempotencyKey: outboundKey(input.tenantId, message.dedupeKey),
-      inReplyTo: message.inReplyTo ?? [],
+      inReplyTo,
       window,
-    });
+    }));
   } catch (err) {
     const rejected = err instanceof ApplicationFailure && err.nonRetryable;
     if (rejected || isLastAttempt()) {
@@ -124,5 +132,13 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     }
     throw err;
   }
+  const sent = await markOutboundSent(db, {
+    tenantId: input.tenantId,
+    messageId: message.id,
+    channel,
+    inReplyTo,
+    via: window.via,
+    providerMessageId,
+  });
   return { messageId: message.id, status: sent.status, sentAt: sent.sentAt.toISOString(), via: sent.via };
 }

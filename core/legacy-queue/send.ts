@@ -3,10 +3,11 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { channels, contacts, conversations, jobs, messages, type Channel, type Job } from '../db/schema.js';
 import {
+  callProvider,
   checkWindow,
+  markOutboundSent,
   outboundKey,
   recordOutbound,
-  sendRecorded,
   type OutboundDeps,
   type RecordedOutbound,
   type WindowDecision,
@@ -75,9 +76,9 @@ export async function sendLegacyMessage(deps: OutboundDeps, input: LegacySend): 
   if (record.status === 'sent') {
     return { messageId: record.id, sentAt: (record.sentAt ?? new Date()).toISOString(), via: window.via, workflowId };
   }
+  let providerMessageId: string;
   try {
-    const sent = await sendRecorded(deps, {
-      messageId: record.id,
+    ({ providerMessageId } = await callProvider(deps, {
       tenantId: input.tenantId,
       channel: target.channel,
       to: input.to,
@@ -85,8 +86,7 @@ export async function sendLegacyMessage(deps: OutboundDeps, input: LegacySend): 
       idempotencyKey: outboundKey(input.tenantId, prepared.dedupeKey),
       inReplyTo: prepared.inReplyTo,
       window,
-    });
-    return { messageId: record.id, sentAt: sent.sentAt.toISOString(), via: sent.via, workflowId };
+    }));
   } catch (err) {
     await undoUnsent(deps.db, input.tenantId, record.id, prepared.job);
     throw new AppError(
@@ -95,6 +95,16 @@ export async function sendLegacyMessage(deps: OutboundDeps, input: LegacySend): 
       `the ${target.channel.provider} provider did not accept the message (${(err as Error).name}); retry the send`,
     );
   }
+  // Past this point the message is out: nothing is undone, whatever happens to the bookkeeping.
+  const sent = await markOutboundSent(deps.db, {
+    tenantId: input.tenantId,
+    messageId: record.id,
+    channel: target.channel,
+    inReplyTo: prepared.inReplyTo,
+    via: window.via,
+    providerMessageId,
+  });
+  return { messageId: record.id, sentAt: sent.sentAt.toISOString(), via: sent.via, workflowId };
 }
 
 async function prepareJobAnswer(tx: Db, keyring: Keyring, input: LegacySend, jobId: string): Promise<Prepared> {
