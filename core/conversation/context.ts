@@ -26,5 +26,3 @@ export async function loadTurnContext(db: Db, tenantId: string, conversationId: 
     .where(eq(tenants.id, tenantId));
   return row;
 }
-
-export type TurnContext = NonNullable<Awaited<ReturnType<typeof loadTurnContext>>>;
