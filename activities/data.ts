@@ -4,10 +4,9 @@ import type { Db } from '../core/db/client.js';
 import { FailureType } from '../core/platform/errors.js';
 import { MAX_LOOKUP_TIMEOUT_MS, scrub } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
-import { lookupPlan } from '../core/data-engine/lookup-plan.js';
 import { recordRemoteLookup, type RemoteRequest } from '../core/data-engine/remote.js';
-import { listIntents, loadDataSource, matchIntent, recordAccess, type StoredSource } from '../core/data-engine/store.js';
-import type { DataLookupInput, DataSourceRef, LookupResult, LookupTurnPlan, RecordLookupInput } from '../contracts/data-lookup.js';
+import { loadDataSource, recordAccess, type StoredSource } from '../core/data-engine/store.js';
+import type { DataLookupInput, DataSourceRef, LookupResult, RecordLookupInput } from '../contracts/data-lookup.js';
 
 export type SourceResolver = (tenantId: string, dataSourceId: string) => Promise<StoredSource | undefined>;
 
@@ -107,33 +106,6 @@ export interface DataDeps {
   db: Db;
   keyring: Keyring;
   pools?: ConnectorPools;
-}
-
-/** Lookup planning for a turn: the first intent whose pattern matches, with its parameters. */
-export async function planDataLookup(
-  db: Db,
-  keyring: Keyring,
-  input: { tenantId: string; phoneEnc: string | null; text: string },
-  tenantFallback: string,
-): Promise<LookupTurnPlan | undefined> {
-  const intents = await listIntents(db, input.tenantId);
-  if (intents.length === 0) return undefined;
-  const phone = input.phoneEnc ? keyring.decrypt(input.phoneEnc) : undefined;
-  const match = matchIntent(intents, input.text, phone);
-  if (!match) return undefined;
-  const stored = await loadDataSource(db, keyring, input.tenantId, match.intent.dataSourceId);
-  if (!stored) return undefined;
-  const fallbackText = match.intent.fallbackMessage ?? tenantFallback;
-  return {
-    kind: 'lookup',
-    intentId: match.intent.id,
-    lookup: lookupPlan(input.tenantId, stored, match.intent.query, match.params, match.intent.params, {
-      customerHash: phone ? keyring.blindIndex(phone) : undefined,
-    }),
-    replyTemplate: match.intent.replyTemplate,
-    fallbackText,
-    notFoundText: match.intent.notFoundMessage ?? fallbackText,
-  };
 }
 
 /** How long a worker reuses a source's configuration: a PUT (credential rotation) takes effect within this. */

@@ -1,22 +1,9 @@
-import { ApplicationFailure } from '@temporalio/activity';
-import { embedTexts, LlmError, llmClient } from '../core/ai/llm.js';
-import { loadAiProfile } from '../core/ai/profile.js';
-import { recordUsage } from '../core/ai/usage.js';
 import type { Keyring } from '../core/platform/crypto.js';
 import type { Db } from '../core/db/client.js';
-import { FailureType } from '../core/platform/errors.js';
+import { failDocument } from '../core/knowledge/documents.js';
+import { chunkOrFail, embedNextBatch } from '../core/knowledge/ingest-steps.js';
+import { asActivity } from '../core/temporal/failures.js';
 import type { EmbedBatchResult, FailKnowledgeDocumentInput, KnowledgeDocumentRef } from '../contracts/knowledge.js';
-import {
-  chunkDocument,
-  DocumentGone,
-  EMBED_BATCH,
-  EmptyDocument,
-  failDocument,
-  markChunkedReady,
-  pendingChunks,
-  refreshProgress,
-  storeEmbeddings,
-} from '../core/knowledge/documents.js';
 
 export interface KnowledgeDeps {
   db: Db;
@@ -28,62 +15,12 @@ export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
   return {
     /** Extracts and chunks an uploaded document (idempotent: a retry finds the chunks made). */
     async chunkKnowledgeDocument(input: KnowledgeDocumentRef): Promise<{ chunks: number }> {
-      try {
-        return await chunkDocument(db, input.tenantId, input.documentId);
-      } catch (err) {
-        if (err instanceof DocumentGone)
-          throw ApplicationFailure.create({ type: FailureType.NotFound, message: err.message, nonRetryable: true });
-        // A file that cannot be read will not become readable: fail the document, not the worker.
-        const message = err instanceof EmptyDocument ? err.message : `cannot read the document: ${(err as Error).message}`.slice(0, 500);
-        await failDocument(db, input.tenantId, input.documentId, message);
-        throw ApplicationFailure.create({ type: FailureType.BadRequest, message, nonRetryable: true });
-      }
+      return asActivity(() => chunkOrFail(db, input.tenantId, input.documentId));
     },
 
-    /**
-     * Embeds the next batch of chunks without a current embedding (of one document, or all
-     * the tenant's). Each batch is committed, so a retried or restarted ingestion resumes.
-     */
+    /** Embeds the next batch of chunks; each batch is committed, so a retried or restarted ingestion resumes. */
     async embedKnowledgeBatch(input: { tenantId: string; documentId?: string }): Promise<EmbedBatchResult> {
-      const profile = await loadAiProfile(db, keyring, input.tenantId);
-      if (!profile) {
-        await markChunkedReady(db, input.tenantId, input.documentId);
-        return { embedded: 0, more: false };
-      }
-      const batch = await pendingChunks(db, input.tenantId, profile.embeddingModel, input.documentId, EMBED_BATCH);
-      if (batch.length === 0) {
-        await refreshProgress(db, input.tenantId);
-        return { embedded: 0, more: false };
-      }
-      try {
-        const client = llmClient(profile, ai?.requestTimeoutMs);
-        const { vectors, promptTokens } = await embedTexts(
-          client,
-          profile.embeddingModel,
-          batch.map((c) => `${c.title}\n${c.content}`),
-        );
-        await recordUsage(db, {
-          tenantId: input.tenantId,
-          purpose: 'ingest',
-          model: profile.embeddingModel,
-          promptTokens,
-          completionTokens: 0,
-        });
-        await storeEmbeddings(
-          db,
-          input.tenantId,
-          profile.embeddingModel,
-          batch.map((c, i) => ({ id: c.id, documentId: c.documentId, vector: vectors[i] })),
-        );
-      } catch (err) {
-        if (!(err instanceof LlmError)) throw err;
-        throw ApplicationFailure.create({
-          type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest,
-          message: err.message,
-          nonRetryable: !err.retryable,
-        });
-      }
-      return { embedded: batch.length, more: batch.length === EMBED_BATCH };
+      return asActivity(() => embedNextBatch({ db, keyring, timeoutMs: ai?.requestTimeoutMs }, input));
     },
 
     async failKnowledgeDocument(input: FailKnowledgeDocumentInput): Promise<void> {

@@ -1,13 +1,5 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { and, asc, eq, gt, sql } from 'drizzle-orm';
-import type { Db } from '../core/db/client.js';
-import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns } from '../core/db/schema.js';
-import type { Keyring } from '../core/platform/crypto.js';
-import { NON_RETRYABLE_FAILURES } from '../core/platform/errors.js';
-import { pickContent } from '../core/pulse/content.js';
-import { decryptAttributes } from '../core/pulse/contacts.js';
-import { audienceFilter, runCounts } from '../core/pulse/runs.js';
+import { Context } from '@temporalio/activity';
+import type { OutboundDeps } from '../core/messaging/outbound.js';
 import type {
   FinishPulseRunInput,
   PulsePageInput,
@@ -16,231 +8,25 @@ import type {
   RunCounts,
   StartPulseRunInput,
 } from '../contracts/pulse.js';
-import type { Providers } from '../core/providers/index.js';
+import { finishRun, sendPage, startRun } from '../core/pulse/send.js';
 
-export interface PulseDeps {
-  db: Db;
-  keyring: Keyring;
-  providers: Providers;
-}
+export type PulseDeps = OutboundDeps;
 
-/** WhatsApp's customer-service window: free-form text only within 24 h of the customer's last message. */
-export /** Language code sent with a campaign's window template (campaigns do not name one yet). */
-const PULSE_TEMPLATE_LANGUAGE = 'en';
-const SERVICE_WINDOW_MS = 24 * 60 * 60 * 1000;
-/** Sends in flight at once; pacing, not this, sets the rate. */
-const MAX_IN_FLIGHT = 32;
-/** How often a page looks at the campaign's paused flag. */
-const PAUSE_CHECK_MS = 500;
-/** How far behind schedule sending may fall and still catch up: at most half a second's sends at once. */
-const MAX_CATCH_UP_MS = 500;
-
-type SendOutcome = 'sent' | 'failed' | 'skipped_opted_out' | 'skipped_window' | 'already_done';
-
-export function createPulseActivities({ db, keyring, providers }: PulseDeps) {
-  /**
-   * One contact, exactly once per run: the (run, contact) row is claimed first; a row already
-   * final means a previous attempt finished it; a row still 'sending' (worker killed mid-send)
-   * is resent with the same provider idempotency key. Consent is read at send time, so an
-   * opt-out during a run takes effect for every contact not yet sent.
-   */
-  async function sendOne(config: PulseRunConfig, channel: typeof channels.$inferSelect, contactId: string): Promise<SendOutcome> {
-    // One round trip claims the row and reads the contact. The subquery on campaign_sends sees
-    // the snapshot before the claim: it holds the status of a row an earlier attempt left.
-    const {
-      rows: [contact],
-    } = await db.execute<{
-      earlier: string | null;
-      opted_in: boolean | null;
-      phone_enc: string;
-      name_enc: string | null;
-      tags: string[];
-      attributes_enc: string | null;
-      last_inbound_at: Date | null;
-    }>(sql`
-      WITH claim AS (
-        INSERT INTO campaign_sends (run_id, contact_id, tenant_id, status)
-        VALUES (${config.runId}, ${contactId}, ${config.tenantId}, 'sending')
-        ON CONFLICT (run_id, contact_id) DO NOTHING
-        RETURNING 1
-      )
-      SELECT (SELECT s.status FROM campaign_sends s WHERE s.run_id = ${config.runId} AND s.contact_id = c.id) AS earlier,
-             c.opted_in, c.phone_enc, c.name_enc, c.tags, c.attributes_enc,
-             (SELECT max(cv.last_inbound_at) FROM conversations cv WHERE cv.tenant_id = c.tenant_id AND cv.contact_id = c.id) AS last_inbound_at
-        FROM contacts c
-       WHERE c.id = ${contactId} AND c.tenant_id = ${config.tenantId}`);
-    if (contact?.earlier && contact.earlier !== 'sending') return 'already_done';
-    const finish = (values: Partial<typeof campaignSends.$inferInsert>) =>
-      db
-        .update(campaignSends)
-        .set(values)
-        .where(and(eq(campaignSends.runId, config.runId), eq(campaignSends.contactId, contactId)));
-
-    if (!contact || contact.opted_in !== true) {
-      await finish({ status: 'skipped_opted_out' });
-      return 'skipped_opted_out';
-    }
-    const windowOpen = contact.last_inbound_at !== null && Date.now() - new Date(contact.last_inbound_at).getTime() < SERVICE_WINDOW_MS;
-    const windowTemplate = config.message.window_template;
-    if (!windowOpen && !windowTemplate) {
-      await finish({ status: 'skipped_window' });
-      return 'skipped_window';
-    }
-    const name = contact.name_enc ? keyring.decrypt(contact.name_enc) : null;
-    const content = pickContent(config.message, {
-      name,
-      tags: contact.tags,
-      attributes: decryptAttributes(keyring, contact.attributes_enc),
-    });
-    const template = windowOpen ? undefined : { name: windowTemplate!, parameters: [name ?? ''] };
-    try {
-      const provider = providers.forChannel(channel);
-      const message = {
-        tenantId: config.tenantId,
-        channel,
-        to: keyring.decrypt(contact.phone_enc),
-        idempotencyKey: `${config.tenantId}:pulse:${config.runId}:${contactId}`,
-        inReplyTo: [],
-      };
-      const result =
-        template && provider.sendTemplate
-          ? await provider.sendTemplate({ ...message, template: { ...template, language: PULSE_TEMPLATE_LANGUAGE } })
-          : await provider.sendText({ ...message, text: content.text, template });
-      await finish({
-        status: 'sent',
-        templateName: template?.name ?? null,
-        providerMessageId: result.providerMessageId,
-        sentAt: sql`now()` as unknown as Date,
-      });
-      return 'sent';
-    } catch (err) {
-      // Throttling and transient errors fail the page, which is retried with backoff and resends
-      // this contact under the same idempotency key; a permanent rejection is recorded.
-      if (!(err instanceof ApplicationFailure && (err.nonRetryable || NON_RETRYABLE_FAILURES.includes(err.type ?? '')))) throw err;
-      // The failure type, never its message: provider messages can echo the number or text.
-      await finish({ status: 'failed', error: err.type ?? err.name });
-      return 'failed';
-    }
-  }
-
+export function createPulseActivities(deps: PulseDeps) {
   return {
     /** Snapshots the campaign and opens the run row; null when the campaign was deleted meanwhile. */
     async startPulseRun(input: StartPulseRunInput): Promise<PulseRunConfig | null> {
-      const [campaign] = await db
-        .select()
-        .from(pulseCampaigns)
-        .where(and(eq(pulseCampaigns.id, input.campaignId), eq(pulseCampaigns.tenantId, input.tenantId)));
-      if (!campaign) return null;
-      const [channel] = await db
-        .select({ id: channels.id })
-        .from(channels)
-        .where(and(eq(channels.tenantId, input.tenantId), eq(channels.isDefault, true)));
-      if (!channel) return null;
-      const [{ n }] = await db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(contacts)
-        .where(audienceFilter(input.tenantId, campaign.audience));
-      await db
-        .insert(pulseRuns)
-        .values({ id: input.runId, tenantId: input.tenantId, campaignId: input.campaignId, targeted: n })
-        .onConflictDoNothing();
-      const [run] = await db.select({ startedAt: pulseRuns.startedAt }).from(pulseRuns).where(eq(pulseRuns.id, input.runId));
-      return {
-        tenantId: input.tenantId,
-        campaignId: input.campaignId,
-        runId: input.runId,
-        channelId: channel.id,
-        ratePerSecond: campaign.ratePerSecond,
-        audience: campaign.audience,
-        message: campaign.message,
-        startedAt: run.startedAt.getTime(),
-      };
+      return startRun(deps, input);
     },
 
-    /**
-     * Sends one page of the audience, paced to the campaign's rate, heartbeating as it goes.
-     * Contacts this run already finished are left out of the page, so a retried page only
-     * sends what the killed attempt did not.
-     */
+    /** Sends one page of the audience (core/pulse/send.ts), heartbeating as it goes. */
     async sendPulsePage(input: PulsePageInput): Promise<PulsePageResult> {
-      const { config } = input;
       const ctx = Context.current();
-      const [channel] = await db
-        .select()
-        .from(channels)
-        .where(and(eq(channels.id, config.channelId), eq(channels.tenantId, config.tenantId)));
-      if (!channel) return { nextCursor: null, nextSendAt: input.nextSendAt, handled: 0, paused: false };
-      const page = await db
-        .select({ id: contacts.id })
-        .from(contacts)
-        .where(
-          and(
-            // Contacts who opted out since the run began stay in the page, to be counted as skipped.
-            audienceFilter(config.tenantId, config.audience, new Date(config.startedAt)),
-            input.cursor ? gt(contacts.id, input.cursor) : undefined,
-            sql`NOT EXISTS (SELECT 1 FROM campaign_sends s WHERE s.run_id = ${config.runId} AND s.contact_id = contacts.id AND s.status <> 'sending')`,
-          ),
-        )
-        .orderBy(asc(contacts.id))
-        .limit(input.pageSize);
-
-      // Pausing the campaign stops a run between two sends, not only between runs.
-      const isPaused = async () =>
-        (await db.select({ paused: pulseCampaigns.paused }).from(pulseCampaigns).where(eq(pulseCampaigns.id, config.campaignId)))[0]
-          ?.paused ?? false;
-      let paused = await isPaused();
-      let checkedAt = Date.now();
-      let dispatched = 0;
-
-      const intervalMs = 1000 / config.ratePerSecond;
-      // Each send has a due time one interval after the previous one; a page that starts (or a
-      // send that runs) late catches up by at most MAX_CATCH_UP_MS, so bursts stay small.
-      let due = input.nextSendAt || Date.now();
-      const inFlight = new Set<Promise<unknown>>();
-      let failure: unknown;
-      for (const { id } of paused ? [] : page) {
-        if (ctx.cancellationSignal.aborted) break;
-        if (Date.now() - checkedAt >= PAUSE_CHECK_MS) {
-          checkedAt = Date.now();
-          if ((paused = await isPaused())) break;
-        }
-        due = Math.max(due, Date.now() - MAX_CATCH_UP_MS);
-        const wait = due - Date.now();
-        if (wait > 0) await delay(wait);
-        while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
-        if (failure) break;
-        const p: Promise<unknown> = sendOne(config, channel, id).then(
-          () => inFlight.delete(p),
-          (err: unknown) => {
-            failure ??= err;
-            inFlight.delete(p);
-          },
-        );
-        inFlight.add(p);
-        dispatched++;
-        due += intervalMs;
-        ctx.heartbeat();
-      }
-      await Promise.all(inFlight);
-      // A database error leaves claimed rows 'sending'; the retried page resends them idempotently.
-      if (failure) throw failure;
-      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
-      if (paused)
-        return { nextCursor: dispatched > 0 ? page[dispatched - 1].id : input.cursor, nextSendAt: 0, handled: dispatched, paused: true };
-      return {
-        nextCursor: page.length === input.pageSize ? page[page.length - 1].id : null,
-        nextSendAt: due,
-        handled: page.length,
-        paused: false,
-      };
+      return sendPage(deps, input, { heartbeat: () => ctx.heartbeat(), signal: ctx.cancellationSignal });
     },
 
     async finishPulseRun(input: FinishPulseRunInput): Promise<RunCounts | null> {
-      await db
-        .update(pulseRuns)
-        .set({ status: input.status, finishedAt: sql`now()` as unknown as Date })
-        .where(and(eq(pulseRuns.id, input.runId), eq(pulseRuns.status, 'running')));
-      return runCounts(db, input.runId);
+      return finishRun(deps, input);
     },
   };
 }

@@ -12,12 +12,12 @@ import { createServices } from '../core/platform/services.js';
 import { createTenant } from '../core/tenants/tenants.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { loadDataSource, replaceDataSources } from '../core/data-engine/store.js';
-import type { DataLookupWorkflow } from '../contracts/data-lookup.js';
+import type { LookupOutcome } from '../contracts/data-lookup.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import proto from '@temporalio/proto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createDataActivities } from '../activities/data.js';
-import { lookupPlan } from '../core/data-engine/lookup-plan.js';
+import { lookupPlan } from '../core/data-engine/plan.js';
 import { processCpuMs } from './lib/stats.js';
 import { createWorker } from '../worker/create-worker.js';
 import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
@@ -147,11 +147,11 @@ try {
     const started = performance.now();
     const plan = lookupPlan(tenant.id, stored, 'check_stock', { sku: 'SKU-789' }, ['sku']);
     const workflowId = `bench/${randomBytes(8).toString('hex')}`;
-    const r = await client.workflow.execute<DataLookupWorkflow>('dataLookupWorkflow', {
+    const r = (await client.workflow.execute('dataLookupWorkflow', {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       workflowId,
       args: [{ plan, replyTemplate: '{{name}}: {{quantity}}', fallbackText: 'down', notFoundText: 'none' }],
-    });
+    })) as { outcome: LookupOutcome };
     if (!r.outcome.ok) throw new Error(`lookup failed: ${r.outcome.error}`);
     return { workflowId, e2e: performance.now() - started, source: r.outcome.sourceMs ?? 0, worker: r.outcome.totalMs };
   };

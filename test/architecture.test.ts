@@ -29,19 +29,6 @@ const ALLOWED: Record<string, string[]> = {
 /** Packages contracts/ may use: definitions and types only, nothing with I/O. */
 const CONTRACT_PACKAGES = ['@temporalio/workflow', '@temporalio/common', 'zod'];
 
-/**
- * Activity files importing another activity file's helpers: the turn planning still spread
- * over activities/ until it moves into core/conversation (issue 15). Only these may remain;
- * the list only shrinks, to empty.
- */
-const PENDING_ACTIVITY_HELPER_IMPORTS = new Set([
-  'activities/conversation.ts -> activities/ai.ts',
-  'activities/conversation.ts -> activities/data.ts',
-  'activities/conversation.ts -> activities/legacy.ts',
-]);
-
-const PENDING = PENDING_ACTIVITY_HELPER_IMPORTS;
-
 /** The .ts files under `dir`; at the top level, only the application's folders. */
 async function sourceFiles(dir = ''): Promise<string[]> {
   const out: string[] = [];
@@ -130,7 +117,6 @@ function upwardImports(graph: Graph): string[] {
     const allowed = ALLOWED[layer(from)];
     for (const to of targets) {
       const edge = `${from} -> ${to}`;
-      if (PENDING.has(edge)) continue;
       if (!allowed) bad.push(`${edge} (${layer(from)}/ has no layer: add it to ALLOWED)`);
       else if (!allowed.includes(layer(to))) bad.push(`${edge} (${layer(from)}/ may import only ${allowed.join(', ')})`);
       else if (layer(from) === 'activities' && layer(to) === 'activities' && from !== 'activities/index.ts')
@@ -174,14 +160,5 @@ describe('architecture', () => {
     assert.ok(started.length >= 5, `found the starters: ${started.join(', ')}`);
     const unknown = started.filter((s) => !registered.has(s.split(': ')[1]));
     assert.deepEqual(unknown, [], `started by a name workflows/index.ts does not export:\n${unknown.join('\n')}`);
-  });
-
-  it('the allowlists of pending edges hold only edges that still exist', async () => {
-    const { edges } = await importGraph();
-    const stale = [...PENDING].filter((edge) => {
-      const [from, to] = edge.split(' -> ');
-      return !edges.get(from)?.includes(to);
-    });
-    assert.deepEqual(stale, [], `remove these edges from the allowlist, they are gone:\n${stale.join('\n')}`);
   });
 });

@@ -196,10 +196,13 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
   });
 
   it('sends an unprompted message (no job) and records it in the conversation', async () => {
-    const t = await h.createTenant();
+    // Free text needs the 24-hour window open: the customer wrote a moment ago (a job nobody polls).
+    const t = await legacyTenant(30);
     const customer = uniquePhone();
+    assert.equal((await inbound(t, customer, 'hello')).status, 202);
     const sent = await n8nSend(t.key, { to: customer, message: 'Your weekly update', tenant_id: t.id });
     assert.equal(sent.status, 200);
+    assert.equal(sent.body.status, 'sent');
     assert.deepEqual(
       (await h.sandbox(t.id, t.key, customer)).map((m: any) => m.text),
       ['Your weekly update'],
@@ -209,7 +212,10 @@ describe('legacy n8n mode: conversation turns answered by n8n workers', () => {
     const detail = await h.request('GET', `/routes/tenants/${t.id}/conversations/${conv.id}`, { key: t.key });
     assert.deepEqual(
       detail.body.messages.map((m: any) => [m.direction, m.text]),
-      [['outbound', 'Your weekly update']],
+      [
+        ['inbound', 'hello'],
+        ['outbound', 'Your weekly update'],
+      ],
     );
   });
 });

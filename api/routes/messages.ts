@@ -19,7 +19,9 @@ export const messageRoutes =
           summary: "Send a WhatsApp message through the tenant's provider (the legacy n8n reply)",
           description:
             'With `job_id` the message answers that job: the job completes and the waiting conversation records the reply ' +
-            'instead of sending its fallback. A job answers once: a second send for it is 409 and sends nothing.',
+            'instead of sending its fallback. A job answers once: a second send for it is 409 and sends nothing. ' +
+            "Like every send it keeps the number's rate and WhatsApp's 24-hour window: outside the window the channel's " +
+            'reopen template goes out instead (`status: "template_sent"`), or, without one, the answer is 409 WINDOW_CLOSED and nothing is sent.',
           tags: ['messages'],
           security: bearer,
           body: z.object({
@@ -29,7 +31,7 @@ export const messageRoutes =
             job_id: z.uuid('must be a job id (UUID)').optional(),
           }),
           response: {
-            200: z.object({ message_id: z.string(), status: z.literal('sent') }),
+            200: z.object({ message_id: z.string(), status: z.enum(['sent', 'template_sent']) }),
             409: errorSchema,
             502: errorSchema,
             ...errorResponses,
@@ -45,7 +47,7 @@ export const messageRoutes =
         const sent = await sendLegacyMessage(deps, { tenantId: tenant_id, to, text: message, jobId: job_id });
         if (job_id)
           await signalAnswer(deps, request.log, sent.workflowId, { jobId: job_id, outcome: 'replied', text: message, sentAt: sent.sentAt });
-        return { message_id: sent.messageId, status: 'sent' as const };
+        return { message_id: sent.messageId, status: sent.via === 'template' ? ('template_sent' as const) : ('sent' as const) };
       },
     );
   };

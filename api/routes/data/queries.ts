@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { lookupPlan } from '../../../core/data-engine/lookup-plan.js';
+import { lookupPlan } from '../../../core/data-engine/plan.js';
 import { CUSTOMER_PHONE, listIntents, loadDataSource, matchIntent } from '../../../core/data-engine/store.js';
 import type { DataLookupJob } from '../../../core/data-engine/types.js';
 import type { DataLookupWorkflow, LookupOutcome } from '../../../contracts/data-lookup.js';

@@ -1,0 +1,40 @@
+import { and, eq, sql } from 'drizzle-orm';
+import type { HandoverReason } from '../../contracts/ai.js';
+import { recordEvent } from '../ai/usage.js';
+import type { Db } from '../db/client.js';
+import { conversations } from '../db/schema.js';
+import type { Keyring } from '../platform/crypto.js';
+
+/** Marks the conversation for a person: the bot stays silent on it from now on. Only the first handover is recorded. */
+export async function handOver(
+  db: Db,
+  keyring: Keyring,
+  input: { tenantId: string; conversationId: string; reason: HandoverReason; note?: string; confidence: number },
+): Promise<void> {
+  const updated = await db
+    .update(conversations)
+    .set({
+      needsHuman: true,
+      handoverReason: input.reason,
+      handoverNoteEnc: input.note ? keyring.encrypt(input.note) : null,
+      handedOverAt: sql`now()`,
+      updatedAt: sql`now()`,
+    })
+    .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId), eq(conversations.needsHuman, false)))
+    .returning({ id: conversations.id });
+  if (updated.length)
+    await recordEvent(db, {
+      tenantId: input.tenantId,
+      conversationId: input.conversationId,
+      kind: 'handover',
+      detail: { reason: input.reason, confidence: input.confidence },
+    });
+}
+
+/** The conversation's workflow ended: it is closed until the customer writes again. */
+export async function closeConversation(db: Db, input: { tenantId: string; conversationId: string }): Promise<void> {
+  await db
+    .update(conversations)
+    .set({ status: 'closed', updatedAt: sql`now()` })
+    .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
+}
