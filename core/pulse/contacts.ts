@@ -138,11 +138,18 @@ export interface PulseSettings {
   opt_in_confirmation?: string;
 }
 
-const normalise = (text: string) =>
-  text
-    .trim()
-    .replace(/[\s.!]+$/u, '')
-    .toUpperCase();
+const TRAILING = /[\s.!]/u;
+
+/**
+ * Trimmed, without trailing spaces, dots and exclamation marks, upper case. A loop rather than
+ * `/[\s.!]+$/`, which backtracks quadratically over a long run of such characters mid-message.
+ */
+function normalise(text: string): string {
+  const trimmed = text.trim();
+  let end = trimmed.length;
+  while (end > 0 && TRAILING.test(trimmed[end - 1])) end--;
+  return trimmed.slice(0, end).toUpperCase();
+}
 
 export type ConsentChange = { optedIn: boolean; confirmation: string };
 
