@@ -132,15 +132,15 @@ describe("data engine: the tenant's own data worker", () => {
     const [forB] = await parley.encode([payload], context('tenant-b'));
     const workerA = new DataWorkerCodec('tenant-a', keyring.dataWorkerKey('tenant-a'));
     const text = (p: { data?: Uint8Array | null }) => Buffer.from(p.data!).toString();
-    assert.equal(text((await workerA.decode([forA]))[0]), '{"order_id":"4711"}');
-    await assert.rejects(workerA.decode([forB]), /not this data worker's/);
+    assert.equal(text((await workerA.decode([forA], context('tenant-a')))[0]), '{"order_id":"4711"}');
+    await assert.rejects(workerA.decode([forB], context('tenant-a')), /not this data worker's/);
     // A worker given the wrong key cannot open its own tenant's payloads either.
-    await assert.rejects(new DataWorkerCodec('tenant-b', keyring.dataWorkerKey('tenant-a')).decode([forB]));
+    await assert.rejects(new DataWorkerCodec('tenant-b', keyring.dataWorkerKey('tenant-a')).decode([forB], context('tenant-b')));
     // Ordinary payloads stay under Parley's keys, which the data worker does not have.
     const [ordinary] = await parley.encode([payload]);
-    await assert.rejects(workerA.decode([ordinary]));
+    await assert.rejects(workerA.decode([ordinary], context('tenant-a')));
     // And Parley opens what the worker sends back.
     const [reply] = await workerA.encode([payload]);
-    assert.equal(text((await parley.decode([reply]))[0]), '{"order_id":"4711"}');
+    assert.equal(text((await parley.decode([reply], context('tenant-a')))[0]), '{"order_id":"4711"}');
   });
 });

@@ -6,6 +6,8 @@ import { DATA_WORKER_ACTIVITY_PREFIX } from '../data-engine/types.js';
 const { temporal } = proto;
 
 const ENCODING = 'binary/encrypted';
+/** The SDK's marker for `undefined`/`null`: carries no data, so there is nothing to forge in it. */
+const NULL_ENCODING = 'binary/null';
 const KEY_ID = 'encryption-key-id';
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
@@ -13,7 +15,8 @@ const fromUtf8 = new TextDecoder();
 /**
  * Lookups for a tenant's own data worker get activity ids `data-worker/<tenant>/<uuid>`; their
  * payloads are sealed with that tenant's data-worker key (key id `dw:<tenant>`), so the worker
- * the tenant runs needs that key only, never Parley's.
+ * the tenant runs needs that key only, never Parley's. The tenant comes from the activity the
+ * payload belongs to (its id is set by Parley's workflow), never from the payload's own label.
  */
 const DATA_WORKER_KEY_PREFIX = 'dw:';
 
@@ -27,11 +30,18 @@ const wrap = (keyId: string, data: Uint8Array): Payload => ({
   data,
 });
 
-function unwrap(payload: Payload): { keyId: string; data: Uint8Array } | undefined {
-  const encoding = payload.metadata?.encoding;
-  if (!encoding || fromUtf8.decode(encoding) !== ENCODING) return undefined;
+/** Thrown for a payload Parley did not seal; the SDK then fails the task instead of running it. */
+export class PayloadRefusedError extends Error {
+  override readonly name = 'PayloadRefusedError';
+}
+
+/** The sealed parts of a payload, null for the SDK's empty marker; anything else is refused. */
+function unwrap(payload: Payload): { keyId: string; data: Uint8Array } | null {
+  const encoding = payload.metadata?.encoding ? fromUtf8.decode(payload.metadata.encoding) : undefined;
+  if (encoding === NULL_ENCODING && !payload.data?.length) return null;
+  if (encoding !== ENCODING) throw new PayloadRefusedError(`payload is not encrypted by Parley (encoding "${encoding ?? ''}")`);
   const keyId = payload.metadata?.[KEY_ID];
-  if (!keyId || !payload.data) throw new Error('encrypted payload without key id or data');
+  if (!keyId || !payload.data) throw new PayloadRefusedError('encrypted payload without key id or data');
   return { keyId: fromUtf8.decode(keyId), data: payload.data };
 }
 
@@ -42,9 +52,17 @@ const deserialize = (plain: Uint8Array) => temporal.api.common.v1.Payload.decode
  * Encrypts every Temporal payload (workflow inputs, signals, activity inputs and results,
  * memos) with the keyring's primary AES-256-GCM key, so the Temporal server and its
  * database never hold message text or phone numbers. Older keys still decrypt.
+ *
+ * Decoding refuses plaintext (a signal forged with the `temporal` CLI fails its workflow task
+ * and is never processed) and opens a data-worker-sealed payload only for a lookup activity of
+ * that same tenant. `{ display: true }` is for the operators' codec endpoint, which only shows
+ * payloads: it passes plaintext (the server's own markers) through and opens any tenant's.
  */
 export class EncryptionCodec implements PayloadCodec {
-  constructor(private readonly keyring: Keyring) {}
+  constructor(
+    private readonly keyring: Keyring,
+    private readonly opts: { display?: boolean } = {},
+  ) {}
 
   async encode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
     const tenant = dataWorkerTenant(context);
@@ -55,16 +73,23 @@ export class EncryptionCodec implements PayloadCodec {
     });
   }
 
-  async decode(payloads: Payload[]): Promise<Payload[]> {
+  async decode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
     return payloads.map((payload) => {
+      if (this.opts.display && !isSealed(payload)) return payload;
       const sealed = unwrap(payload);
       if (!sealed) return payload;
-      const plain = sealed.keyId.startsWith(DATA_WORKER_KEY_PREFIX)
-        ? openBytes(this.keyring.dataWorkerKey(sealed.keyId.slice(DATA_WORKER_KEY_PREFIX.length)), sealed.data)
-        : this.keyring.decryptBytes(sealed.keyId, sealed.data);
-      return deserialize(plain);
+      if (!sealed.keyId.startsWith(DATA_WORKER_KEY_PREFIX)) return deserialize(this.keyring.decryptBytes(sealed.keyId, sealed.data));
+      const tenant = sealed.keyId.slice(DATA_WORKER_KEY_PREFIX.length);
+      if (!this.opts.display && dataWorkerTenant(context) !== tenant) {
+        throw new PayloadRefusedError(`payload sealed with key "${sealed.keyId}" outside a lookup activity of that tenant`);
+      }
+      return deserialize(openBytes(this.keyring.dataWorkerKey(tenant), sealed.data));
     });
   }
+}
+
+function isSealed(payload: Payload): boolean {
+  return !!payload.metadata?.encoding && fromUtf8.decode(payload.metadata.encoding) === ENCODING;
 }
 
 /** The codec of a tenant's data worker: it holds that tenant's data-worker key and nothing else. */
@@ -72,7 +97,7 @@ export class DataWorkerCodec implements PayloadCodec {
   private readonly keyId: string;
 
   constructor(
-    tenantId: string,
+    private readonly tenantId: string,
     private readonly key: Buffer,
   ) {
     this.keyId = DATA_WORKER_KEY_PREFIX + tenantId;
@@ -82,11 +107,14 @@ export class DataWorkerCodec implements PayloadCodec {
     return payloads.map((payload) => wrap(this.keyId, sealBytes(this.key, serialize(payload))));
   }
 
-  async decode(payloads: Payload[]): Promise<Payload[]> {
+  async decode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
     return payloads.map((payload) => {
       const sealed = unwrap(payload);
       if (!sealed) return payload;
-      if (sealed.keyId !== this.keyId) throw new Error(`payload sealed with key "${sealed.keyId}", not this data worker's`);
+      if (sealed.keyId !== this.keyId) throw new PayloadRefusedError(`payload sealed with key "${sealed.keyId}", not this data worker's`);
+      if (dataWorkerTenant(context) !== this.tenantId) {
+        throw new PayloadRefusedError(`payload for an activity that is not a lookup of tenant "${this.tenantId}"`);
+      }
       return deserialize(openBytes(this.key, sealed.data));
     });
   }
