@@ -33,6 +33,7 @@ const wrap = (keyId: string, data: Uint8Array): Payload => ({
 /** Thrown for a payload Parley did not seal; the SDK then fails the task instead of running it. */
 export class PayloadRefusedError extends Error {
   override readonly name = 'PayloadRefusedError';
+  readonly code = 'PAYLOAD_REFUSED';
 }
 
 /** The sealed parts of a payload, null for the SDK's empty marker; anything else is refused. */
