@@ -40,7 +40,7 @@ const CODEC_BODY_LIMIT = 4 * 1024 * 1024;
 export const codecRoutes =
   (deps: ApiDeps): FastifyPluginAsyncZod =>
   async (app) => {
-    const codec = new EncryptionCodec(deps.keyring);
+    const codec = new EncryptionCodec(deps.keyring, { display: true });
     const origins = new Set(
       deps.config.CODEC_CORS_ORIGINS.split(',')
         .map((o) => o.trim())

@@ -5,6 +5,7 @@ import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { dataAccessLogs, dataIntents, dataSources } from '../db/schema.js';
 import { badRequest } from '../platform/errors.js';
+import { compileLinear, type LinearRegExp } from '../platform/linear-regex.js';
 import {
   joinSecrets,
   queryNeeds,
@@ -19,7 +20,7 @@ import {
 
 /** The customer's own phone number, always available to intents as a parameter. */
 export const CUSTOMER_PHONE = 'customer_phone';
-/** Customer text longer than this is not matched against tenant patterns (bounds regex cost). */
+/** Customer text longer than this is not matched against tenant patterns (bounds the cost of a match). */
 const MAX_MATCH_INPUT = 2000;
 
 export interface StoredSource {
@@ -106,12 +107,32 @@ export async function loadDataSource(db: Db, keyring: Keyring, tenantId: string,
   return { source, servedBy: r.servedBy };
 }
 
+const PATTERN_FLAGS = 'iu';
+
 /** Named capture groups of a pattern (including ones in alternatives that did not match). */
-function captureNames(pattern: RegExp): string[] {
-  return Object.keys(new RegExp(`${pattern.source}|`, pattern.flags).exec('')?.groups ?? {});
+function captureNames(pattern: string): string[] {
+  const withEmpty = compileLinear(`${pattern}|`, PATTERN_FLAGS);
+  return 'error' in withEmpty ? [] : Object.keys(withEmpty.exec('')?.groups ?? {});
 }
 
-const compile = (pattern: string): RegExp => new RegExp(pattern, 'iu');
+/**
+ * Compiled tenant patterns by source. Bounded, since every tenant's patterns pass through and
+ * each keeps its RE2 automaton cache.
+ */
+const compiled = new Map<string, LinearRegExp | null>();
+const MAX_COMPILED = 500;
+
+/** A stored pattern on RE2; null when RE2 refuses it (a row written before patterns were checked never matches). */
+function compiledPattern(pattern: string): LinearRegExp | null {
+  let re = compiled.get(pattern);
+  if (re === undefined) {
+    const c = compileLinear(pattern, PATTERN_FLAGS);
+    re = 'error' in c ? null : c;
+    if (compiled.size >= MAX_COMPILED) compiled.clear();
+    compiled.set(pattern, re);
+  }
+  return re;
+}
 
 export const intentSchema = z
   .object({
@@ -122,14 +143,15 @@ export const intentSchema = z
           .string()
           .min(1)
           .max(500)
-          .refine((p) => {
-            try {
-              compile(p);
-              return true;
-            } catch {
-              return false;
+          .superRefine((p, ctx) => {
+            const re = compileLinear(p, PATTERN_FLAGS);
+            if ('error' in re) {
+              ctx.addIssue({
+                code: 'custom',
+                message: `not a pattern Parley runs (RE2 syntax: no backreferences or lookarounds): ${re.error}`,
+              });
             }
-          }, 'not a valid regular expression'),
+          }),
       )
       .min(1)
       .max(20),
@@ -146,12 +168,8 @@ export const intentSchema = z
   .strict()
   .superRefine((intent, ctx) => {
     intent.patterns.forEach((p, i) => {
-      let names: string[];
-      try {
-        names = captureNames(compile(p));
-      } catch {
-        return;
-      }
+      if ('error' in compileLinear(p, PATTERN_FLAGS)) return;
+      const names = captureNames(p);
       for (const param of intent.params) {
         if (param !== CUSTOMER_PHONE && !names.includes(param)) {
           ctx.addIssue({
@@ -228,7 +246,7 @@ export function matchIntent(
   if (text.length > MAX_MATCH_INPUT) return undefined;
   for (const intent of intents) {
     for (const pattern of intent.patterns) {
-      const m = compile(pattern).exec(text);
+      const m = compiledPattern(pattern)?.exec(text);
       if (!m) continue;
       const params: Record<string, string> = {};
       for (const name of intent.params) {

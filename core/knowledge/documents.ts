@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { extractText as extractPdfText, getDocumentProxy } from 'unpdf';
 import type { Db } from '../db/client.js';
 import { knowledgeChunks, knowledgeDocuments } from '../db/schema.js';
+import { linear } from '../platform/linear-regex.js';
 import { embeddingColumnIsVector } from './retrieval.js';
 
 /** Chunks of about this many characters, each repeating the end of the previous one. */
@@ -33,26 +34,34 @@ export function documentMime(declared: string | undefined, filename: string | un
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
 
+/*
+ * Documents come from tenants and URLs: every pattern that scans to a closing delimiter runs
+ * on RE2, so an unclosed `<`, `<!--` or `[` repeated 100 000 times costs linear time, not
+ * quadratic backtracking. RE2 has no backreferences: each paired element is spelled out.
+ */
+const HIDDEN_ELEMENT = linear(['script', 'style', 'noscript', 'template'].map((tag) => `<${tag}[\\s\\S]*?</${tag}>`).join('|'), 'gi');
+const COMMENT = linear('<!--[\\s\\S]*?-->', 'g');
+const BLOCK_END = linear('<(?:br|/p|/div|/li|/h[1-6]|/tr|/section|/article)\\b[^>]*>', 'gi');
+const TAG = linear('<[^>]+>', 'g');
+const IMAGE = linear('!\\[([^\\]]*)\\]\\([^)]*\\)', 'g');
+const LINK = linear('\\[([^\\]]+)\\]\\([^)]*\\)', 'g');
+const EMPHASIS = linear(['\\*\\*', '__', '\\*', '_', '`'].map((mark) => `${mark}(\\S[\\s\\S]*?)${mark}`).join('|'), 'g');
+
 export function htmlToText(html: string): string {
-  return html
-    .replace(/<(script|style|noscript|template)[\s\S]*?<\/\1>/gi, ' ')
-    .replace(/<!--[\s\S]*?-->/g, ' ')
-    .replace(/<(br|\/p|\/div|\/li|\/h[1-6]|\/tr|\/section|\/article)\b[^>]*>/gi, '\n')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/&(#\d+|#x[0-9a-f]+|[a-z]+);/gi, (m, e: string) => {
-      if (e[0] === '#') return String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
-      return ENTITIES[e.toLowerCase()] ?? m;
-    });
+  const stripped = TAG.replace(BLOCK_END.replace(COMMENT.replace(HIDDEN_ELEMENT.replace(html, ' '), ' '), '\n'), ' ');
+  // Linear on V8 too: each attempt starts at "&" and its loops stop at the next non-letter.
+  return stripped.replace(/&(#\d+|#x[0-9a-f]+|[a-z]+);/gi, (m, e: string) => {
+    if (e[0] === '#') return String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
+    return ENTITIES[e.toLowerCase()] ?? m;
+  });
 }
 
 export function markdownToText(md: string): string {
-  return md
-    .replace(/```[a-z]*\n?/gi, '')
-    .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1')
-    .replace(/\[([^\]]+)\]\([^)]*\)/g, '$1')
+  const unlinked = LINK.replace(IMAGE.replace(md.replace(/```[a-z]*\n?/gi, ''), '$1'), '$1')
     .replace(/^\s{0,3}#{1,6}\s+/gm, '')
-    .replace(/^\s{0,3}>\s?/gm, '')
-    .replace(/(\*\*|__|\*|_|`)(\S[\s\S]*?)\1/g, '$2');
+    .replace(/^\s{0,3}>\s?/gm, '');
+  // One group per delimiter; the groups that did not match substitute as empty.
+  return EMPHASIS.replace(unlinked, '$1$2$3$4$5');
 }
 
 /** Plain text of a document; PDFs through unpdf (pdf.js bundled, nothing fetched at run time). */

@@ -132,11 +132,18 @@ export const DEFAULT_OPT_IN_KEYWORDS = ['START'];
 export const DEFAULT_OPT_OUT_CONFIRMATION = "You're unsubscribed and won't get any more messages from us. Reply START to subscribe again.";
 export const DEFAULT_OPT_IN_CONFIRMATION = "You're subscribed again. Reply STOP at any time to unsubscribe.";
 
-const normalise = (text: string) =>
-  text
-    .trim()
-    .replace(/[\s.!]+$/u, '')
-    .toUpperCase();
+const TRAILING = /[\s.!]/u;
+
+/**
+ * Trimmed, without trailing spaces, dots and exclamation marks, upper case. A loop rather than
+ * `/[\s.!]+$/`, which backtracks quadratically over a long run of such characters mid-message.
+ */
+function normalise(text: string): string {
+  const trimmed = text.trim();
+  let end = trimmed.length;
+  while (end > 0 && TRAILING.test(trimmed[end - 1])) end--;
+  return trimmed.slice(0, end).toUpperCase();
+}
 
 export type ConsentChange = { optedIn: boolean; confirmation: string };
 

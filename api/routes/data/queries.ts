@@ -37,7 +37,7 @@ export const queryRoutes =
     app.post(
       '/routes/data/nl-query',
       {
-        config: { auth: 'read' },
+        config: { auth: 'messages' },
         schema: {
           summary:
             "Answer a natural-language question from the tenant's live data: which lookup ran, its parameters, the result and the reply",

@@ -22,7 +22,7 @@ export const contentRoutes =
     app.post(
       '/routes/context/pulse-content',
       {
-        config: { auth: 'read' },
+        config: { auth: 'messages' },
         schema: {
           summary:
             'Pick and personalise Relational Pulse content for one contact (LLM-written when the tenant has an AI profile, else rules)',
