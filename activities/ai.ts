@@ -64,7 +64,7 @@ export function createAiActivities({ db, keyring, ai }: AiDeps) {
           detail: { message: err.message, status: err.status ?? null },
         });
         throw ApplicationFailure.create({
-          type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest,
+          type: err.failureType ?? (err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest),
           message: err.message,
           nonRetryable: !err.retryable,
         });

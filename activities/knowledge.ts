@@ -83,7 +83,7 @@ export function createKnowledgeActivities({ db, keyring, ai }: KnowledgeDeps) {
       } catch (err) {
         if (!(err instanceof LlmError)) throw err;
         throw ApplicationFailure.create({
-          type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest,
+          type: err.failureType ?? (err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest),
           message: err.message,
           nonRetryable: !err.retryable,
         });

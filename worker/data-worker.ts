@@ -5,6 +5,7 @@ import { installTemporalRuntime } from '../core/temporal/runtime.js';
 import { loadConfig } from '../core/platform/config.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { ConnectorPools } from '../core/data-engine/connectors.js';
+import { EgressPolicy } from '../core/platform/egress.js';
 import { dataWorkerQueue } from '../core/data-engine/types.js';
 import { requireSetting } from '../core/platform/services.js';
 import { DataWorkerCodec } from '../core/temporal/codec.js';
@@ -40,7 +41,8 @@ if (!parsed.success) {
 const sources = new Map(parsed.data.data_sources.map((s) => [s.id, s]));
 
 installTemporalRuntime();
-const pools = new ConnectorPools();
+// The tenant's own network: reaching its private databases is the point, so no egress policy here.
+const pools = new ConnectorPools({ egress: EgressPolicy.unrestricted() });
 const connection = await NativeConnection.connect({ address });
 const worker = await Worker.create({
   connection,

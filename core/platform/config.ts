@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isEgressAllowEntry } from './egress-allow.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const optionalString = z.string().trim().min(1).optional();
@@ -85,6 +86,19 @@ export const configSchema = z.object({
   DATA_WORKER_SOURCES: optionalString,
   /** … and the tenant's data-worker key (POST /routes/tenants/{id}/data-worker-key), base64. */
   PARLEY_DATA_WORKER_KEY: optionalString,
+  EGRESS_ALLOW: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().refine(isEgressAllowEntry, 'must be a CIDR (10.0.0.0/8), an address, or host:port')))
+    .describe(
+      "Destinations opened to tenant-configured URLs and hosts beyond the public internet, comma-separated: CIDRs, addresses, host:port. Parley's own services and cloud metadata stay refused.",
+    ),
 });
 
 export type Config = z.infer<typeof configSchema>;

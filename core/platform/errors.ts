@@ -36,7 +36,14 @@ export const FailureType = {
   ProviderUnavailable: 'ProviderUnavailable',
   /** A tenant's data source is down, slow or erroring; retried with backoff within the lookup budget. */
   DataSourceUnavailable: 'DataSourceUnavailable',
+  /** A tenant-configured destination the egress policy refuses (core/platform/egress.ts); never retried. */
+  EgressRefused: 'EgressRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
-export const NON_RETRYABLE_FAILURES: string[] = [FailureType.BadRequest, FailureType.NotFound, FailureType.ProviderRejected];
+export const NON_RETRYABLE_FAILURES: string[] = [
+  FailureType.BadRequest,
+  FailureType.NotFound,
+  FailureType.ProviderRejected,
+  FailureType.EgressRefused,
+];

@@ -5,6 +5,7 @@ import { createDb, createPool, type Db } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
 import { createProviders, type Providers } from '../providers/index.js';
 import { resolveSecrets } from './secrets.js';
+import { EgressPolicy, installEgressPolicy, ownServices } from './egress.js';
 
 export interface Services {
   databaseUrl: string;
@@ -22,6 +23,7 @@ export async function createServices(
   opts: { poolSize?: number } = {},
 ): Promise<Services & { config: Config }> {
   const secrets = await resolveSecrets(config);
+  installEgressPolicy(new EgressPolicy({ allow: config.EGRESS_ALLOW, ownServices: ownServices(config, databaseUrl) }));
   const keyring = new Keyring(secrets.encryptionKey);
   const pool = createPool(databaseUrl, opts.poolSize);
   await migrate(pool);
