@@ -86,6 +86,13 @@ export const configSchema = z.object({
   DATA_WORKER_SOURCES: optionalString,
   /** … and the tenant's data-worker key (POST /routes/tenants/{id}/data-worker-key), base64. */
   PARLEY_DATA_WORKER_KEY: optionalString,
+  DATABASE_MIGRATION_URL: z
+    .string()
+    .url('must be a postgres:// URL')
+    .optional()
+    .describe(
+      'Migrations run on this URL (the schema owner role) when set; DATABASE_URL is then the runtime role, which cannot change the schema.',
+    ),
   EGRESS_ALLOW: z
     .string()
     .default('')

@@ -26,7 +26,11 @@ export async function createServices(
   installEgressPolicy(new EgressPolicy({ allow: config.EGRESS_ALLOW, ownServices: ownServices(config, databaseUrl) }));
   const keyring = new Keyring(secrets.encryptionKey);
   const pool = createPool(databaseUrl, opts.poolSize);
-  await migrate(pool);
+  if (config.DATABASE_MIGRATION_URL) {
+    // The runtime role cannot change the schema: the owner role migrates, on its own connection.
+    const owner = createPool(config.DATABASE_MIGRATION_URL, 1);
+    await migrate(owner).finally(() => owner.end());
+  } else await migrate(pool);
   return withPool({ config, databaseUrl, keyring, adminApiKey: secrets.adminApiKey }, pool);
 }
 
