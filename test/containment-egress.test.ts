@@ -16,6 +16,10 @@ import {
 } from '../core/platform/egress.js';
 import { dataSourceSchema } from '../core/data-engine/config.js';
 import { ConnectorPools, runQuery } from '../core/data-engine/connectors.js';
+import { ApplicationFailure } from '@temporalio/common';
+import { chatCompletion, LlmError, llmClient } from '../core/ai/llm.js';
+import { providerFetch } from '../core/providers/http.js';
+import { fetchBytes } from '../core/providers/meta.js';
 import { createHarness, type Harness } from './helpers/harness.js';
 
 /** An internal service (127.0.0.2 is loopback, outside the test allowlist) that counts every request it sees. */
@@ -206,6 +210,46 @@ describe('containment: egress policy', () => {
       );
     } finally {
       installEgressPolicy(installed);
+    }
+    assert.equal(internal.hits, 0, 'the internal service saw no request');
+  });
+
+  it('refuses at run time in every client: LLM, provider API, media download (provider hosts only, per-type size cap)', async () => {
+    const isRefusal = (err: unknown) => err instanceof ApplicationFailure && err.type === 'EgressRefused' && err.nonRetryable;
+    await assert.rejects(
+      chatCompletion(llmClient({ baseUrl: `${internal.url}/v1`, apiKey: 'sk-test' }, 2000), {
+        model: 'm',
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+      (err: unknown) => err instanceof LlmError && err.failureType === 'EgressRefused' && !err.retryable,
+    );
+    await assert.rejects(providerFetch('meta', `${internal.url}/v21.0/1/messages`, { method: 'POST', body: '{}' }, 2000), isRefusal);
+
+    const cdn = await listener('127.0.0.1', (req, res) => {
+      if (req.url === '/redirect') res.writeHead(302, { location: `${internal.url}/media` }).end();
+      else if (req.url === '/huge') res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.alloc(6 * 1024 * 1024));
+      else res.writeHead(200, { 'content-type': 'image/jpeg' }).end('jpeg-bytes');
+    });
+    const host = new URL(cdn.url).host;
+    try {
+      const hosts = ['*.fbcdn.net', 'lookaside.fbsbx.com', host];
+      assert.equal((await fetchBytes('meta', `${cdn.url}/ok`, {}, 2000, { hosts })).data.toString(), 'jpeg-bytes');
+      // A media URL on any other host, even an allowlisted one, is not the provider's.
+      const otherPort = await listener('127.0.0.1');
+      await assert.rejects(fetchBytes('meta', `${otherPort.url}/x`, {}, 2000, { hosts }), isRefusal);
+      assert.equal(otherPort.hits, 0);
+      await otherPort.close();
+      await assert.rejects(fetchBytes('meta', `${internal.url}/x`, {}, 2000, { hosts: [...hosts, new URL(internal.url).host] }), isRefusal);
+      await assert.rejects(fetchBytes('meta', `${cdn.url}/redirect`, { authorization: 'Bearer t' }, 2000, { hosts }), isRefusal);
+      await assert.rejects(
+        fetchBytes('meta', `${cdn.url}/huge`, {}, 5000, { hosts, mimeType: 'image/jpeg' }),
+        (err: unknown) =>
+          err instanceof ApplicationFailure &&
+          err.type === 'ProviderRejected' &&
+          /exceeded/.test(String((err.details?.[0] as { title?: string })?.title)),
+      );
+    } finally {
+      await cdn.close();
     }
     assert.equal(internal.hits, 0, 'the internal service saw no request');
   });

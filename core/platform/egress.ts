@@ -128,19 +128,10 @@ export class EgressPolicy {
     return nonPublicReason(addr);
   }
 
-  /** Whether EGRESS_ALLOW explicitly opens this destination (a host:port entry, or a range holding all its addresses). */
-  async allowlisted(host: string, port: number): Promise<boolean> {
-    if (this.unrestricted) return true;
+  /** Whether EGRESS_ALLOW names this exact host:port (an address range is not enough to name a host). */
+  namesHostPort(host: string, port: number): boolean {
     const hostname = canonicalHost(host);
-    if (this.allow.some((r) => r.kind === 'hostport' && r.port === port && r.host === hostname)) return true;
-    const addresses = isIP(hostname) ? [hostname] : await this.resolver(hostname).catch(() => [] as string[]);
-    return (
-      addresses.length > 0 &&
-      addresses.every((address) => {
-        const a = ipaddr.process(address);
-        return this.allow.some((r) => r.kind === 'cidr' && r.range[0].kind() === a.kind() && a.match(r.range));
-      })
-    );
+    return this.unrestricted || this.allow.some((r) => r.kind === 'hostport' && r.port === port && r.host === hostname);
   }
 
   /**

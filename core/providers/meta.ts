@@ -149,7 +149,7 @@ const hostMatches = (host: string, pattern: string) =>
   pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern;
 
 export interface MediaSource {
-  /** The provider's own hosts (`*.fbcdn.net`, `api.twilio.com`, the channel's API host); other hosts need EGRESS_ALLOW. */
+  /** The provider's own hosts (`*.fbcdn.net`, `api.twilio.com`, the channel's API host); any other needs a host:port in EGRESS_ALLOW. */
   hosts: string[];
   mimeType?: string;
   sha256?: string;
@@ -176,7 +176,7 @@ export async function fetchBytes(
   const port = Number(target.port) || (target.protocol === 'https:' ? 443 : 80);
   if (
     !source.hosts.some((h) => hostMatches(target.host, h) || hostMatches(target.hostname, h)) &&
-    !(await egressPolicy().allowlisted(target.hostname, port))
+    !egressPolicy().namesHostPort(target.hostname, port)
   ) {
     throw egressFailure(new EgressRefusedError(target.host, `not a ${provider} media host`));
   }
