@@ -118,6 +118,10 @@ try {
   await workerReady;
   say(`API:         ${api.url}  (OpenAPI: ${api.url}/openapi.json, docs: ${api.url}/docs)`);
   say(`Temporal UI: ${temporalUi}`);
+  // Tenant-configured URLs and hosts (data sources, AI base_url, channel APIs) reach only these.
+  say(
+    `Egress:      public addresses${config.EGRESS_ALLOW.length ? ` and ${config.EGRESS_ALLOW.join(', ')}` : ' only (EGRESS_ALLOW opens more)'}`,
+  );
   say(`Admin key:   ${runtime.adminApiKey}`);
   say('Ctrl-C stops everything.');
 } catch (err) {

@@ -7,7 +7,7 @@ import { Agent, buildConnector, fetch as undiciFetch, type RequestInit, type Res
 import { AppError, FailureType } from './errors.js';
 import { canonicalHost, parseAllowRule, parseHostPort, type AllowRule, type HostPort } from './egress-allow.js';
 
-export { canonicalHost, parseHostPort, type HostPort } from './egress-allow.js';
+export { canonicalHost } from './egress-allow.js';
 
 /**
  * The one egress policy for every destination a tenant controls or influences (data sources,
@@ -67,9 +67,10 @@ const METADATA_ADDRESSES = new Set(['169.254.169.254', '169.254.170.2', '100.100
 const METADATA_NAMES = new Set(['metadata.google.internal', 'metadata.goog', 'metadata']);
 
 const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
+const CONFIGURE_RESOLVE_MS = 3000;
 
 /** Why an address is not a public destination, or undefined when it is. */
-export function nonPublicReason(address: string): string | undefined {
+function nonPublicReason(address: string): string | undefined {
   const a = ipaddr.process(address);
   const range = a.range();
   if (a.kind() === 'ipv4') return range === 'unicast' ? undefined : `${range} address`;
@@ -169,13 +170,20 @@ export class EgressPolicy {
   }
 
   async assertHost(host: string, port: number, field: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    // A resolver that does not answer must not hold a PUT: the name is checked again at connect time.
+    const slow = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CONFIGURE_RESOLVE_MS);
+    });
     try {
-      await this.resolve(host, port);
+      await Promise.race([this.resolve(host, port), slow]);
     } catch (err) {
       if (err instanceof EgressRefusedError && err.reason !== 'the name has no address') {
         throw new AppError(400, EGRESS_REFUSED, `${field}: ${err.message}`);
       }
       if (!(err instanceof EgressRefusedError) && !isDnsFailure(err)) throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
