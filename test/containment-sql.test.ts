@@ -70,6 +70,7 @@ describe('containment: tenant SQL', () => {
       "SELECT E'it\\'s; pg_sleep(1)' AS x FROM orders WHERE order_id = $1",
       'SELECT status AS "update" FROM orders -- ; DROP TABLE orders\nWHERE order_id = $1',
       'SELECT o.status FROM orders o WHERE o.order_id = $1;',
+      "SELECT replace(status, '_', ' ') AS status, o.update FROM orders o WHERE order_id = $1",
     ]) {
       assert.equal(checkSql(text), undefined, text);
     }
