@@ -20,6 +20,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { chatCompletion, LlmError, llmClient } from '../core/ai/llm.js';
 import { providerFetch } from '../core/providers/http.js';
 import { fetchBytes } from '../core/providers/meta.js';
+import { loadConfig } from '../core/platform/config.js';
 import { createHarness, type Harness } from './helpers/harness.js';
 
 /** An internal service (127.0.0.2 is loopback, outside the test allowlist) that counts every request it sees. */
@@ -136,7 +137,26 @@ describe('containment: egress policy', () => {
       assert.equal(channel.status, 400, `channel ${url}: ${JSON.stringify(channel.body)}`);
       assert.match(channel.body.error.message, /api_base_url/, url);
     }
+    // Refused means unchanged: no source, no AI profile, no channel was stored.
+    assert.deepEqual((await h.request('GET', `/routes/tenants/${tenant.id}/data-sources`, { key: tenant.key })).body.data_sources, []);
+    assert.equal((await h.request('GET', `/routes/tenants/${tenant.id}/ai`, { key: tenant.key })).status, 404);
+    const channels = await h.runtime.pool.query("SELECT count(*)::int AS n FROM channels WHERE tenant_id = $1 AND provider = 'meta'", [
+      tenant.id,
+    ]);
+    assert.equal(channels.rows[0].n, 0);
     assert.equal(internal.hits, 0, 'the internal service saw no request');
+  });
+
+  it('EGRESS_ALLOW takes CIDRs, addresses and host:port, and nothing else', () => {
+    assert.deepEqual(loadConfig({ EGRESS_ALLOW: '10.0.0.0/8, 192.168.1.5,crm.internal:8443,[fd00::1]:443' }).EGRESS_ALLOW, [
+      '10.0.0.0/8',
+      '192.168.1.5',
+      'crm.internal:8443',
+      '[fd00::1]:443',
+    ]);
+    assert.deepEqual(loadConfig({}).EGRESS_ALLOW, []);
+    for (const bad of ['10.0.0.0/99', 'crm.internal', 'http://x/', '*'])
+      assert.throws(() => loadConfig({ EGRESS_ALLOW: bad }), /EGRESS_ALLOW/);
   });
 
   it('refuses SQL hosts in every form, including Parley own database', async () => {
