@@ -92,6 +92,8 @@ try {
     PARLEY_ENCRYPTION_KEY: Keyring.generateSpec(),
     DATA_DIR: dataDir,
     TEMPORAL_TASK_QUEUE: `bench-${randomBytes(4).toString('hex')}`,
+    // The fake source listens on 127.0.0.1, a private address the egress policy opens only when told.
+    EGRESS_ALLOW: '127.0.0.1/32',
   });
   const runtime = await createServices(config, dbUrl.toString(), { poolSize: 20 });
   cleanups.push(() => runtime.pool.end());

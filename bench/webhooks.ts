@@ -88,6 +88,8 @@ try {
     LOG_LEVEL: 'warn',
     // Provider traffic arrives from few addresses; the per-address limiter would measure itself.
     RATE_LIMIT_PER_MINUTE: '0',
+    // The fake Meta API listens on 127.0.0.1, a private address the egress policy opens only when told.
+    EGRESS_ALLOW: '127.0.0.1/32',
   };
   const config = loadConfig(apiEnv);
   // The API in a process of its own (as deployed), so the load generator does not share its event loop.

@@ -21,7 +21,14 @@ export const FailureType = {
   EmbeddingFailed: 'EmbeddingFailed',
   /** Parley's own database failed or had no free connection; retried. Names only the SQLSTATE, never a parameter. */
   DatabaseError: 'DatabaseError',
+  /** A tenant-configured destination the egress policy refuses (core/platform/egress.ts); never retried. */
+  EgressRefused: 'EgressRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
-export const NON_RETRYABLE_FAILURES: string[] = [FailureType.BadRequest, FailureType.NotFound, FailureType.ProviderRejected];
+export const NON_RETRYABLE_FAILURES: string[] = [
+  FailureType.BadRequest,
+  FailureType.NotFound,
+  FailureType.ProviderRejected,
+  FailureType.EgressRefused,
+];

@@ -38,6 +38,7 @@ process.once('SIGTERM', () => void shutdown(0));
 
 try {
   let databaseUrl = config.DATABASE_URL;
+  let migrationUrl = config.DATABASE_MIGRATION_URL;
   if (!databaseUrl) {
     const pg: EmbeddedPg = await startEmbeddedPostgres({
       dataDir: path.join(dataDir, 'postgres'),
@@ -46,6 +47,7 @@ try {
     });
     stops.push(() => pg.stop());
     databaseUrl = pg.url;
+    migrationUrl = pg.migrationUrl;
     say(`PostgreSQL (embedded) in ${pg.dataDir}`);
   }
 
@@ -68,7 +70,7 @@ try {
     temporalUi = dev.uiUrl;
   }
 
-  const runtime = await createServices(config, databaseUrl, { poolSize: 10 });
+  const runtime = await createServices({ ...config, DATABASE_MIGRATION_URL: migrationUrl }, databaseUrl, { poolSize: 10 });
   stops.push(() => runtime.pool.end());
   const secrets = await resolveSecrets(config);
 
@@ -84,6 +86,7 @@ try {
       env: {
         ...process.env,
         DATABASE_URL: databaseUrl,
+        ...(migrationUrl ? { DATABASE_MIGRATION_URL: migrationUrl } : {}),
         TEMPORAL_ADDRESS: temporalAddress,
         ADMIN_API_KEY: secrets.adminApiKey,
         PARLEY_ENCRYPTION_KEY: secrets.encryptionKey,
@@ -115,6 +118,10 @@ try {
   await workerReady;
   say(`API:         ${api.url}  (OpenAPI: ${api.url}/openapi.json, docs: ${api.url}/docs)`);
   say(`Temporal UI: ${temporalUi}`);
+  // Tenant-configured URLs and hosts (data sources, AI base_url, channel APIs) reach only these.
+  say(
+    `Egress:      public addresses${config.EGRESS_ALLOW.length ? ` and ${config.EGRESS_ALLOW.join(', ')}` : ' only (EGRESS_ALLOW opens more)'}`,
+  );
   say(`Admin key:   ${runtime.adminApiKey}`);
   say('Ctrl-C stops everything.');
 } catch (err) {

@@ -32,7 +32,6 @@ describe('data engine: live lookups', () => {
       queries: {
         order_status: 'SELECT status, tracking_number FROM orders WHERE order_id = $1',
         next_appointment: 'SELECT starts_at, with_whom FROM appointments WHERE customer_phone = $1 ORDER BY starts_at LIMIT 1',
-        purge: 'WITH d AS (DELETE FROM orders RETURNING order_id) SELECT order_id FROM d',
         order_by_number: 'SELECT status FROM orders WHERE order_id::int = $1::int',
       },
     },
@@ -157,14 +156,6 @@ describe('data engine: live lookups', () => {
             reply_template: 'We have {{quantity}} of {{name}}',
           },
           {
-            id: 'purge',
-            patterns: ['purge everything'],
-            data_source: 'primary_crm',
-            query: 'purge',
-            params: [],
-            reply_template: 'purged {{order_id}}',
-          },
-          {
             id: 'order_number',
             patterns: ['^order number (?<n>.+)$'],
             data_source: 'primary_crm',
@@ -189,7 +180,7 @@ describe('data engine: live lookups', () => {
       },
     });
     assert.equal(intents.status, 200, JSON.stringify(intents.body));
-    assert.equal(intents.body.count, mysqlCrm ? 8 : 7);
+    assert.equal(intents.body.count, mysqlCrm ? 7 : 6);
 
     assert.equal(
       (await h.request('PUT', `/routes/tenants/${b.id}/data-sources`, { key: b.key, body: { data_sources: sourcesFor(crmB) } })).status,
@@ -291,6 +282,11 @@ describe('data engine: live lookups', () => {
       ],
       [[{ ...base, type: 'mysql', queries: { q: 'SELECT * FROM orders WHERE order_id = ?' } }], 'body.data_sources.0.queries.q'],
       [[{ ...base, type: 'postgresql', queries: { q: 'DELETE FROM orders WHERE order_id = $1' } }], 'body.data_sources.0.queries.q'],
+      // A data-modifying CTE is refused here; were one to get through, the READ ONLY transaction stops it (containment-sql).
+      [
+        [{ ...base, type: 'postgresql', queries: { purge: 'WITH d AS (DELETE FROM orders RETURNING order_id) SELECT order_id FROM d' } }],
+        'body.data_sources.0.queries.purge',
+      ],
       [
         [{ id: 'r', name: 'R', type: 'rest_api', connection: { base_url: 'http://x' }, endpoints: { e: '/products/{sku-id}' } }],
         'body.data_sources.0.endpoints.e',
@@ -467,10 +463,6 @@ describe('data engine: live lookups', () => {
       assert.deepEqual(res.body.result.rows, [], `no rows for ${attack}`);
       assert.equal(res.body.reply, 'We could not find that order.');
     }
-    // Even a configured data-modifying CTE cannot write: the transaction is READ ONLY.
-    const purge = await h.request('POST', '/routes/data/nl-query', { key: a.key, body: { tenant_id: a.id, question: 'purge everything' } });
-    assert.equal(purge.body.result.ok, false);
-    assert.match(purge.body.result.error, /read-only transaction/);
     assert.equal((await crmA.query('SELECT COUNT(*)::int AS n FROM orders'))[0].n, 2);
     // A database error that would echo the customer's input does not carry it into history, logs or the audit row.
     const echo = await h.request('POST', '/routes/data/nl-query', {

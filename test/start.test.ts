@@ -2,10 +2,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { embeddedPostgresBlocker } from '../scripts/lib/embedded-postgres.js';
 import { isPortFree, freePort } from '../scripts/lib/ports.js';
 import { createTestDatabase } from './helpers/harness.js';
@@ -54,6 +55,23 @@ describe('npm start', () => {
       const health = await fetch(`http://127.0.0.1:${ports.PORT}/health`);
       assert.equal(health.status, 200);
       assert.doesNotMatch(out, /WORKFLOW_WATCHDOG_MISSING/, "the worker's workflow threads have their watchdog");
+      if (!blocker) {
+        // Parley runs as parley_app: no superuser, no roles, no schema changes.
+        const password = (await readFile(path.join(dataDir, 'parley-app-password'), 'utf8')).trim();
+        const app = new pg.Client({
+          connectionString: `postgres://parley_app:${encodeURIComponent(password)}@127.0.0.1:${ports.EMBEDDED_PG_PORT}/parley`,
+        });
+        await app.connect();
+        try {
+          const [role] = (await app.query('SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user')).rows;
+          assert.deepEqual(role, { rolsuper: false, rolcreaterole: false, rolcreatedb: false });
+          await assert.rejects(app.query('CREATE TABLE intruder (x int)'), /permission denied/);
+          await assert.rejects(app.query("SELECT pg_read_file('PG_VERSION')"), /permission denied/);
+          assert.equal((await app.query('SELECT count(*)::int AS n FROM tenants')).rows[0].n >= 0, true);
+        } finally {
+          await app.end();
+        }
+      }
       const children = execFileSync('pgrep', ['-P', String(start.pid)])
         .toString()
         .trim()

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { z } from 'zod';
 import { loadConfig } from '../core/platform/config.js';
+import { EgressPolicy } from '../core/platform/egress.js';
 import { requireSetting } from '../core/platform/services.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
@@ -41,7 +42,8 @@ const base = `${parleyUrl.replace(/\/+$/, '')}/routes/tenants/${encodeURICompone
 const LEASE_S = 2;
 const WAIT_S = 20;
 const stopping = new AbortController();
-const pools = new ConnectorPools();
+// The tenant's own network: reaching its private databases is the point, so no egress policy here.
+const pools = new ConnectorPools({ egress: EgressPolicy.unrestricted() });
 
 type Offer = z.infer<typeof remoteOfferView>;
 type Answer = z.input<typeof remoteAnswerBody>;

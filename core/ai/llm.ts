@@ -1,9 +1,13 @@
 import OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import type { AiProfile } from './profile.js';
+import { cappedFetch, findEgressRefusal, ResponseTooLargeError } from '../platform/egress.js';
+import { FailureType } from '../platform/errors.js';
 
 /** Default per-request timeout of LLM and embedding calls (config: AI_REQUEST_TIMEOUT_MS). */
 export const DEFAULT_AI_TIMEOUT_MS = 20_000;
+/** A chat answer or a batch of embeddings is well below this; a bigger body is cut off, not buffered. */
+const MAX_LLM_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Why a provider call failed: `retryable` for throttling (429), provider errors (5xx),
@@ -15,6 +19,8 @@ export class LlmError extends Error {
     message: string,
     readonly retryable: boolean,
     readonly status?: number,
+    /** The Temporal failure type when it is not the usual LlmUnavailable/BadRequest split. */
+    readonly failureType?: FailureType,
   ) {
     super(message);
     this.name = 'LlmError';
@@ -23,6 +29,9 @@ export class LlmError extends Error {
 
 export function classifyLlmError(err: unknown): LlmError {
   if (err instanceof LlmError) return err;
+  const refused = findEgressRefusal(err);
+  if (refused) return new LlmError(refused.message, false, undefined, FailureType.EgressRefused);
+  if ((err as { cause?: unknown })?.cause instanceof ResponseTooLargeError) return new LlmError('LLM response too large', false);
   if (err instanceof OpenAI.APIConnectionTimeoutError) return new LlmError('LLM request timed out', true);
   if (err instanceof OpenAI.APIConnectionError) return new LlmError('LLM endpoint unreachable', true);
   if (err instanceof OpenAI.APIError) {
@@ -32,9 +41,18 @@ export function classifyLlmError(err: unknown): LlmError {
   return new LlmError(`LLM call failed: ${(err as Error)?.message ?? String(err)}`, false);
 }
 
-/** One client per call: profiles change, and Temporal retries are the retry layer (maxRetries 0). */
+/**
+ * One client per call: profiles change, and Temporal retries are the retry layer (maxRetries 0).
+ * The base_url is the tenant's: requests go through the egress policy, answers are read capped.
+ */
 export function llmClient(profile: Pick<AiProfile, 'baseUrl' | 'apiKey'>, timeoutMs = DEFAULT_AI_TIMEOUT_MS): OpenAI {
-  return new OpenAI({ baseURL: profile.baseUrl, apiKey: profile.apiKey, timeout: timeoutMs, maxRetries: 0 });
+  return new OpenAI({
+    baseURL: profile.baseUrl,
+    apiKey: profile.apiKey,
+    timeout: timeoutMs,
+    maxRetries: 0,
+    fetch: cappedFetch({ maxBytes: MAX_LLM_RESPONSE_BYTES, timeoutMs }),
+  });
 }
 
 export async function chatCompletion(client: OpenAI, params: ChatCompletionCreateParamsNonStreaming): Promise<ChatCompletion> {

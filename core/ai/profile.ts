@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { aiProfiles, type AiProfileRow } from '../db/schema.js';
+import { assertEgressAllowed } from '../platform/egress.js';
 
 /** A tenant's AI settings with the provider key decrypted: only for building a client. */
 export interface AiProfile {
@@ -41,6 +42,7 @@ export async function putAiProfile(
   tenantId: string,
   input: AiProfileInput,
 ): Promise<{ embeddingsChanged: boolean }> {
+  await assertEgressAllowed(input.base_url, 'body.base_url');
   const values = {
     baseUrl: input.base_url.replace(/\/+$/, ''),
     apiKeyEnc: keyring.encrypt(input.api_key),

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { assertEgressAllowed, assertHostAllowed } from '../platform/egress.js';
+import { codePlaceholders, sqlCodeOnly, sqlGuardProblem, toMysqlPlaceholders, type SqlDialect } from './sql-guard.js';
 
 /**
  * A tenant's data source configuration: the seed's shape (`id`, `name`, `type`, `connection`,
@@ -70,7 +72,7 @@ export const dataSourceSchema = z
       if (!source.queries || Object.keys(source.queries).length === 0) issue(['queries'], 'at least one named query is required');
       if (parleyServed) for (const f of ['host', 'database', 'username'] as const) if (!c[f]) issue(['connection', f], 'required');
       for (const [name, text] of Object.entries(source.queries ?? {})) {
-        const problem = checkSql(text);
+        const problem = checkSql(text, source.type);
         if (problem) issue(['queries', name], problem);
       }
     } else if (source.type === 'rest_api') {
@@ -116,34 +118,52 @@ export const dataSourcesSchema = z
     });
   });
 
-/** Text with string literals, quoted identifiers and comments blanked out, so checks see only SQL code. */
-function sqlCode(text: string): string {
-  return text.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|--[^\n]*|\/\*[\s\S]*?\*\//g, (m) => (m.startsWith("'") ? "''" : ' '));
+/**
+ * Configure time: every destination Parley itself would reach for these sources passes the
+ * egress policy (a tenant_worker source is reached by the tenant's own worker, not by Parley).
+ */
+export async function checkSourceDestinations(sources: DataSourceConfig[]): Promise<void> {
+  await Promise.all(
+    sources.map(async (s, i) => {
+      if (s.served_by !== 'parley') return;
+      const c = s.connection;
+      const at = `body.data_sources.${i}.connection`;
+      if (s.type === 'postgresql' || s.type === 'mysql')
+        await assertHostAllowed(c.host!, c.port ?? (s.type === 'mysql' ? 3306 : 5432), `${at}.host`);
+      else if (s.type === 'rest_api') await assertEgressAllowed(c.base_url!, `${at}.base_url`);
+      else await assertEgressAllowed(c.url!, `${at}.url`);
+    }),
+  );
 }
 
-/** The `$n` numbers a SQL text uses, in order of appearance (string literals excluded). */
-export function sqlPlaceholders(text: string): number[] {
-  return [...sqlCode(text).matchAll(/\$(\d+)/g)].map((m) => Number(m[1]));
+/** The `$n` numbers a SQL text uses, in order of appearance (strings, quoted identifiers and comments excluded). */
+export function sqlPlaceholders(text: string, dialect: SqlDialect = 'postgresql'): number[] {
+  return codePlaceholders(text, dialect);
 }
 
 /** The number of parameters a SQL query takes: its highest `$n`. */
-export function sqlParamCount(text: string): number {
-  return Math.max(0, ...sqlPlaceholders(text));
+export function sqlParamCount(text: string, dialect: SqlDialect = 'postgresql'): number {
+  return Math.max(0, ...sqlPlaceholders(text, dialect));
 }
 
-export function checkSql(text: string): string | undefined {
+/** MySQL takes `?`: the configured `$n` become `?` in the code (never inside a literal). */
+export function mysqlText(text: string): string {
+  return toMysqlPlaceholders(text);
+}
+
+export function checkSql(text: string, dialect: SqlDialect = 'postgresql'): string | undefined {
+  const guard = sqlGuardProblem(text, dialect);
+  if (guard) return guard;
   const interpolation = /\$\{|\{\{|\{[A-Za-z_]\w*\}|%\(?\w*\)?s\b|:[A-Za-z_]\w*|\?/;
-  const literals = text.match(/'(?:[^']|'')*'/g) ?? [];
+  const { code, literals } = sqlCodeOnly(text, dialect);
   if (literals.some((l) => /\$\d+|\{|%s/.test(l)))
     return 'a placeholder inside a quoted string is string interpolation; use a bare $1, $2… bound parameter';
-  const code = sqlCode(text);
   if (interpolation.test(code.replace(/::[A-Za-z_]\w*/g, ''))) {
     return 'string interpolation is not allowed; use $1, $2… bound parameters';
   }
-  if (!/^\s*(select|with)\b/i.test(code)) return 'only SELECT (or WITH … SELECT) queries can be configured';
-  if (/;\s*\S/.test(code)) return 'one statement only';
-  const used = new Set(sqlPlaceholders(text));
-  for (let n = 1; n <= sqlParamCount(text); n++) if (!used.has(n)) return `placeholders must be $1…$n without gaps: $${n} is missing`;
+  const used = new Set(sqlPlaceholders(text, dialect));
+  for (let n = 1; n <= sqlParamCount(text, dialect); n++)
+    if (!used.has(n)) return `placeholders must be $1…$n without gaps: $${n} is missing`;
   return undefined;
 }
 
@@ -191,7 +211,7 @@ export function queryNeeds(source: DataSourceConfig, query: string): { positiona
   const text = source.queries?.[query];
   if (text === undefined) return { error: `data source "${source.id}" has no query "${query}"` };
   if (source.type === 'graphql') return { named: graphqlVariables(text) };
-  return { positional: sqlParamCount(text) };
+  return { positional: sqlParamCount(text, source.type === 'mysql' ? 'mysql' : 'postgresql') };
 }
 
 export interface SplitSource {

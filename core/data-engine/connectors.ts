@@ -1,12 +1,37 @@
 import { createHash } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
-import { graphqlVariables, placeholders, scrub, secretValues, sqlPlaceholders, splitSecrets, type DataSourceConfig } from './config.js';
+import {
+  canonicalHost,
+  EgressPolicy,
+  egressFailure,
+  egressFetch,
+  egressPolicy,
+  findEgressRefusal,
+  readCapped,
+  type CappableResponse,
+  ResponseTimeoutError,
+  ResponseTooLargeError,
+} from '../platform/egress.js';
+import {
+  graphqlVariables,
+  mysqlText,
+  placeholders,
+  scrub,
+  secretValues,
+  sqlPlaceholders,
+  splitSecrets,
+  type DataSourceConfig,
+} from './config.js';
 
 /**
  * Talks to a tenant's data source: only the configured named query, parameters always bound
- * (SQL) or URL-encoded (REST) or passed as variables (GraphQL), SQL inside a READ ONLY
- * transaction with a statement timeout. Errors say whether retrying can help.
+ * (SQL) or URL-encoded (REST) or passed as variables (GraphQL), SQL on the extended protocol
+ * (one statement, never the simple protocol) inside a READ ONLY transaction with a statement
+ * timeout. Every destination goes through the egress policy: SQL connects to the address it
+ * checked, HTTP is checked at connect time; answers are read with a byte and time cap.
+ * Errors say whether retrying can help.
  */
 
 export type LookupErrorKind = 'bad_request' | 'unavailable';
@@ -21,6 +46,13 @@ export class LookupError extends Error {
   }
 }
 
+interface MyEntry {
+  key: string;
+  pool: Promise<mysql.Pool>;
+  flavour?: 'mariadb' | 'mysql';
+  lastUsed: number;
+}
+
 const MAX_ROWS = 20;
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -31,9 +63,19 @@ export interface RunOptions {
 
 /** Connection pools per source, keyed by a hash of the whole config so a credential rotation gets a fresh pool. */
 export class ConnectorPools {
-  private readonly pg = new Map<string, { key: string; pool: pg.Pool }>();
-  private readonly my = new Map<string, { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql'; lastUsed: number }>();
+  private readonly pg = new Map<string, { key: string; pool: Promise<pg.Pool> }>();
+  private readonly my = new Map<string, MyEntry>();
   private sweeper?: NodeJS.Timeout;
+
+  /** `egress`: the process's policy unless given (a tenant's own data worker passes an unrestricted one). */
+  constructor(private readonly opts: { egress?: EgressPolicy } = {}) {}
+
+  /** The checked address to connect to, and the name TLS verifies. */
+  private async destination(host: string, port: number): Promise<{ address: string; servername?: string }> {
+    const [address] = await (this.opts.egress ?? egressPolicy()).resolve(host, port);
+    const name = canonicalHost(host);
+    return { address, servername: address === name ? undefined : name };
+  }
 
   /** Ends MySQL pools unused for a minute (pg pools close idle clients themselves). */
   private sweepIdle(): void {
@@ -42,7 +84,7 @@ export class ConnectorPools {
       for (const [slot, e] of this.my) {
         if (Date.now() - e.lastUsed > 60_000) {
           this.my.delete(slot);
-          void e.pool.end().catch(() => undefined);
+          void e.pool.then((p) => p.end()).catch(() => undefined);
         }
       }
     }, 10_000);
@@ -55,67 +97,81 @@ export class ConnectorPools {
       .digest('hex');
   }
 
-  pgPool(tenantId: string, source: DataSourceConfig, timeoutMs: number): pg.Pool {
+  pgPool(tenantId: string, source: DataSourceConfig, timeoutMs: number): Promise<pg.Pool> {
     const slot = `${tenantId}/${source.id}`;
     const key = ConnectorPools.key(tenantId, source);
     const cur = this.pg.get(slot);
     if (cur?.key === key) return cur.pool;
-    if (cur) void cur.pool.end().catch(() => undefined);
+    if (cur) void cur.pool.then((p) => p.end()).catch(() => undefined);
     const c = source.connection;
-    const pool = new pg.Pool({
-      host: c.host,
-      port: c.port ?? 5432,
-      database: c.database,
-      user: c.username,
-      password: c.password,
-      ssl: c.ssl ? { rejectUnauthorized: true } : undefined,
-      max: 10,
-      idleTimeoutMillis: 30_000,
-      connectionTimeoutMillis: timeoutMs,
-      // Idle connections to a tenant's database must not keep a stopping worker alive.
-      allowExitOnIdle: true,
+    const port = c.port ?? 5432;
+    const pool = this.destination(c.host!, port).then((dest) => {
+      const p = new pg.Pool({
+        host: dest.address,
+        port,
+        database: c.database,
+        user: c.username,
+        password: c.password,
+        ssl: c.ssl ? { rejectUnauthorized: true, ...(dest.servername ? { servername: dest.servername } : {}) } : undefined,
+        max: 10,
+        idleTimeoutMillis: 30_000,
+        connectionTimeoutMillis: timeoutMs,
+        // Idle connections to a tenant's database must not keep a stopping worker alive.
+        allowExitOnIdle: true,
+      });
+      p.on('error', () => undefined);
+      return p;
     });
-    pool.on('error', () => undefined);
+    // A refused or unresolvable host is tried again on the next lookup, not remembered.
+    pool.catch(() => this.pg.get(slot)?.pool === pool && this.pg.delete(slot));
     this.pg.set(slot, { key, pool });
     return pool;
   }
 
-  myPool(tenantId: string, source: DataSourceConfig, timeoutMs: number): { pool: mysql.Pool; entry: { flavour?: 'mariadb' | 'mysql' } } {
+  myPool(tenantId: string, source: DataSourceConfig, timeoutMs: number): Promise<{ pool: mysql.Pool; entry: MyEntry }> {
     const slot = `${tenantId}/${source.id}`;
     const key = ConnectorPools.key(tenantId, source);
     const cur = this.my.get(slot);
     this.sweepIdle();
     if (cur?.key === key) {
       cur.lastUsed = Date.now();
-      return { pool: cur.pool, entry: cur };
+      return cur.pool.then((pool) => ({ pool, entry: cur }));
     }
-    if (cur) void cur.pool.end().catch(() => undefined);
+    if (cur) void cur.pool.then((p) => p.end()).catch(() => undefined);
     const c = source.connection;
-    const pool = mysql.createPool({
-      host: c.host,
-      port: c.port ?? 3306,
-      database: c.database,
-      user: c.username,
-      password: c.password,
-      ssl: c.ssl ? {} : undefined,
-      connectionLimit: 10,
-      connectTimeout: timeoutMs,
-      // maxIdle = connectionLimit turns off mysql2's forever-rearming idle timer, which would keep
-      // a stopping worker alive; idle pools are ended by sweepIdle instead.
-      maxIdle: 10,
-      // Values come back as JS strings/numbers; dates as strings so templates print them as stored.
-      dateStrings: true,
-    });
-    const entry: { key: string; pool: mysql.Pool; flavour?: 'mariadb' | 'mysql'; lastUsed: number } = { key, pool, lastUsed: Date.now() };
+    const port = c.port ?? 3306;
+    const pool = this.destination(c.host!, port).then((dest) =>
+      mysql.createPool({
+        // The name stays for TLS; the socket goes to the address the egress policy checked.
+        host: dest.servername ?? dest.address,
+        port,
+        stream: () => netConnect(port, dest.address),
+        database: c.database,
+        user: c.username,
+        password: c.password,
+        ssl: c.ssl ? {} : undefined,
+        connectionLimit: 10,
+        connectTimeout: timeoutMs,
+        // maxIdle = connectionLimit turns off mysql2's forever-rearming idle timer, which would keep
+        // a stopping worker alive; idle pools are ended by sweepIdle instead.
+        maxIdle: 10,
+        // Values come back as JS strings/numbers; dates as strings so templates print them as stored.
+        dateStrings: true,
+        // One statement per call, whatever the text says.
+        multipleStatements: false,
+      }),
+    );
+    const entry: MyEntry = { key, pool, lastUsed: Date.now() };
+    pool.catch(() => this.my.get(slot) === entry && this.my.delete(slot));
     this.my.set(slot, entry);
-    return { pool, entry };
+    return pool.then((p) => ({ pool: p, entry }));
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
-    await Promise.all([...this.pg.values()].map((e) => e.pool.end().catch(() => undefined)));
-    await Promise.all([...this.my.values()].map((e) => e.pool.end().catch(() => undefined)));
+    await Promise.all([...this.pg.values()].map((e) => e.pool.then((p) => p.end()).catch(() => undefined)));
+    await Promise.all([...this.my.values()].map((e) => e.pool.then((p) => p.end()).catch(() => undefined)));
     this.pg.clear();
     this.my.clear();
   }
@@ -144,6 +200,8 @@ export async function runQuery(
         return await runGraphql(source, query, params, opts);
     }
   } catch (err) {
+    const refused = findEgressRefusal(err);
+    if (refused) throw egressFailure(refused);
     if (err instanceof LookupError) throw new LookupError(err.kind, scrub(err.message, secrets));
     throw new LookupError('unavailable', scrub(describe(err), secrets));
   }
@@ -157,11 +215,13 @@ export async function probe(pools: ConnectorPools, tenantId: string, source: Dat
     else if (source.type === 'mysql') await runMysql(pools, tenantId, source, 'SELECT 1 AS ok', [], opts);
     else if (source.type === 'graphql') await graphqlRequest(source, '{ __typename }', {}, opts);
     else {
-      const res = await fetch(source.connection.base_url!, { headers: headers(source), signal: signalFor(opts) });
+      const res = await egressFetch(source.connection.base_url!, { headers: headers(source), signal: signalFor(opts) });
       await res.body?.cancel();
       if (res.status >= 500) throw new LookupError('unavailable', `HTTP ${res.status} from the source`);
     }
   } catch (err) {
+    const refused = findEgressRefusal(err);
+    if (refused) throw egressFailure(refused);
     throw new LookupError(err instanceof LookupError ? err.kind : 'unavailable', scrub(describe(err), secrets));
   }
 }
@@ -185,7 +245,7 @@ function sqlText(source: DataSourceConfig, query: string): string {
 
 /** SQL parameters in $n order, from the names in `order`. */
 function positional(source: DataSourceConfig, query: string, params: Record<string, string>, order: string[]): string[] {
-  const count = Math.max(0, ...sqlPlaceholders(source.queries![query]));
+  const count = Math.max(0, ...sqlPlaceholders(source.queries![query], source.type === 'mysql' ? 'mysql' : 'postgresql'));
   const values: string[] = [];
   for (let i = 0; i < count; i++) {
     const name = order[i];
@@ -201,14 +261,18 @@ const signalFor = (opts: RunOptions): AbortSignal =>
   opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs)]) : AbortSignal.timeout(opts.timeoutMs);
 
 async function runPg(pools: ConnectorPools, tenantId: string, source: DataSourceConfig, text: string, values: string[], opts: RunOptions) {
-  const pool = pools.pgPool(tenantId, source, opts.timeoutMs);
+  const pool = await pools.pgPool(tenantId, source, opts.timeoutMs);
   const client = await pool.connect();
   let broken = false;
   try {
     await client.query('BEGIN READ ONLY');
     // SET LOCAL takes no bind parameters; the value is an integer we computed.
     await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(opts.timeoutMs))}`);
-    const result = await client.query(text, values);
+    // The guard reads strings as the server does only with standard strings (backslash is literal outside E'').
+    await client.query('SET LOCAL standard_conforming_strings = on');
+    // A named statement always goes over the extended protocol (Parse/Bind/Execute), even without
+    // parameters, so the text is one statement; the simple protocol would run `SELECT 1; COMMIT; …`.
+    const result = await client.query({ name: `q_${createHash('sha256').update(text).digest('hex').slice(0, 40)}`, text, values });
     await client.query('COMMIT');
     return result.rows.slice(0, MAX_ROWS) as Record<string, unknown>[];
   } catch (err) {
@@ -234,10 +298,9 @@ async function runMysql(
   values: string[],
   opts: RunOptions,
 ) {
-  const { pool, entry } = pools.myPool(tenantId, source, opts.timeoutMs);
+  const { pool, entry } = await pools.myPool(tenantId, source, opts.timeoutMs);
   // $n placeholders become ?, with the values repeated in the order they appear.
-  const order = sqlPlaceholders(text);
-  const mysqlText = text.replace(/'(?:[^']|'')*'|\$(\d+)/g, (m, n) => (n ? '?' : m));
+  const order = sqlPlaceholders(text, 'mysql');
   const conn = await pool.getConnection();
   // As with pg's allowExitOnIdle: a pooled socket alone must not keep the process running.
   (conn.connection as unknown as { stream?: { unref?: () => void } }).stream?.unref?.();
@@ -251,7 +314,7 @@ async function runMysql(
     await conn.query('START TRANSACTION READ ONLY');
     try {
       const [rows] = await conn.execute(
-        { sql: mysqlText, timeout: opts.timeoutMs },
+        { sql: mysqlText(text), timeout: opts.timeoutMs },
         order.map((n) => values[n - 1]),
       );
       await conn.query('COMMIT');
@@ -278,11 +341,15 @@ function headers(source: DataSourceConfig): Record<string, string> {
   return out;
 }
 
-async function readJson(res: Response): Promise<unknown> {
-  const length = Number(res.headers.get('content-length') ?? 0);
-  if (length > MAX_RESPONSE_BYTES) throw new LookupError('bad_request', `the source's response is too large (${length} bytes)`);
-  const text = await res.text();
-  if (text.length > MAX_RESPONSE_BYTES) throw new LookupError('bad_request', "the source's response is too large");
+async function readJson(res: CappableResponse, opts: RunOptions): Promise<unknown> {
+  let text: string;
+  try {
+    text = (await readCapped(res, { maxBytes: MAX_RESPONSE_BYTES, timeoutMs: opts.timeoutMs })).toString('utf8');
+  } catch (err) {
+    if (err instanceof ResponseTooLargeError) throw new LookupError('bad_request', "the source's response is too large");
+    if (err instanceof ResponseTimeoutError) throw new LookupError('unavailable', 'the source did not answer in time');
+    throw err;
+  }
   try {
     return text ? JSON.parse(text) : null;
   } catch {
@@ -312,7 +379,7 @@ async function runRest(source: DataSourceConfig, query: string, params: Record<s
   }
   const filled = path.replace(/\{([A-Za-z_]\w*)\}/g, (_m, p: string) => encodeURIComponent(params[p]));
   const url = source.connection.base_url!.replace(/\/+$/, '') + filled;
-  const res = await fetch(url, {
+  const res = await egressFetch(url, {
     method,
     headers: { ...headers(source), ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
     body: method === 'POST' ? JSON.stringify(params) : undefined,
@@ -322,11 +389,11 @@ async function runRest(source: DataSourceConfig, query: string, params: Record<s
     await res.body?.cancel();
     throw statusError(res.status);
   }
-  return asRows(await readJson(res));
+  return asRows(await readJson(res, opts));
 }
 
 async function graphqlRequest(source: DataSourceConfig, document: string, variables: Record<string, string>, opts: RunOptions) {
-  const res = await fetch(source.connection.url!, {
+  const res = await egressFetch(source.connection.url!, {
     method: 'POST',
     headers: { ...headers(source), 'content-type': 'application/json' },
     body: JSON.stringify({ query: document, variables }),
@@ -336,7 +403,7 @@ async function graphqlRequest(source: DataSourceConfig, document: string, variab
     await res.body?.cancel();
     throw statusError(res.status);
   }
-  const body = (await readJson(res)) as { data?: Record<string, unknown> | null; errors?: { message?: string }[] } | null;
+  const body = (await readJson(res, opts)) as { data?: Record<string, unknown> | null; errors?: { message?: string }[] } | null;
   if (body?.errors?.length && !body.data) {
     throw new LookupError(
       'bad_request',

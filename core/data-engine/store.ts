@@ -7,6 +7,7 @@ import { dataAccessLogs, dataIntents, dataSources } from '../db/schema.js';
 import { badRequest } from '../platform/errors.js';
 import { compileLinear, type LinearRegExp } from '../platform/linear-regex.js';
 import {
+  checkSourceDestinations,
   joinSecrets,
   queryNeeds,
   REDACTED,
@@ -37,6 +38,7 @@ function decryptSecrets(keyring: Keyring, enc: string | null): Secrets {
  * value (so a GET → edit → PUT round trip works); any other value rotates it.
  */
 export async function replaceDataSources(db: Db, keyring: Keyring, tenantId: string, sources: DataSourceConfig[]): Promise<number> {
+  await checkSourceDestinations(sources);
   return db.transaction(async (tx) => {
     const existing = await tx.select().from(dataSources).where(eq(dataSources.tenantId, tenantId));
     const stored = new Map(existing.map((r) => [r.id, decryptSecrets(keyring, r.credentialsEnc)]));

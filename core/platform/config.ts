@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isEgressAllowEntry } from './egress-allow.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const optionalString = z.string().trim().min(1).optional();
@@ -201,6 +202,26 @@ export const configSchema = z.object({
     .max(200)
     .default(8)
     .describe('`npm run data-worker` only: lookups the data worker runs at once.'),
+  DATABASE_MIGRATION_URL: z
+    .string()
+    .url('must be a postgres:// URL')
+    .optional()
+    .describe(
+      'Migrations run on this URL (the schema owner role) when set; DATABASE_URL is then the runtime role, which cannot change the schema.',
+    ),
+  EGRESS_ALLOW: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().refine(isEgressAllowEntry, 'must be a CIDR (10.0.0.0/8), an address, or host:port')))
+    .describe(
+      "Destinations opened to tenant-configured URLs and hosts beyond the public internet, comma-separated: CIDRs, addresses, host:port. Parley's own services and cloud metadata stay refused.",
+    ),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -5,6 +5,7 @@ import { createDb, createPool, type Db } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
 import { createProviders, type Providers } from '../providers/index.js';
 import { resolveSecrets } from './secrets.js';
+import { EgressPolicy, installEgressPolicy, ownServices } from './egress.js';
 
 export interface Services {
   databaseUrl: string;
@@ -22,9 +23,14 @@ export async function createServices(
   opts: { poolSize?: number } = {},
 ): Promise<Services & { config: Config }> {
   const secrets = await resolveSecrets(config);
+  installEgressPolicy(new EgressPolicy({ allow: config.EGRESS_ALLOW, ownServices: ownServices(config, databaseUrl) }));
   const keyring = new Keyring(secrets.encryptionKey);
   const pool = createPool(databaseUrl, opts.poolSize);
-  await migrate(pool);
+  if (config.DATABASE_MIGRATION_URL) {
+    // The runtime role cannot change the schema: the owner role migrates, on its own connection.
+    const owner = createPool(config.DATABASE_MIGRATION_URL, 1);
+    await migrate(owner).finally(() => owner.end());
+  } else await migrate(pool);
   return withPool({ config, databaseUrl, keyring, adminApiKey: secrets.adminApiKey }, pool);
 }
 

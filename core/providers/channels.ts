@@ -4,6 +4,7 @@ import type { Db } from '../db/client.js';
 import { channels, conversations, type Channel } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import { conflict, notFound } from '../platform/errors.js';
+import { assertEgressAllowed } from '../platform/egress.js';
 
 export const PROVIDERS = ['meta', 'twilio', 'infobip', 'sandbox'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -119,6 +120,7 @@ function routingKey(input: CreateChannelInput): string | null {
  * default (as every tenant starts) takes over as the default for replies.
  */
 export async function createChannel(db: Db, keyring: Keyring, tenantId: string, input: CreateChannelInput): Promise<Channel> {
+  if (input.api_base_url) await assertEgressAllowed(input.api_base_url, 'body.api_base_url');
   const key = routingKey(input);
   return db.transaction(async (tx) => {
     await lockTenantChannels(tx, tenantId);

@@ -1,5 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../platform/errors.js';
+import { egressFailure, egressFetch, findEgressRefusal, readCapped } from '../platform/egress.js';
+
+/** A provider API answer is small JSON; anything bigger is not one. */
+const MAX_PROVIDER_RESPONSE_BYTES = 1024 * 1024;
 
 export interface ProviderSettings {
   timeoutMs: number;
@@ -35,26 +39,39 @@ export interface ProviderErrorDetails {
 
 export type FailureClass = 'rejected' | 'throttled' | 'unavailable';
 
-/** One HTTP call; network errors and timeouts become retryable ProviderUnavailable failures. */
+/**
+ * One HTTP call through the egress policy (a channel's api_base_url is tenant-controlled), its
+ * answer read with a byte and time cap. Network errors and timeouts become retryable
+ * ProviderUnavailable failures; a refused destination a non-retryable EgressRefused.
+ */
 export async function providerFetch(provider: string, url: string, init: RequestInit, timeoutMs: number): Promise<ProviderResponse> {
-  let res: Response;
+  const deadline = Date.now() + timeoutMs;
+  let status: number;
+  let headers: Headers;
+  let text: string;
   try {
-    res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await egressFetch(url, { ...(init as Parameters<typeof egressFetch>[1]), signal: AbortSignal.timeout(timeoutMs) });
+    status = res.status;
+    headers = res.headers as unknown as Headers;
+    text = (await readCapped(res, { maxBytes: MAX_PROVIDER_RESPONSE_BYTES, timeoutMs: Math.max(1, deadline - Date.now()) })).toString(
+      'utf8',
+    );
   } catch (err) {
+    const refused = findEgressRefusal(err);
+    if (refused) throw egressFailure(refused);
     throw ApplicationFailure.create({
       type: FailureType.ProviderUnavailable,
       message: `${provider}: request failed (${(err as Error).name})`,
       details: [{ provider } satisfies ProviderErrorDetails],
     });
   }
-  const text = await res.text();
   let body: unknown = text;
   try {
     body = text ? JSON.parse(text) : undefined;
   } catch {
     /* not JSON: keep the text for classification */
   }
-  return { status: res.status, headers: res.headers, body };
+  return { status, headers, body };
 }
 
 /** Retry-After as seconds or an HTTP date, in milliseconds; undefined when absent or unusable. */

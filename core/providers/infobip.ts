@@ -107,6 +107,9 @@ export class InfobipProvider implements Provider {
 
   downloadMedia(channel: Channel, url: string): Promise<DownloadedMedia> {
     const creds = channelCredentials(this.keyring, channel, 'infobip');
-    return fetchBytes('infobip', url, { authorization: `App ${creds.api_key}` }, this.settings.timeoutMs);
+    return fetchBytes('infobip', url, { authorization: `App ${creds.api_key}` }, this.settings.timeoutMs, {
+      // The account's own API host (xyz.api.infobip.com) serves its media.
+      hosts: [new URL(baseUrl(channel.apiBaseUrl, this.settings.infobipApiUrl)).host],
+    });
   }
 }

@@ -1,6 +1,16 @@
+import { ApplicationFailure } from '@temporalio/common';
 import type { Channel } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import { channelCredentials, phoneDigits } from './channels.js';
+import {
+  EgressRefusedError,
+  egressFailure,
+  egressFetch,
+  egressPolicy,
+  findEgressRefusal,
+  readCapped,
+  ResponseTooLargeError,
+} from '../platform/egress.js';
 import { baseUrl, classifyStatus, providerFailure, providerFetch, type FailureClass, type ProviderSettings } from './http.js';
 import type { DownloadedMedia, OutboundInteractive, OutboundTemplate, OutboundText, Provider, SendResult } from './types.js';
 
@@ -109,25 +119,82 @@ export class MetaProvider implements Provider {
     if (meta.status !== 200) throw this.failure(meta.status, meta.body as GraphError, meta.headers);
     const info = meta.body as { url?: string; mime_type?: string; sha256?: string };
     if (!info.url) throw providerFailure('rejected', { provider: 'meta', httpStatus: 200, title: 'media without a URL' });
-    return fetchBytes('meta', info.url, auth, this.settings.timeoutMs, info.mime_type, info.sha256);
+    return fetchBytes('meta', info.url, auth, this.settings.timeoutMs, {
+      hosts: [...META_MEDIA_HOSTS, new URL(this.base(channel)).host],
+      mimeType: info.mime_type,
+      sha256: info.sha256,
+    });
   }
 }
 
-/** Downloads a media URL; the provider's auth header goes along. */
+/** Where Meta serves media from: its CDN and the lookaside host the Graph API hands out. */
+const META_MEDIA_HOSTS = ['*.fbcdn.net', 'lookaside.fbsbx.com'];
+
+/** WhatsApp's own size limits per media type; documents (anything else) up to 100 MB. */
+const MEDIA_MAX_BYTES: Record<string, number> = {
+  image: 5 * 1024 * 1024,
+  audio: 16 * 1024 * 1024,
+  video: 16 * 1024 * 1024,
+};
+const DOCUMENT_MAX_BYTES = 100 * 1024 * 1024;
+const STICKER_MAX_BYTES = 500 * 1024;
+
+export function mediaMaxBytes(mimeType: string | undefined): number {
+  const type = (mimeType ?? '').toLowerCase();
+  if (type === 'image/webp') return STICKER_MAX_BYTES;
+  return MEDIA_MAX_BYTES[type.split('/')[0]] ?? DOCUMENT_MAX_BYTES;
+}
+
+const hostMatches = (host: string, pattern: string) =>
+  pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern;
+
+export interface MediaSource {
+  /** The provider's own hosts (`*.fbcdn.net`, `api.twilio.com`, the channel's API host); any other needs a host:port in EGRESS_ALLOW. */
+  hosts: string[];
+  mimeType?: string;
+  sha256?: string;
+}
+
+/**
+ * Downloads a media URL that arrived in a webhook: only from the provider's hosts (or a
+ * destination the operator allowlisted), through the egress policy, at most three redirects
+ * (each checked; the auth header stays with the first origin), capped by the media type's size.
+ */
 export async function fetchBytes(
   provider: string,
   url: string,
   headers: Record<string, string>,
   timeoutMs: number,
-  mimeType?: string,
-  sha256?: string,
+  source: MediaSource,
 ): Promise<DownloadedMedia> {
-  let res: Response;
+  let target: URL;
   try {
-    res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    target = new URL(url);
+  } catch {
+    throw providerFailure('rejected', { provider, title: 'media URL is not a URL' });
+  }
+  const port = Number(target.port) || (target.protocol === 'https:' ? 443 : 80);
+  if (
+    !source.hosts.some((h) => hostMatches(target.host, h) || hostMatches(target.hostname, h)) &&
+    !egressPolicy().namesHostPort(target.hostname, port)
+  ) {
+    throw egressFailure(new EgressRefusedError(target.host, `not a ${provider} media host`));
+  }
+  const deadline = Date.now() + timeoutMs;
+  try {
+    const res = await egressFetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) }, { maxRedirects: 3 });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw providerFailure(classifyStatus(res.status), { provider, httpStatus: res.status }, res.headers as unknown as Headers);
+    }
+    const mimeType = source.mimeType ?? res.headers.get('content-type') ?? undefined;
+    const data = await readCapped(res, { maxBytes: mediaMaxBytes(mimeType), timeoutMs: Math.max(1, deadline - Date.now()) });
+    return { data, mimeType, sha256: source.sha256 };
   } catch (err) {
+    const refused = findEgressRefusal(err);
+    if (refused) throw egressFailure(refused);
+    if (err instanceof ResponseTooLargeError) throw providerFailure('rejected', { provider, title: err.message });
+    if (err instanceof ApplicationFailure) throw err;
     throw providerFailure('unavailable', { provider, title: (err as Error).name });
   }
-  if (!res.ok) throw providerFailure(classifyStatus(res.status), { provider, httpStatus: res.status }, res.headers);
-  return { data: Buffer.from(await res.arrayBuffer()), mimeType: mimeType ?? res.headers.get('content-type') ?? undefined, sha256 };
 }

@@ -67,6 +67,8 @@ export class TwilioProvider implements Provider {
   downloadMedia(channel: Channel, url: string): Promise<DownloadedMedia> {
     const creds = channelCredentials(this.keyring, channel, 'twilio');
     const auth = { authorization: `Basic ${Buffer.from(`${creds.account_sid}:${creds.auth_token}`).toString('base64')}` };
-    return fetchBytes('twilio', url, auth, this.settings.timeoutMs);
+    return fetchBytes('twilio', url, auth, this.settings.timeoutMs, {
+      hosts: ['api.twilio.com', new URL(baseUrl(channel.apiBaseUrl, this.settings.twilioApiUrl)).host],
+    });
   }
 }

@@ -18,7 +18,7 @@ export function toActivityFailure(err: unknown): never {
   }
   if (err instanceof LlmError) {
     throw ApplicationFailure.create({
-      type: err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest,
+      type: err.failureType ?? (err.retryable ? FailureType.LlmUnavailable : FailureType.BadRequest),
       message: err.message,
       nonRetryable: !err.retryable,
     });

@@ -10,7 +10,10 @@ import { randomToken } from '../../core/platform/crypto.js';
 import { freePort, isPortFree } from './ports.js';
 
 export interface EmbeddedPg {
+  /** Parley's runtime role (`parley_app`): reads and writes rows, cannot change the schema or roles. */
   url: string;
+  /** The schema owner role (`parley_owner`), for migrations. */
+  migrationUrl: string;
   /** Server-level URL (database `postgres`), for creating test databases. */
   adminUrl: string;
   dataDir: string;
@@ -143,18 +146,83 @@ export async function startEmbeddedPostgres(opts: {
   await server.start();
   const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   const database = opts.database ?? 'parley';
+  const roles = {
+    parley_owner: await roleSecret(path.join(path.dirname(requested), 'parley-owner-password')),
+    parley_app: await roleSecret(path.join(path.dirname(requested), 'parley-app-password')),
+  };
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
+    await createRoles(admin, roles);
     const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database}"`);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database}" OWNER parley_owner`);
   } finally {
     await admin.end();
   }
+  const inDb = new pg.Client({ connectionString: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}` });
+  await inDb.connect();
+  try {
+    await inDb.query(grantsSql(database));
+  } finally {
+    await inDb.end();
+  }
+  const urlFor = (role: keyof typeof roles) => `postgres://${role}:${encodeURIComponent(roles[role])}@127.0.0.1:${port}/${database}`;
   return {
-    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
+    url: urlFor('parley_app'),
+    migrationUrl: urlFor('parley_owner'),
     adminUrl,
     dataDir,
     stop: () => server.stop(),
   };
+}
+
+async function roleSecret(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const secret = randomToken(18);
+    await writeFile(file, secret + '\n', { mode: 0o600 });
+    return secret;
+  }
+}
+
+/**
+ * Parley never runs as a superuser: `parley_owner` owns the schema and runs migrations,
+ * `parley_app` (the API and workers) reads and writes rows. Neither may create roles or databases.
+ */
+async function createRoles(admin: pg.Client, roles: Record<'parley_owner' | 'parley_app', string>): Promise<void> {
+  for (const [role, secret] of Object.entries(roles)) {
+    const found = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    const verb = found.rowCount === 0 ? 'CREATE' : 'ALTER';
+    // Role names are our constants; the password is a literal we generated (DDL takes no parameters).
+    await admin.query(`${verb} ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION PASSWORD '${secret}'`);
+  }
+}
+
+/**
+ * Run in Parley's database as a superuser, at every start (idempotent): hands the schema and any
+ * objects an older install created as `postgres` to the owner, and gives the runtime role row access
+ * to everything the owner creates from now on.
+ */
+function grantsSql(database: string): string {
+  return `
+    ALTER DATABASE "${database}" OWNER TO parley_owner;
+    ALTER SCHEMA public OWNER TO parley_owner;
+    DO $$ DECLARE r record; BEGIN
+      FOR r IN SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND pg_get_userbyid(c.relowner) <> 'parley_owner' LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO parley_owner', r.name);
+      END LOOP;
+      FOR r IN SELECT p.oid::regprocedure AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> 'parley_owner'
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO parley_owner', r.name);
+      END LOOP;
+    END $$;
+    GRANT CONNECT, TEMPORARY ON DATABASE "${database}" TO parley_app;
+    GRANT USAGE ON SCHEMA public TO parley_app;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO parley_app;
+    GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO parley_app;
+    ALTER DEFAULT PRIVILEGES FOR ROLE parley_owner IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO parley_app;
+    ALTER DEFAULT PRIVILEGES FOR ROLE parley_owner IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO parley_app;`;
 }

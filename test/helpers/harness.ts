@@ -107,6 +107,9 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     RELAY_SWEEP_MS: '200',
+    // The test fakes (provider APIs, LLM, tenant sources) listen on 127.0.0.1; Parley's own
+    // services there (database, Temporal, this API) stay refused by name.
+    EGRESS_ALLOW: '127.0.0.1/32',
     PARLEY_WORKFLOW_BUNDLE: process.env.PARLEY_WORKFLOW_BUNDLE,
     ...opts.env,
   });

@@ -26,6 +26,7 @@ export function spawnWorker(h: Harness, env: Record<string, string> = {}): Child
     PARLEY_ENCRYPTION_KEY: h.config.PARLEY_ENCRYPTION_KEY!,
     ADMIN_API_KEY: h.config.ADMIN_API_KEY!,
     DATA_DIR: h.config.DATA_DIR,
+    EGRESS_ALLOW: h.config.EGRESS_ALLOW.join(','),
     ...env,
   });
   child.stderr?.on('data', () => undefined);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { createTestDatabase } from './harness.js';
@@ -20,10 +21,38 @@ const TABLES = `
   CREATE TABLE orders (order_id varchar(40) PRIMARY KEY, status varchar(40) NOT NULL, tracking_number varchar(40), customer_phone varchar(20));
   CREATE TABLE appointments (customer_phone varchar(20) NOT NULL, starts_at varchar(40) NOT NULL, with_whom varchar(80) NOT NULL)`;
 
-/** A second database on the suite's PostgreSQL server. */
+/**
+ * A TCP forwarder on its own port: the tenant's database server as the tenant sees it. The
+ * suite's PostgreSQL also holds Parley's own database, whose host:port the egress policy
+ * refuses as a data source, so tenant CRMs are reached at another address.
+ */
+async function forwarder(host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(port, host);
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A second database on the suite's PostgreSQL server, reached through its own port. */
 export async function createPgCrm(seed: CrmSeed): Promise<Crm> {
   const database = await createTestDatabase();
   const url = new URL(database.url);
+  const proxy = await forwarder(url.hostname, Number(url.port || 5432));
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   for (const stmt of TABLES.split(';')) await client.query(stmt);
@@ -33,8 +62,8 @@ export async function createPgCrm(seed: CrmSeed): Promise<Crm> {
     await client.query('INSERT INTO appointments VALUES ($1, $2, $3)', [a.customer_phone, a.starts_at, a.with_whom]);
   return {
     connection: {
-      host: url.hostname,
-      port: Number(url.port || 5432),
+      host: '127.0.0.1',
+      port: proxy.port,
       database: url.pathname.slice(1),
       username: decodeURIComponent(url.username || 'postgres'),
       ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
@@ -44,6 +73,7 @@ export async function createPgCrm(seed: CrmSeed): Promise<Crm> {
     },
     async drop() {
       await client.end();
+      await proxy.close();
       await database.drop();
     },
   };
