@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { z } from 'zod';
 import { loadConfig } from '../core/platform/config.js';
-import { EgressPolicy } from '../core/platform/egress.js';
+import { EgressPolicy, installEgressPolicy } from '../core/platform/egress.js';
 import { requireSetting } from '../core/platform/services.js';
 import { dataSourcesSchema } from '../core/data-engine/config.js';
 import { ConnectorPools, LookupError, probe, runQuery } from '../core/data-engine/connectors.js';
@@ -42,8 +42,9 @@ const base = `${parleyUrl.replace(/\/+$/, '')}/routes/tenants/${encodeURICompone
 const LEASE_S = 2;
 const WAIT_S = 20;
 const stopping = new AbortController();
-// The tenant's own network: reaching its private databases is the point, so no egress policy here.
-const pools = new ConnectorPools({ egress: EgressPolicy.unrestricted() });
+// The tenant's own network: reaching its private databases and APIs is the point, so no egress policy here.
+installEgressPolicy(EgressPolicy.unrestricted());
+const pools = new ConnectorPools();
 
 type Offer = z.infer<typeof remoteOfferView>;
 type Answer = z.input<typeof remoteAnswerBody>;
