@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { pino } from 'pino';
 import { AppError, FailureType } from '../core/platform/errors.js';
 import { providerFailure } from '../core/providers/http.js';
-import { errorFields } from '../core/temporal/logging.js';
+import { errorFields, sdkLogger } from '../core/temporal/logging.js';
 import { LogFile } from '../scripts/lib/log-file.js';
 
 describe('error log fields', () => {
@@ -32,6 +32,31 @@ describe('error log fields', () => {
     assert.deepEqual(errorFields(bug), { name: 'TypeError', message: 'x is undefined', stack: bug.stack });
     const unknownType = ApplicationFailure.create({ type: 'SomethingElse', message: 'odd' });
     assert.ok('stack' in errorFields(unknownType));
+  });
+});
+
+describe("the Temporal SDK's log", () => {
+  it('is JSON from pino, an expected activity failure one warn line with its code', () => {
+    const lines: string[] = [];
+    const out = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    sdkLogger(pino({ name: 'worker' }, out)).warn('Activity failed', {
+      activityType: 'sendReply',
+      error: providerFailure('unavailable', { provider: 'twilio' }),
+    });
+    const entry = JSON.parse(lines.join('')) as Record<string, unknown>;
+    assert.deepEqual(entry, {
+      ...entry,
+      level: 40,
+      name: 'worker',
+      msg: 'Activity failed',
+      activityType: 'sendReply',
+      error: { code: FailureType.ProviderUnavailable, message: (entry.error as { message: string }).message, provider: 'twilio' },
+    });
   });
 });
 

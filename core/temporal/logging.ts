@@ -27,7 +27,8 @@ export function errorFields(err: unknown): Record<string, unknown> {
 
 const METHOD = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
 
-function sdkLogger(log: Pino): Logger {
+/** The SDK's logger interface over pino, errors in their fields as errorFields makes them. */
+export function sdkLogger(log: Pino): Logger {
   const write = (level: LogLevel, message: string, meta: LogMetadata = {}) => {
     const fields: Record<string, unknown> = { ...meta };
     for (const key of ['error', 'err']) if (fields[key] !== undefined) fields[key] = errorFields(fields[key]);
