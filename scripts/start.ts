@@ -62,6 +62,8 @@ process.once('SIGTERM', () => void shutdown(0));
 
 try {
   say(`Starting in ${shown(dataDir)} (logs in ${shown(logDir)})`);
+  // Before anything starts: finding it at the end would mean stopping everything again.
+  if (!(await isPortFree(config.PORT, config.HOST))) throw new Error(`port ${config.PORT} is in use: set PORT to a free one`);
   let databaseUrl = config.DATABASE_URL;
   if (databaseUrl) {
     say(`PostgreSQL at ${new URL(databaseUrl).host} (DATABASE_URL)`);
@@ -131,6 +133,8 @@ try {
     worker.once('message', () => resolve());
     void workerExited.then(() => reject(new Error('the worker exited during start-up')));
   });
+  // When start-up fails elsewhere first, the worker's exit during shutdown is no news.
+  workerReady.catch(() => undefined);
   worker.once('exit', (code, signal) => {
     if (stopping) return;
     say(`worker exited (${signal ?? code}); stopping (its last words are in ${shown(logs.path)})`);

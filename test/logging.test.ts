@@ -46,9 +46,11 @@ describe("the Temporal SDK's log", () => {
     });
     sdkLogger(pino({ name: 'worker' }, out)).warn('Activity failed', {
       activityType: 'sendReply',
+      taskToken: 'AAAA',
       error: providerFailure('unavailable', { provider: 'twilio' }),
     });
     const entry = JSON.parse(lines.join('')) as Record<string, unknown>;
+    assert.equal(entry.taskToken, undefined);
     assert.deepEqual(entry, {
       ...entry,
       level: 40,
@@ -79,8 +81,8 @@ describe("npm start's log file", () => {
       await logs.close();
 
       assert.deepEqual(notices, [
-        'warn (api): request POST /messages/send → 502 PROVIDER_FAILED',
-        'error (worker): Activity failed in sendReply X',
+        'warn (api): request POST /messages/send → 502 (PROVIDER_FAILED)',
+        'error (worker): Activity failed in sendReply (X)',
       ]);
       const file = (await readFile(path.join(dir, 'parley.log'), 'utf8')).trimEnd().split('\n');
       assert.equal(file.length, 6);

@@ -30,7 +30,8 @@ const METHOD = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERR
 /** The SDK's logger interface over pino, errors in their fields as errorFields makes them. */
 export function sdkLogger(log: Pino): Logger {
   const write = (level: LogLevel, message: string, meta: LogMetadata = {}) => {
-    const fields: Record<string, unknown> = { ...meta };
+    // The task token is an opaque binary handle: long, and of no use when reading a log.
+    const { taskToken: _, ...fields }: Record<string, unknown> = meta;
     for (const key of ['error', 'err']) if (fields[key] !== undefined) fields[key] = errorFields(fields[key]);
     log[METHOD[level]](fields, message);
   };

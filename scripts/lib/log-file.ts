@@ -19,13 +19,13 @@ interface Entry {
   err?: { code?: string };
 }
 
-/** One short line for the terminal, e.g. `warn (api): request POST /messages/send → 502 PROVIDER_FAILED`. */
+/** One short line for the terminal, e.g. `warn (api): request POST /messages/send → 502 (PROVIDER_FAILED)`. */
 function notice(e: Entry): string {
   const parts = [`${LEVELS[e.level] ?? 'error'} (${e.name ?? 'parley'}): ${e.msg ?? ''}`];
   if (e.method) parts.push(`${e.method} ${e.route ?? '(no route)'} → ${e.status}`);
   if (e.activityType) parts.push(`in ${e.activityType}`);
   const code = e.code ?? e.error?.code ?? e.err?.code;
-  if (code) parts.push(code);
+  if (code) parts.push(`(${code})`);
   return parts.join(' ');
 }
 
