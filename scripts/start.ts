@@ -28,7 +28,7 @@ const say = (line: string) => process.stdout.write(`[parley] ${line}\n`);
 /** A path as the user would type it: relative when under the current directory. */
 const shown = (p: string) => {
   const rel = path.relative(process.cwd(), p);
-  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : p;
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? `./${rel}` : p;
 };
 const dataDir = path.resolve(config.DATA_DIR);
 const logDir = path.join(dataDir, 'logs');
