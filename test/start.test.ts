@@ -88,7 +88,7 @@ describe('npm start', () => {
         assert.doesNotMatch(text, /SECRET/, 'no query string in the log');
         lines = text
           .split('\n')
-          .filter(Boolean)
+          .filter((l) => l.startsWith('{'))
           .map((l) => JSON.parse(l) as (typeof lines)[number])
           .filter((l) => l.msg === 'request' || l.msg === 'incoming request' || l.msg === 'request completed');
       }
