@@ -75,7 +75,7 @@ try {
     });
     stops.push(() => pg.stop());
     databaseUrl = pg.url;
-    say(`PostgreSQL (embedded) in ${pg.dataDir}`);
+    say(`PostgreSQL (embedded) in ${shown(pg.dataDir)}`);
   }
 
   let temporalAddress = config.TEMPORAL_ADDRESS;
