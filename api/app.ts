@@ -1,10 +1,11 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { frameworkErrors, registerErrorHandling } from './errors.js';
+import { registerRequestLog } from './request-log.js';
 import { registerSecurity } from './security.js';
 import { registerTenantScope } from './tenant.js';
 import { codecRoutes } from './routes/codec.js';
@@ -30,11 +31,13 @@ import { mediaRoutes } from './routes/media.js';
 
 /**
  * Request logs carry the method and path only: query strings may hold phone numbers and
- * headers hold keys and signatures. Bodies are never logged.
+ * headers hold keys and signatures. Bodies are never logged. Each request is one line
+ * (api/request-log.ts).
  */
 export function loggerOptions(level: string, stream?: NodeJS.WritableStream): FastifyServerOptions['logger'] {
   return {
     level,
+    name: 'api',
     ...(stream ? { stream } : {}),
     serializers: {
       req: (req: { method: string; url: string; id: string }) => ({ method: req.method, path: req.url.split('?')[0], reqId: req.id }),
@@ -45,12 +48,14 @@ export function loggerOptions(level: string, stream?: NodeJS.WritableStream): Fa
 export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(deps.config.LOG_LEVEL, options.logStream),
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     frameworkErrors,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  registerRequestLog(app);
   registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey, opsApiKey: deps.config.OPS_API_KEY });
   registerTenantScope(app, { db: deps.db });
   await registerSecurity(app, deps.config);

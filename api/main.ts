@@ -1,12 +1,17 @@
-import { loadConfig } from '../core/platform/config.js';
-import { createServices, requireSetting } from '../core/platform/services.js';
+import { pino } from 'pino';
+import { loadConfigOrExit } from '../core/platform/config-errors.js';
+import { createServices } from '../core/platform/services.js';
+import { installTemporalLogging } from '../core/temporal/logging.js';
 import { startApi } from './server.js';
 
-const config = loadConfig();
-const databaseUrl = requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'for `npm run api` (use `npm start` for the embedded default)');
-const temporalAddress = requireSetting(config.TEMPORAL_ADDRESS, 'TEMPORAL_ADDRESS', 'for `npm run api`');
-const runtime = await createServices(config, databaseUrl);
-const api = await startApi(config, runtime, temporalAddress);
+const config = loadConfigOrExit({
+  DATABASE_URL: 'for `npm run api` (use `npm start` for the embedded default)',
+  TEMPORAL_ADDRESS: 'for `npm run api`',
+});
+// JSON lines on stdout, fastify's and the Temporal SDK's alike.
+installTemporalLogging(pino({ level: config.LOG_LEVEL, name: 'api' }));
+const runtime = await createServices(config, config.DATABASE_URL);
+const api = await startApi(config, runtime, config.TEMPORAL_ADDRESS);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

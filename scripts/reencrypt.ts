@@ -1,14 +1,13 @@
-import { loadConfig } from '../core/platform/config.js';
+import { loadConfigOrExit } from '../core/platform/config-errors.js';
 import { Keyring } from '../core/platform/crypto.js';
 import { createPool } from '../core/db/client.js';
 import { countStale, reencryptAll } from '../core/privacy/reencrypt.js';
-import { requireSetting } from '../core/platform/services.js';
 import { resolveSecrets } from '../core/platform/secrets.js';
 
 // `npm run reencrypt`: after a new key was put first in PARLEY_ENCRYPTION_KEY, rewrite every
 // encrypted column with it while the API and workers keep running.
-const config = loadConfig();
-const pool = createPool(requireSetting(config.DATABASE_URL, 'DATABASE_URL', 'for `npm run reencrypt`'), 2);
+const config = loadConfigOrExit({ DATABASE_URL: 'for `npm run reencrypt`' });
+const pool = createPool(config.DATABASE_URL, 2);
 try {
   const keyring = new Keyring((await resolveSecrets(config)).encryptionKey);
   console.log(`primary key: ${keyring.primary.id}; keyring: ${keyring.keyIds().join(', ')}`);

@@ -130,7 +130,9 @@ const TENANT_ROUTES: Record<string, TenantRoute> = {
   },
   'POST /routes/tenants/:tenant_id/data-worker/lookups/:lookup_id/result': {
     body: () => ({ ok: true, rows: [{ status: 'forged by A' }], source_ms: 1 }),
-    own: (s) => [{ url: t(s.a, `/data-worker/lookups/${s.lookup}/result`), body: { ok: true, rows: [{ status: 'forged by A' }], source_ms: 1 } }],
+    own: (s) => [
+      { url: t(s.a, `/data-worker/lookups/${s.lookup}/result`), body: { ok: true, rows: [{ status: 'forged by A' }], source_ms: 1 } },
+    ],
   },
   'PATCH /routes/tenants/:tenant_id/channels/:channel_id': {
     body: () => ({ enabled: false }),

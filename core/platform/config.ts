@@ -227,15 +227,21 @@ export const configSchema = z.object({
 export type Config = z.infer<typeof configSchema>;
 
 export class ConfigError extends Error {
-  constructor(issues: z.core.$ZodIssue[]) {
+  /** The raw values of the settings that failed, for formatConfigError (config-errors.ts). */
+  readonly received: Record<string, string | undefined>;
+  constructor(
+    readonly issues: z.core.$ZodIssue[],
+    env: Record<string, string | undefined> = {},
+  ) {
     super('Invalid configuration: ' + issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`).join('; '));
     this.name = 'ConfigError';
+    this.received = Object.fromEntries(issues.map((i) => [String(i.path[0]), env[String(i.path[0])]]));
   }
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = configSchema.safeParse(cleaned);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues, cleaned);
   return parsed.data;
 }
