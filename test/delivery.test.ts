@@ -9,7 +9,7 @@ import { numberedText, optionForNumber, sendInteractive } from '../core/provider
 import type { Interactive } from '../core/providers/types.js';
 import { retryAfterMs } from '../core/providers/http.js';
 import { createHarness, uniquePhone, type Harness } from './helpers/harness.js';
-import { FakeProvider } from './helpers/fake-providers.js';
+import { FakeProvider, metaChannelBody } from './helpers/fake-providers.js';
 
 const TWILIO_SID = `AC${'b2'.repeat(16)}`;
 
@@ -27,17 +27,7 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     return res.body.id as string;
   };
-  const metaChannel = (template?: unknown) => ({
-    provider: 'meta',
-    credentials: {
-      phone_number_id: String(randomBytes(4).readUInt32BE()),
-      access_token: 'meta-token',
-      app_secret: 's',
-      verify_token: randomBytes(6).toString('hex'),
-    },
-    api_base_url: meta.url,
-    ...(template ? { template } : {}),
-  });
+  const metaChannel = (template?: unknown) => metaChannelBody(meta.url, template ? { template } : {});
 
   /** A conversation whose last inbound message is `ageHours` old, with one reply recorded and not yet sent. */
   async function queuedReply(channelId: string, ageHours: number) {

@@ -7,7 +7,7 @@ import { enqueueTurnJob } from '../core/legacy-queue/jobs.js';
 import { slotSpacingSeconds } from '../core/providers/pacing.js';
 import { DEFAULT_PACING } from '../core/messaging/outbound.js';
 import { createHarness, uniquePhone, type Harness } from './helpers/harness.js';
-import { FakeProvider } from './helpers/fake-providers.js';
+import { FakeProvider, metaChannelBody } from './helpers/fake-providers.js';
 
 /**
  * The legacy `POST /messages/send` goes out like every other send: inside the 24-hour window
@@ -24,24 +24,27 @@ describe('legacy /messages/send through the outbound path', () => {
     const t = await h.createTenant();
     const res = await h.request('POST', `/routes/tenants/${t.id}/channels`, {
       key: t.key,
-      body: {
-        provider: 'meta',
-        credentials: {
-          phone_number_id: String(randomBytes(4).readUInt32BE()),
-          access_token: 'meta-token',
-          app_secret: 's',
-          verify_token: randomBytes(6).toString('hex'),
-        },
-        api_base_url: meta.url,
+      body: metaChannelBody(meta.url, {
         ...(opts.rate ? { rate_per_second: opts.rate } : {}),
         ...(opts.template ? { template: { name: 'reopen_conversation', language: 'en_US' } } : {}),
-      },
+      }),
     });
     assert.equal(res.status, 201, JSON.stringify(res.body));
     return { ...t, channelId: res.body.id as string };
   }
 
   /** The customer's last message, `ageHours` ago, on the tenant's channel. */
+  /** A legacy turn job for the customer's message, as the conversation workflow enqueues it. */
+  const turnJob = (t: { id: string }, c: { conversationId: string; messageId: string; phone: string }) =>
+    enqueueTurnJob(h.runtime.db, h.runtime.keyring, {
+      tenantId: t.id,
+      conversationId: c.conversationId,
+      workflowId: `wf-${randomBytes(4).toString('hex')}`,
+      replyKey: `reply:${c.messageId}`,
+      messageIds: [c.messageId],
+      payload: { from: c.phone, message: 'a question', tenant_id: t.id, timestamp: new Date().toISOString() },
+    });
+
   async function customerWrote(t: { id: string; channelId: string }, ageHours: number, from = uniquePhone()) {
     const accepted = await acceptInbound(h.runtime.db, h.runtime.keyring, {
       tenantId: t.id,
@@ -128,14 +131,7 @@ describe('legacy /messages/send through the outbound path', () => {
   it("a job's answer outside the window is 409 WINDOW_CLOSED and leaves the job open", async () => {
     const t = await metaTenant();
     const c = await customerWrote(t, 25);
-    const jobId = await enqueueTurnJob(h.runtime.db, h.runtime.keyring, {
-      tenantId: t.id,
-      conversationId: c.conversationId,
-      workflowId: `wf-${randomBytes(4).toString('hex')}`,
-      replyKey: `reply:${c.messageId}`,
-      messageIds: [c.messageId],
-      payload: { from: c.phone, message: 'a question', tenant_id: t.id, timestamp: new Date().toISOString() },
-    });
+    const jobId = await turnJob(t, c);
     const res = await send(t, { to: c.phone, message: 'the answer', job_id: jobId });
     assert.equal(res.status, 409);
     assert.equal(res.body.error.code, 'WINDOW_CLOSED');
@@ -147,14 +143,7 @@ describe('legacy /messages/send through the outbound path', () => {
   it('calls the provider only after the outbound record and the answered job are committed', async () => {
     const t = await metaTenant();
     const c = await customerWrote(t, 1);
-    const jobId = await enqueueTurnJob(h.runtime.db, h.runtime.keyring, {
-      tenantId: t.id,
-      conversationId: c.conversationId,
-      workflowId: `wf-${randomBytes(4).toString('hex')}`,
-      replyKey: `reply:${c.messageId}`,
-      messageIds: [c.messageId],
-      payload: { from: c.phone, message: 'a question', tenant_id: t.id, timestamp: new Date().toISOString() },
-    });
+    const jobId = await turnJob(t, c);
     // While the fake provider handles the request, a separate connection sees only what is committed:
     // the old path, which called the provider inside its transaction, showed neither row here.
     const seen: { message?: string; job?: string } = {};
@@ -185,14 +174,7 @@ describe('legacy /messages/send through the outbound path', () => {
   it('a provider failure reopens the job and removes its unsent answer, so n8n can retry', async () => {
     const t = await metaTenant();
     const c = await customerWrote(t, 1);
-    const jobId = await enqueueTurnJob(h.runtime.db, h.runtime.keyring, {
-      tenantId: t.id,
-      conversationId: c.conversationId,
-      workflowId: `wf-${randomBytes(4).toString('hex')}`,
-      replyKey: `reply:${c.messageId}`,
-      messageIds: [c.messageId],
-      payload: { from: c.phone, message: 'a question', tenant_id: t.id, timestamp: new Date().toISOString() },
-    });
+    const jobId = await turnJob(t, c);
     meta.failNext({ status: 400, body: { error: { code: 131026, message: 'Message undeliverable' } } });
     const failed = await send(t, { to: c.phone, message: 'the answer', job_id: jobId });
     assert.equal(failed.status, 502);

@@ -7,7 +7,7 @@ import { acceptInbound } from '../core/messaging/accept-inbound.js';
 import { callProvider, checkWindow, recordOutbound, type OutboundDeps } from '../core/messaging/outbound.js';
 import { SERVICE_WINDOW_MS } from '../core/messaging/delivery-policy.js';
 import { createHarness, uniquePhone, type Harness } from './helpers/harness.js';
-import { FakeProvider } from './helpers/fake-providers.js';
+import { FakeProvider, metaChannelBody } from './helpers/fake-providers.js';
 
 describe('outbound module: the steps every send takes', () => {
   let h: Harness;
@@ -70,16 +70,7 @@ describe('outbound module: the steps every send takes', () => {
   it("takes the number's send slot for a real provider, and sends its template natively", async () => {
     const res = await h.request('POST', `/routes/tenants/${tenant.id}/channels`, {
       key: tenant.key,
-      body: {
-        provider: 'meta',
-        credentials: {
-          phone_number_id: String(randomBytes(4).readUInt32BE()),
-          access_token: 'meta-token',
-          app_secret: 's',
-          verify_token: randomBytes(6).toString('hex'),
-        },
-        api_base_url: meta.url,
-      },
+      body: metaChannelBody(meta.url),
     });
     assert.equal(res.status, 201);
     const channel = await channelRow(res.body.id);

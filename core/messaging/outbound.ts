@@ -2,7 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { messages, type Channel } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
-import type { Providers } from '../providers/index.js';
+import type { OutboundText, Providers } from '../providers/index.js';
 import { withSendSlot, type PacingOptions } from '../providers/pacing.js';
 import { applyDeliveryStatus } from './delivery-status.js';
 import { SERVICE_WINDOW_MS } from './delivery-policy.js';
@@ -92,16 +92,8 @@ export async function recordOutbound(db: Db, keyring: Keyring, r: OutboundRecord
 /** The provider-side idempotency key of a recorded message. */
 export const outboundKey = (tenantId: string, dedupeKey: string) => `${tenantId}:${dedupeKey}`;
 
-export interface ProviderSend {
-  tenantId: string;
-  channel: Channel;
-  to: string;
-  /** The free text, or with a template the body its parameters fill in (what the sandbox records). */
-  text: string;
-  idempotencyKey: string;
-  inReplyTo: string[];
-  window: Exclude<WindowDecision, { via: 'closed' }>;
-}
+/** A provider send of a recorded message; `text` is the free text, or with a template the body its parameters fill in. */
+export type ProviderSend = Omit<OutboundText, 'template'> & { window: Exclude<WindowDecision, { via: 'closed' }> };
 
 /** The sandbox stands in for no WhatsApp number: it has no rate to keep and sends no status callbacks. */
 const isSandbox = (channel: Channel) => channel.provider === 'sandbox';

@@ -147,3 +147,18 @@ export class FakeProvider {
     return { status: 200, body: { to: envelope.to, messageCount: 1, messageId: envelope.messageId, status } };
   }
 }
+
+/** The body of `POST …/channels` for a Meta number on a fake Graph API at `apiBaseUrl` (a fresh phone number id each call). */
+export function metaChannelBody(apiBaseUrl: string, extra: Record<string, unknown> = {}) {
+  return {
+    provider: 'meta',
+    credentials: {
+      phone_number_id: String(randomBytes(4).readUInt32BE()),
+      access_token: 'meta-token',
+      app_secret: 's',
+      verify_token: randomBytes(6).toString('hex'),
+    },
+    api_base_url: apiBaseUrl,
+    ...extra,
+  };
+}
