@@ -30,6 +30,8 @@ const METHOD = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERR
 /** The SDK's logger interface over pino, errors in their fields as errorFields makes them. */
 export function sdkLogger(log: Pino): Logger {
   const write = (level: LogLevel, message: string, meta: LogMetadata = {}) => {
+    // The SDK traces every activation: below the process's level, do no work at all.
+    if (!log.isLevelEnabled(METHOD[level])) return;
     // The task token is an opaque binary handle: long, and of no use when reading a log.
     const { taskToken: _, ...fields }: Record<string, unknown> = meta;
     for (const key of ['error', 'err']) if (fields[key] !== undefined) fields[key] = errorFields(fields[key]);
