@@ -47,22 +47,18 @@ type Row = {
   score: number;
 };
 
-/** Bounds on what a question contributes to the full-text query, whatever its length. */
+/** What a question contributes to the full-text query, whatever its length. */
 export const SEARCH_MAX_CHARS = 4000;
-export const SEARCH_MAX_TERMS = 64;
 
 /**
- * Full-text ranking: the question's distinct terms OR-ed, ranked by cover density. The query is a
- * flat OR of at most SEARCH_MAX_TERMS lexemes (the earliest in the question), so no question can
- * build a tsquery deep enough to exhaust PostgreSQL's stack.
+ * Full-text ranking: the question's terms OR-ed, ranked by cover density. Only the first
+ * SEARCH_MAX_CHARS characters count, so no question (a burst of 500 long messages folded into
+ * one turn) can build a tsquery deep enough to exhaust PostgreSQL's stack.
  */
 export async function fullTextSearch(db: Db, tenantId: string, question: string, limit: number): Promise<Row[]> {
   const result = await db.execute<Row>(sql`
-    WITH terms AS (
-      SELECT lexeme FROM unnest(to_tsvector('english', left(${question}, ${SEARCH_MAX_CHARS}))) AS t(lexeme, positions, weights)
-      ORDER BY positions[1] LIMIT ${SEARCH_MAX_TERMS}
-    ), q AS (
-      SELECT (SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | ') FROM terms)::tsquery AS query
+    WITH q AS (
+      SELECT NULLIF(replace(plainto_tsquery('english', left(${question}, ${SEARCH_MAX_CHARS}))::text, '&', '|'), '')::tsquery AS query
     )
     SELECT c.id, c.document_id, c.title, c.content, ts_rank_cd(c.tsv, q.query, 32)::float8 AS score
     FROM knowledge_chunks c, q
