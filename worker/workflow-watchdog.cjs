@@ -7,7 +7,7 @@
  * `vm` with a `timeout`, so a workflow stuck in a synchronous loop fails its task instead of
  * hanging the worker. Node enforces each such timeout by starting and joining a fresh thread
  * (nodejs/node#47739). On a 2-core machine that was nearly half of the workflow thread's time
- * and the main reason replies queued (bench/inbound.ts, README "Performance").
+ * and the main reason replies queued (bench/inbound.ts, docs/conversations.md "Inside the worker").
  *
  * Loaded with `--require`, because Node runs those preloads in worker threads as well and
  * `--import` ones only in the main thread, and the SDK's workflow threads have no TypeScript

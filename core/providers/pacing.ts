@@ -24,7 +24,7 @@ const RESERVE_SQL = `
 
 /**
  * Runs `send` in a send slot of the channel, shared by every worker replica through one
- * Postgres row per channel (README, "Send rate: how the per-number limit holds"). With d = (1 + tolerance) / rate:
+ * Postgres row per channel (docs/providers.md, "Send rate: how the per-number limit holds"). With d = (1 + tolerance) / rate:
  *   - reserving a slot is one upsert advancing `next_slot_at` by d; the row lock orders
  *     concurrent reservations and the database's clock stamps them, so slots are >= d apart;
  *   - the send starts no earlier than its slot: the slot lies in [before + wait, after + wait]
