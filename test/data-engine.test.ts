@@ -470,7 +470,7 @@ describe('data engine: live lookups', () => {
       body: { tenant_id: a.id, question: 'order number call me at 555-0199' },
     });
     assert.equal(echo.body.result.ok, false);
-    assert.match(echo.body.result.error, /BadRequest: 22P02: invalid input syntax for type integer/);
+    assert.match(echo.body.result.error, /BadRequest: SQLSTATE 22P02: the source refused the query \(data exception\)/);
     assert.ok(!echo.body.result.error.includes('555-0199'), echo.body.result.error);
     const audit = await logs(a.id);
     assert.ok(audit.some((l) => l.query_type === 'order_by_number' && l.outcome === 'error'));
