@@ -242,14 +242,13 @@ const SQLSTATE_CLASSES: Record<string, string> = {
   XX: 'internal error',
 };
 
-const sqlStateMessage = (code: string) =>
-  `SQLSTATE ${code}: the source refused the query (${SQLSTATE_CLASSES[code.slice(0, 2)] ?? 'database error'})`;
+const sqlStateMessage = (code: string) => `SQLSTATE ${code} (${SQLSTATE_CLASSES[code.slice(0, 2)] ?? 'database error'}) from the source`;
 
 /** A MySQL/MariaDB server error: its number and symbolic name, never its text. */
 function mysqlServerError(err: unknown): string | undefined {
   const { errno, sqlState, code } = err as { errno?: number; sqlState?: string; code?: string };
   if (typeof errno !== 'number' || typeof sqlState !== 'string') return undefined;
-  return `MySQL error ${errno}${code && /^ER_\w+$/.test(code) ? ` (${code})` : ''}: the source refused the query`;
+  return `MySQL error ${errno}${code && /^ER_\w+$/.test(code) ? ` (${code})` : ''} from the source`;
 }
 
 /** Only a driver's or the network's own wording is kept; a database server's message is replaced by its code. */
@@ -355,7 +354,7 @@ async function runMysql(
       if (errno === 1969 || errno === 3024) throw new LookupError('unavailable', 'the query exceeded its statement timeout');
       // 1054 unknown column, 1064 syntax, 1146 no table, 1792 write in read-only transaction: retrying cannot help.
       if ([1054, 1064, 1146, 1792, 1210].includes(errno))
-        throw new LookupError('bad_request', mysqlServerError(err) ?? `MySQL error ${errno}`);
+        throw new LookupError('bad_request', mysqlServerError(err) ?? `MySQL error ${errno} from the source`);
       throw err;
     }
   } finally {
@@ -443,10 +442,7 @@ async function graphqlRequest(source: DataSourceConfig, document: string, variab
     const codes = [...new Set(body.errors.map((e) => e.extensions?.code))].filter(
       (c): c is string => typeof c === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(c),
     );
-    throw new LookupError(
-      'bad_request',
-      `GraphQL error${codes.length ? ` ${codes.slice(0, 5).join(', ')}` : ''}: the source refused the query`,
-    );
+    throw new LookupError('bad_request', `GraphQL error${codes.length ? ` ${codes.slice(0, 5).join(', ')}` : ''} from the source`);
   }
   return body?.data ?? {};
 }
