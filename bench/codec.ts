@@ -10,7 +10,7 @@ import { startEmbeddedPostgres } from '../scripts/lib/embedded-postgres.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
 import { startTemporalDev } from '../scripts/lib/temporal-dev.js';
-import { WORKFLOWS_PATH } from '../worker/create-worker.js';
+import { workflowBundleOptions } from '../worker/create-worker.js';
 
 /**
  * `npm run bench:codec`: what the payload codec costs.
@@ -77,7 +77,7 @@ try {
   const bundleDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-bundle-'));
   cleanups.push(() => rm(bundleDir, { recursive: true, force: true }));
   const bundlePath = path.join(bundleDir, 'workflows.js');
-  await writeFile(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
+  await writeFile(bundlePath, (await bundleWorkflowCode({ ...workflowBundleOptions(), logger: undefined })).code);
   // The test harness builds exactly the stack we want (API on a free port + worker on its own queue).
   Object.assign(env, { TEST_DATABASE_URL: databaseUrl, TEST_TEMPORAL_ADDRESS: temporal.address, PARLEY_WORKFLOW_BUNDLE: bundlePath });
   const { createHarness, uniquePhone } = await import('../test/helpers/harness.js');

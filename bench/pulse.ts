@@ -12,7 +12,7 @@ import { Keyring } from '../core/platform/crypto.js';
 import { createServices } from '../core/platform/services.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import { startApi } from '../api/server.js';
-import { WORKFLOWS_PATH } from '../worker/create-worker.js';
+import { workflowBundleOptions } from '../worker/create-worker.js';
 import { freePort } from '../scripts/lib/ports.js';
 import { ensureTemporalCli } from '../scripts/lib/temporal-cli.js';
 import { startTestTemporal } from '../scripts/lib/test-env.js';
@@ -53,7 +53,7 @@ try {
   cleanups.push(() => temporalEnv.teardown());
   const address = temporalEnv.address;
   const bundlePath = path.join(tmp, 'workflows.js');
-  await writeFile(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
+  await writeFile(bundlePath, (await bundleWorkflowCode({ ...workflowBundleOptions(), logger: undefined })).code);
 
   const env = {
     PORT: String(await freePort()),

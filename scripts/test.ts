@@ -9,7 +9,7 @@ import { startEmbeddedPostgres } from './lib/embedded-postgres.js';
 import { freePort } from './lib/ports.js';
 import { ensureTemporalCli } from './lib/temporal-cli.js';
 import { startTestTemporal } from './lib/test-env.js';
-import { WORKFLOWS_PATH } from '../worker/create-worker.js';
+import { workflowBundleOptions } from '../worker/create-worker.js';
 import { WORKER_NODE_FLAGS } from '../worker/node-flags.js';
 
 /**
@@ -52,7 +52,7 @@ try {
   const bundleDir = await mkdtemp(path.join(os.tmpdir(), 'parley-bundle-'));
   cleanups.push(() => rm(bundleDir, { recursive: true, force: true }));
   const bundlePath = path.join(bundleDir, 'workflows.js');
-  const { code: bundle } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  const { code: bundle } = await bundleWorkflowCode({ ...workflowBundleOptions(), logger: undefined });
   await writeFile(bundlePath, bundle);
 
   const args = process.argv.slice(2);

@@ -4,9 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import type { PayloadCodec } from '@temporalio/common';
+import { decodeOptionalFailureToOptionalError, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import proto from '@temporalio/proto';
 import { sealBytes, type Keyring } from '../core/platform/crypto.js';
 import { EncryptionCodec, PayloadRefusedError } from '../core/temporal/codec.js';
+import { dataConverter } from '../core/temporal/client.js';
 import { createHarness, testKeyring, testTemporalAddress, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 
 const utf8 = new TextEncoder();
@@ -108,6 +110,13 @@ describe('containment: forged Temporal payloads never reach a workflow', () => {
     );
   }
 
+  /** The failed task's message: sealed in the history (the failure converter encodes it), read with Parley's codec. */
+  async function taskFailureMessage(events: Awaited<ReturnType<typeof waitForTaskFailure>>) {
+    const { failure } = events.find((e) => e.workflowTaskFailedEventAttributes)!.workflowTaskFailedEventAttributes!;
+    assert.equal(failure?.message, 'Encoded failure');
+    return (await decodeOptionalFailureToOptionalError(loadDataConverter(dataConverter(testKeyring())), failure))?.message;
+  }
+
   async function conversation() {
     const phone = uniquePhone();
     const first = await h.ask(tenant, 'hello', phone);
@@ -134,8 +143,7 @@ describe('containment: forged Temporal payloads never reach a workflow', () => {
     assert.ok(!events.slice(signalled).some((e) => e.activityTaskScheduledEventAttributes), 'nothing ran for it');
     await new Promise((r) => setTimeout(r, 1500));
     assert.deepEqual(await h.sandbox(tenant.id, tenant.key, phone), before, 'no reply to the forged message');
-    const failure = events.find((e) => e.workflowTaskFailedEventAttributes)!.workflowTaskFailedEventAttributes!;
-    assert.match(JSON.stringify(failure.failure?.message ?? ''), /not encrypted by Parley/);
+    assert.match((await taskFailureMessage(events)) ?? '', /not encrypted by Parley/);
   });
 
   it("a signal sealed with a tenant's own data-worker key is refused too", async () => {
@@ -148,8 +156,7 @@ describe('containment: forged Temporal payloads never reach a workflow', () => {
     });
     await tenantSide.workflow.getHandle(workflowId).signal('inbound', forgedBatch());
     const events = await waitForTaskFailure(workflowId);
-    const failure = events.find((e) => e.workflowTaskFailedEventAttributes)!.workflowTaskFailedEventAttributes!;
-    assert.match(JSON.stringify(failure.failure?.message ?? ''), /outside a lookup activity/);
+    assert.match((await taskFailureMessage(events)) ?? '', /outside a lookup activity/);
     await new Promise((r) => setTimeout(r, 1500));
     assert.deepEqual(await h.sandbox(tenant.id, tenant.key, phone), before);
   });

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { STUCK_EXIT_CODE, watchedThreads } from '../worker/workflow-watchdog.cjs';
+import { workflowBundleOptions } from '../worker/create-worker.js';
 import { spawnWorkerProcess } from './helpers/processes.js';
 import {
   TEST_ADMIN_KEY,
@@ -40,7 +41,7 @@ describe('workflow threads watchdog', () => {
     try {
       const bundle = path.join(dir, 'workflows.js');
       const { code } = await bundleWorkflowCode({
-        workflowsPath: fileURLToPath(new URL('./fixtures/stuck-workflow/index.ts', import.meta.url)),
+        ...workflowBundleOptions(fileURLToPath(new URL('./fixtures/stuck-workflow/index.ts', import.meta.url))),
         logger: new DefaultLogger('WARN'),
       });
       await writeFile(bundle, code);

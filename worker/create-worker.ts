@@ -7,13 +7,21 @@ import type { Providers } from '../core/providers/index.js';
 import type { Services as ParleyServices } from '../core/platform/services.js';
 import type { AiDeps } from '../activities/ai.js';
 import type { AiToolSource } from '../core/ai/tools.js';
-import { dataConverter } from '../core/temporal/client.js';
+import { dataConverter, FAILURE_CONVERTER_PATH } from '../core/temporal/client.js';
 import { installTemporalRuntime } from '../core/temporal/runtime.js';
 import { createActivities } from '../activities/index.js';
 import { POLLERS } from './pollers.js';
 import { scrubActivityFailures } from './activity-failures.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/**
+ * Options for every `bundleWorkflowCode` call: a prebuilt bundle must carry the same failure
+ * converter as the worker's data converter, or workflow failures would leave in clear.
+ */
+export function workflowBundleOptions(workflowsPath = WORKFLOWS_PATH): { workflowsPath: string; failureConverterPath: string } {
+  return { workflowsPath, failureConverterPath: FAILURE_CONVERTER_PATH };
+}
 
 export interface WorkerOptions {
   address: string;

@@ -31,7 +31,9 @@ import {
  * (one statement, never the simple protocol) inside a READ ONLY transaction with a statement
  * timeout. Every destination goes through the egress policy: SQL connects to the address it
  * checked, HTTP is checked at connect time; answers are read with a byte and time cap.
- * Errors say whether retrying can help.
+ * Errors say whether retrying can help, and carry a stable code (SQLSTATE, MySQL error, HTTP
+ * status, timeout) with Parley's own wording: a source's error text can quote a row (a name, a
+ * phone number) and would end up in `data_access_logs` and in Temporal histories.
  */
 
 export type LookupErrorKind = 'bad_request' | 'unavailable';
@@ -226,7 +228,34 @@ export async function probe(pools: ConnectorPools, tenantId: string, source: Dat
   }
 }
 
+/** SQLSTATE classes (the first two characters) as PostgreSQL names them. */
+const SQLSTATE_CLASSES: Record<string, string> = {
+  '08': 'connection exception',
+  '22': 'data exception',
+  '25': 'invalid transaction state',
+  '28': 'invalid authorization',
+  '3D': 'invalid catalog name',
+  '42': 'syntax error or access rule violation',
+  '53': 'insufficient resources',
+  '57': 'operator intervention',
+  P0: 'PL/pgSQL error',
+  XX: 'internal error',
+};
+
+const sqlStateMessage = (code: string) => `SQLSTATE ${code} (${SQLSTATE_CLASSES[code.slice(0, 2)] ?? 'database error'}) from the source`;
+
+/** A MySQL/MariaDB server error: its number and symbolic name, never its text. */
+function mysqlServerError(err: unknown): string | undefined {
+  const { errno, sqlState, code } = err as { errno?: number; sqlState?: string; code?: string };
+  if (typeof errno !== 'number' || typeof sqlState !== 'string') return undefined;
+  return `MySQL error ${errno}${code && /^ER_\w+$/.test(code) ? ` (${code})` : ''} from the source`;
+}
+
+/** Only a driver's or the network's own wording is kept; a database server's message is replaced by its code. */
 function describe(err: unknown): string {
+  if (err instanceof pg.DatabaseError) return sqlStateMessage(err.code ?? 'unknown');
+  const fromMysql = mysqlServerError(err);
+  if (fromMysql) return fromMysql;
   if (err instanceof Error) {
     if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'the source did not answer in time';
     const code = (err as { code?: string }).code;
@@ -282,7 +311,7 @@ async function runPg(pools: ConnectorPools, tenantId: string, source: DataSource
     const code = (err as { code?: string }).code ?? '';
     // 22xxx data exceptions (a non-numeric id for an integer column), 25xxx (a write in the
     // read-only transaction) and 42xxx (syntax, missing table) cannot succeed on retry.
-    if (/^(22|25|42)/.test(code)) throw new LookupError('bad_request', `${code}: ${(err as Error).message}`);
+    if (/^(22|25|42)/.test(code)) throw new LookupError('bad_request', sqlStateMessage(code));
     if (code === '57014') throw new LookupError('unavailable', 'the query exceeded its statement timeout');
     throw err;
   } finally {
@@ -324,7 +353,8 @@ async function runMysql(
       const errno = (err as { errno?: number }).errno ?? 0;
       if (errno === 1969 || errno === 3024) throw new LookupError('unavailable', 'the query exceeded its statement timeout');
       // 1054 unknown column, 1064 syntax, 1146 no table, 1792 write in read-only transaction: retrying cannot help.
-      if ([1054, 1064, 1146, 1792, 1210].includes(errno)) throw new LookupError('bad_request', (err as Error).message);
+      if ([1054, 1064, 1146, 1792, 1210].includes(errno))
+        throw new LookupError('bad_request', mysqlServerError(err) ?? `MySQL error ${errno} from the source`);
       throw err;
     }
   } finally {
@@ -403,15 +433,16 @@ async function graphqlRequest(source: DataSourceConfig, document: string, variab
     await res.body?.cancel();
     throw statusError(res.status);
   }
-  const body = (await readJson(res, opts)) as { data?: Record<string, unknown> | null; errors?: { message?: string }[] } | null;
+  const body = (await readJson(res, opts)) as {
+    data?: Record<string, unknown> | null;
+    errors?: { extensions?: { code?: unknown } }[];
+  } | null;
   if (body?.errors?.length && !body.data) {
-    throw new LookupError(
-      'bad_request',
-      `GraphQL error: ${body.errors
-        .map((e) => e.message ?? '?')
-        .join('; ')
-        .slice(0, 500)}`,
+    // The messages can echo a variable's value; only well-formed error codes are kept.
+    const codes = [...new Set(body.errors.map((e) => e.extensions?.code))].filter(
+      (c): c is string => typeof c === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(c),
     );
+    throw new LookupError('bad_request', `GraphQL error${codes.length ? ` ${codes.slice(0, 5).join(', ')}` : ''} from the source`);
   }
   return body?.data ?? {};
 }

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { installTemporalRuntime } from './runtime.js';
@@ -5,9 +6,15 @@ import type { DataConverter } from '@temporalio/common';
 import type { Keyring } from '../platform/crypto.js';
 import { EncryptionCodec } from './codec.js';
 
+/** The failure converter's module; every workflow bundle must be built with the same one. */
+export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.ts', import.meta.url));
+
 /** `payloadCodec: false` exists for the codec benchmark only (PARLEY_PAYLOAD_CODEC=off). */
 export function dataConverter(keyring: Keyring, opts: { payloadCodec?: boolean } = {}): DataConverter {
-  return opts.payloadCodec === false ? {} : { payloadCodecs: [new EncryptionCodec(keyring)] };
+  return {
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    ...(opts.payloadCodec === false ? {} : { payloadCodecs: [new EncryptionCodec(keyring)] }),
+  };
 }
 
 /**
