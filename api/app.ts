@@ -6,6 +6,7 @@ import { registerAuth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { frameworkErrors, registerErrorHandling } from './errors.js';
 import { registerRequestLog } from './request-log.js';
+import { registerJsonParser } from './json.js';
 import { registerSecurity } from './security.js';
 import { registerTenantScope } from './tenant.js';
 import { codecRoutes } from './routes/codec.js';
@@ -54,6 +55,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  registerJsonParser(app);
   registerErrorHandling(app);
   registerRequestLog(app);
   registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey, opsApiKey: deps.config.OPS_API_KEY });
