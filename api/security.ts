@@ -1,12 +1,35 @@
+import { isIPv6 } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { Config } from '../core/platform/config.js';
 
+/**
+ * The client a request's address stands for: an IPv4 address, or the /64 of an IPv6 address (one
+ * subscriber holds a whole /64, so per-address counting would not hold it back).
+ */
+export function addressBucket(ip: string): string {
+  if (!isIPv6(ip)) return ip;
+  const address = ip.split('%')[0].toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  if (mapped) return mapped[1];
+  const [head, tail] = address.split('::');
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  const size = (gs: string[]) => gs.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+  const full =
+    tail === undefined
+      ? groups(head)
+      : [...groups(head), ...Array<string>(8 - size(groups(head)) - size(groups(tail))).fill('0'), ...groups(tail)];
+  return `${full
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
 /** Who a request counts against: its API key once authenticated, its address otherwise. */
 function rateKey(request: FastifyRequest): string {
   const p = request.principal;
-  if (!p) return `ip:${request.ip}`;
+  if (!p) return `ip:${addressBucket(request.ip)}`;
   return p.kind === 'tenant' ? `key:${p.keyId}` : p.kind;
 }
 
@@ -14,7 +37,7 @@ const WINDOW_MS = 60_000;
 /** Addresses tracked at once; past it the oldest are forgotten, so a flood of addresses cannot exhaust memory. */
 const MAX_TRACKED = 100_000;
 
-/** Failed authentications per client address, in fixed one-minute windows. */
+/** Failed authentications per client address (addressBucket), in fixed one-minute windows. */
 export class AuthFailureCounter {
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   constructor(private readonly max: number) {}
@@ -49,7 +72,7 @@ export function registerAuthThrottle(app: FastifyInstance, config: Config): void
   if (config.AUTH_FAILURES_PER_MINUTE === 0) return;
   const failures = new AuthFailureCounter(config.AUTH_FAILURES_PER_MINUTE);
   app.addHook('onRequest', async (request, reply) => {
-    const wait = failures.blockedFor(request.ip);
+    const wait = failures.blockedFor(addressBucket(request.ip));
     if (wait === 0) return;
     return reply
       .status(429)
@@ -57,7 +80,7 @@ export function registerAuthThrottle(app: FastifyInstance, config: Config): void
       .send({ error: { code: 'RATE_LIMITED', message: `too many failed authentications from this address; retry in ${wait} s` } });
   });
   app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode === 401 && failures.record(request.ip)) {
+    if (reply.statusCode === 401 && failures.record(addressBucket(request.ip))) {
       request.log.warn(
         { ip: request.ip, limit: config.AUTH_FAILURES_PER_MINUTE },
         'failed authentications over the limit: address throttled',

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../api/json.js';
+import { addressBucket } from '../api/security.js';
 import { loadConfig } from '../core/platform/config.js';
 import { createHarness, TEST_ADMIN_KEY, uniquePhone, type Harness } from './helpers/harness.js';
 
@@ -51,6 +52,18 @@ describe('edges: failed authentications are throttled per client address', () =>
     assert.equal((await from(h, '203.0.113.11', { url, key: t.key })).status, 200, 'and 200 with a valid key');
     for (let i = 0; i < 10; i++) assert.equal((await from(h, '203.0.113.12', { url, key: t.key })).status, 200, 'successes never count');
     assert.match(h.logs.text(), /"ip":"203\.0\.113\.10".*address throttled/);
+  });
+
+  it('an IPv6 client counts by its /64, so rotating addresses inside it does not escape', async () => {
+    const url = `/routes/tenants/${t.id}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await from(h, `2001:db8:aa:1::${i + 1}`, { url, key: BAD_KEY })).status);
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
+    assert.equal((await from(h, '2001:db8:aa:2::1', { url, key: BAD_KEY })).status, 401, 'the next /64 is another client');
+    assert.equal(addressBucket('2001:0db8:00aa:0001:ffff::7'), '2001:db8:aa:1::/64');
+    assert.equal(addressBucket('::ffff:192.0.2.1'), '192.0.2.1');
+    assert.equal(addressBucket('::1'), '0:0:0:0::/64');
+    assert.equal(addressBucket('192.0.2.1'), '192.0.2.1');
   });
 
   it('webhook signatures and secrets that do not verify count too', async () => {
@@ -112,6 +125,24 @@ describe('edges: TRUST_PROXY names the real client address', () => {
     assert.deepEqual(statuses, [200, 200, 200, 200, 429]);
   });
 
+  it('with a hop count the nearest proxy names the client; what the client wrote further left is ignored', async () => {
+    const hops = await createHarness({
+      worker: false,
+      env: { AUTH_FAILURES_PER_MINUTE: '2', RATE_LIMIT_PER_MINUTE: '0', TRUST_PROXY: '1' },
+    });
+    try {
+      const url = '/routes/tenants/nobody';
+      const statuses: number[] = [];
+      // The client sends its own X-Forwarded-For; the proxy appends the address it saw.
+      for (let i = 0; i < 3; i++)
+        statuses.push((await from(hops, '10.9.9.9', { url, key: BAD_KEY, forwardedFor: `192.0.2.${i}, 203.0.113.90` })).status);
+      assert.deepEqual(statuses, [401, 401, 429]);
+      assert.equal((await from(hops, '10.9.9.9', { url, key: BAD_KEY, forwardedFor: '203.0.113.91' })).status, 401);
+    } finally {
+      await hops.close();
+    }
+  });
+
   it('TRUST_PROXY accepts true, false, a hop count and addresses, and refuses anything else', () => {
     const parse = (v: string) => loadConfig({ ADMIN_API_KEY: TEST_ADMIN_KEY, TRUST_PROXY: v }).TRUST_PROXY;
     assert.equal(loadConfig({ ADMIN_API_KEY: TEST_ADMIN_KEY }).TRUST_PROXY, false);
@@ -124,11 +155,19 @@ describe('edges: TRUST_PROXY names the real client address', () => {
 });
 
 describe('edges: JSON nesting depth is capped', () => {
+  const INFOBIP_SECRET = 'infobip-webhook-secret-0123';
   let h: Harness;
   let t: { id: string; key: string };
+  let infobipChannel: string;
   before(async () => {
     h = await createHarness({ worker: false, env: { RATE_LIMIT_PER_MINUTE: '0' } });
     t = await h.createTenant();
+    const channel = await h.request('POST', `/routes/tenants/${t.id}/channels`, {
+      key: t.key,
+      body: { provider: 'infobip', credentials: { api_key: 'infobip-api-key', webhook_secret: INFOBIP_SECRET, sender: '15550001111' } },
+    });
+    assert.equal(channel.status, 201, JSON.stringify(channel.body));
+    infobipChannel = channel.body.id;
   });
   after(() => h?.close());
 
@@ -154,6 +193,7 @@ describe('edges: JSON nesting depth is capped', () => {
         body: `{"contacts":[{"phone":"${uniquePhone()}","opted_in":true,"attributes":{"deep":${nested(10_000)}}}]}`,
       },
       { url: '/webhooks/meta', headers: { 'x-hub-signature-256': 'sha256=00' }, body: deepArray },
+      { url: `/webhooks/infobip/${infobipChannel}`, headers: { 'x-webhook-secret': INFOBIP_SECRET }, body: `{"results":${deepArray}}` },
     ];
     for (const c of cases) {
       const res = await h.request(c.method ?? 'POST', c.url, { key: c.key, headers: c.headers, body: c.body });
