@@ -38,7 +38,7 @@ const WINDOW_MS = 60_000;
 const MAX_TRACKED = 100_000;
 
 /** Failed authentications per client address (addressBucket), in fixed one-minute windows. */
-export class AuthFailureCounter {
+class AuthFailureCounter {
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   constructor(private readonly max: number) {}
 
