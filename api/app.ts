@@ -3,10 +3,12 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { registerAuth } from './auth.js';
+import type { Config } from '../core/platform/config.js';
 import type { ApiDeps } from './deps.js';
 import { frameworkErrors, registerErrorHandling } from './errors.js';
 import { registerRequestLog } from './request-log.js';
-import { registerSecurity } from './security.js';
+import { registerJsonParser } from './json.js';
+import { registerAuthThrottle, registerSecurity } from './security.js';
 import { registerTenantScope } from './tenant.js';
 import { codecRoutes } from './routes/codec.js';
 import { contactRoutes } from './routes/contacts.js';
@@ -45,17 +47,27 @@ export function loggerOptions(level: string, stream?: NodeJS.WritableStream): Fa
   };
 }
 
+/** A hop count means the nearest `hops` proxies are trusted; fastify's types only take it as a function. */
+function trustProxy(setting: Config['TRUST_PROXY']): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof setting !== 'number') return setting;
+  return (_address, hop) => hop < setting;
+}
+
 export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(deps.config.LOG_LEVEL, options.logStream),
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
+    // Off by default: X-Forwarded-For is then ignored, so a client cannot pick its own rate-limit bucket.
+    trustProxy: trustProxy(deps.config.TRUST_PROXY),
     frameworkErrors,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  registerJsonParser(app);
   registerErrorHandling(app);
   registerRequestLog(app);
+  registerAuthThrottle(app, deps.config);
   registerAuth(app, { db: deps.db, adminApiKey: deps.adminApiKey, opsApiKey: deps.config.OPS_API_KEY });
   registerTenantScope(app, { db: deps.db });
   await registerSecurity(app, deps.config);

@@ -23,6 +23,7 @@ import {
   verifyTwilioSignature,
 } from '../../core/webhooks/twilio.js';
 import type { ApiDeps } from '../deps.js';
+import { exceedsJsonDepth, jsonTooDeep } from '../json.js';
 import { errorSchema } from '../schemas.js';
 
 const ackSchema = z.object({ accepted: z.number(), duplicates: z.number(), statuses: z.number() });
@@ -73,8 +74,10 @@ export const webhookRoutes =
     const rawBody = (request: FastifyRequest): Buffer => (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
 
     function parseJson(raw: Buffer): unknown {
+      const text = raw.toString('utf8');
+      if (exceedsJsonDepth(text)) throw jsonTooDeep();
       try {
-        return JSON.parse(raw.toString('utf8'));
+        return JSON.parse(text);
       } catch {
         return undefined;
       }

@@ -1,8 +1,29 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isEgressAllowEntry } from './egress-allow.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const optionalString = z.string().trim().min(1).optional();
+
+/** fastify's `trustProxy`: off, every hop, a hop count, or the proxies' addresses and CIDRs. */
+function parseTrustProxy(value: string, ctx: z.RefinementCtx): boolean | number | string[] {
+  const v = value.trim().toLowerCase();
+  if (v === 'false' || v === 'off') return false;
+  if (v === 'true' || v === 'on') return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  const entries = v.split(',').map((e) => e.trim());
+  const bad = entries.find((e) => !isProxyEntry(e));
+  if (bad === undefined) return entries;
+  ctx.addIssue({ code: 'custom', message: 'must be true, false, a hop count, or comma-separated addresses/CIDRs' });
+  return z.NEVER;
+}
+
+function isProxyEntry(entry: string): boolean {
+  const [address, bits, extra] = entry.split('/');
+  const family = isIP(address);
+  if (!family || extra !== undefined) return false;
+  return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
 
 /** Every setting Parley reads from the environment. Nothing else touches process.env. */
 export const configSchema = z.object({
@@ -125,6 +146,21 @@ export const configSchema = z.object({
     .min(0)
     .default(60_000)
     .describe('Requests per API key (per address before authentication) per minute, on each API replica; 0 turns the limit off.'),
+  AUTH_FAILURES_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(30)
+    .describe(
+      'Failed authentications (401) one client address may cause per minute, on each API replica; past it every request from that address answers 429 until the minute ends. 0 turns the limit off.',
+    ),
+  TRUST_PROXY: z
+    .string()
+    .transform((v, ctx) => parseTrustProxy(v, ctx))
+    .default(false)
+    .describe(
+      'Which reverse proxies may name the client address in X-Forwarded-For (used by rate limits and logs): `false` (ignore the header), `true` (trust every hop), a hop count (`1`), or comma-separated proxy addresses/CIDRs (`10.0.0.0/8,127.0.0.1`).',
+    ),
   RETENTION_PURGE_EVERY: z
     .string()
     .regex(/^\d+[smhd]$/, 'must be a duration like 30m, 1h or 1d')
