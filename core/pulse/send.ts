@@ -4,7 +4,7 @@ import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { PulsePageInput, PulsePageResult, PulseRunConfig, RunCounts } from '../../contracts/pulse.js';
 import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type Channel } from '../db/schema.js';
 import { callProvider, checkWindow, type OutboundDeps } from '../messaging/outbound.js';
-import { NON_RETRYABLE_FAILURES } from '../platform/errors.js';
+import { FailureType, NON_RETRYABLE_FAILURES } from '../platform/errors.js';
 import { pickContent } from './content.js';
 import { decryptAttributes } from './contacts.js';
 import { audienceFilter, runCounts } from './runs.js';
@@ -43,7 +43,7 @@ interface Attempt extends PageContext {
 
 /** A newer attempt of the page took the run: this one stops without sending. */
 const superseded = () =>
-  ApplicationFailure.create({ type: 'PulseAttemptSuperseded', message: 'a newer attempt of this campaign page is running' });
+  ApplicationFailure.create({ type: FailureType.AttemptSuperseded, message: 'a newer attempt of this campaign page is running' });
 
 /** Snapshots the campaign and opens the run row; null when the campaign or the tenant's default channel is gone. */
 export async function startRun(
@@ -260,7 +260,7 @@ export async function sendPage(deps: OutboundDeps, input: PulsePageInput, ctx: P
     .set({ fence: sql`${pulseRuns.fence} + 1` })
     .where(eq(pulseRuns.id, config.runId))
     .returning({ fence: pulseRuns.fence });
-  if (!run) throw ApplicationFailure.create({ type: 'PulseRunMissing', message: 'the campaign run has no row', nonRetryable: true });
+  if (!run) throw ApplicationFailure.create({ type: FailureType.NotFound, message: 'the campaign run has no row', nonRetryable: true });
   const attempt: Attempt = { ...ctx, fence: run.fence };
   const ticker = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
   try {
