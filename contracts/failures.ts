@@ -23,6 +23,8 @@ export const FailureType = {
   DatabaseError: 'DatabaseError',
   /** A tenant-configured destination the egress policy refuses (core/platform/egress.ts); never retried. */
   EgressRefused: 'EgressRefused',
+  /** A newer attempt of the same campaign page is running (core/pulse/send.ts): this one stops without sending. */
+  AttemptSuperseded: 'AttemptSuperseded',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -220,6 +220,8 @@ export const pulseRuns = pgTable('pulse_runs', {
   targeted: integer('targeted').notNull().default(0),
   startedAt: ts('started_at').notNull().defaultNow(),
   finishedAt: ts('finished_at'),
+  /** Bumped by each page attempt; the attempt holding the current value is the one that may send. */
+  fence: integer('fence').notNull().default(0),
 });
 
 export const campaignSends = pgTable(
@@ -234,6 +236,10 @@ export const campaignSends = pgTable(
     error: text('error'),
     createdAt: ts('created_at').notNull().defaultNow(),
     sentAt: ts('sent_at'),
+    /** The page attempt that claimed the row (pulse_runs.fence when it began). */
+    fence: integer('fence').notNull().default(0),
+    /** Set while the claiming attempt sends; a newer attempt re-claims the row only after it. */
+    leaseUntil: ts('lease_until'),
   },
   (t) => [primaryKey({ columns: [t.runId, t.contactId] })],
 );
