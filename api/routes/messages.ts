@@ -21,7 +21,8 @@ export const messageRoutes =
             'With `job_id` the message answers that job: the job completes and the waiting conversation records the reply ' +
             'instead of sending its fallback. A job answers once: a second send for it is 409 and sends nothing. ' +
             "Like every send it keeps the number's rate and WhatsApp's 24-hour window: outside the window the channel's " +
-            'reopen template goes out instead (`status: "template_sent"`), or, without one, the answer is 409 WINDOW_CLOSED and nothing is sent.',
+            'reopen template goes out instead (`status: "template_sent"`), or, without one, the answer is 409 WINDOW_CLOSED and nothing is sent. ' +
+            'A tenant with `max_concurrent_sends` sends already in flight gets 429 SEND_CAP_REACHED with `Retry-After`, and nothing is sent or recorded.',
           tags: ['messages'],
           security: bearer,
           body: z.object({
@@ -33,7 +34,11 @@ export const messageRoutes =
           response: {
             200: z.object({ message_id: z.string(), status: z.enum(['sent', 'template_sent']) }),
             409: errorSchema,
+            429: errorSchema.describe(
+              'SEND_CAP_REACHED: the tenant has max_concurrent_sends sends in flight; retry after Retry-After seconds',
+            ),
             502: errorSchema,
+            503: errorSchema.describe('DATABASE_BUSY: no database connection was free in time; retry after Retry-After seconds'),
             ...errorResponses,
           },
         },

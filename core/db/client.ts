@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import * as schema from './schema.js';
@@ -14,6 +15,16 @@ export function createPool(url: string, max = 10, acquireTimeoutMs = POOL_ACQUIR
   return pool;
 }
 
+const openTransaction = new AsyncLocalStorage<true>();
+
+/** Whether the caller runs inside a `db.transaction` callback (of any Db made here). */
+export const inTransaction = (): boolean => openTransaction.getStore() === true;
+
 export function createDb(pool: pg.Pool): Db {
-  return drizzle(pool, { schema }) as Db;
+  const db = drizzle(pool, { schema }) as Db;
+  // Marks the callback's async context, so code that must never run in a transaction (a
+  // provider call: core/messaging/outbound.ts) can refuse to.
+  const begin = db.transaction.bind(db);
+  db.transaction = ((callback, config) => openTransaction.run(true, () => begin(callback, config))) as Db['transaction'];
+  return db;
 }

@@ -15,6 +15,8 @@ import {
 import type { Keyring } from '../platform/crypto.js';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.js';
 import { conversationWorkflowId } from '../platform/ids.js';
+import { sendCapReached, tenantSendCap } from '../messaging/send-cap.js';
+import { maxConcurrentSends } from '../tenants/settings.js';
 import { jobClosed, jobNotFound } from './jobs.js';
 
 export interface LegacySend {
@@ -65,8 +67,17 @@ export const windowClosed = () =>
  * is 409 WINDOW_CLOSED and changes nothing. If the provider fails, the job is reopened and its
  * message removed, so n8n can retry the send or the conversation fall back as before; the
  * retry reuses the job's reply key, which is also the provider's idempotency key.
+ * The whole send holds one of the tenant's send slots (messaging/send-cap.ts): a tenant at its
+ * cap gets 429 SEND_CAP_REACHED before anything is read or written.
  */
 export async function sendLegacyMessage(deps: OutboundDeps, input: LegacySend): Promise<LegacySent> {
+  const limit = await maxConcurrentSends(deps.db, input.tenantId);
+  const outcome = await tenantSendCap.run(input.tenantId, limit, () => sendInSlot(deps, input));
+  if (outcome.capped) throw sendCapReached(limit);
+  return outcome.value;
+}
+
+async function sendInSlot(deps: OutboundDeps, input: LegacySend): Promise<LegacySent> {
   const prepared = await deps.db.transaction(async (txn) => {
     const tx = txn as unknown as Db;
     return input.jobId ? prepareJobAnswer(tx, deps.keyring, input, input.jobId) : prepareUnprompted(tx, deps.keyring, input);

@@ -1,11 +1,13 @@
 import { and, eq, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { inTransaction, type Db } from '../db/client.js';
 import { messages, type Channel } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import type { OutboundText, Providers } from '../providers/index.js';
 import { withSendSlot, type PacingOptions } from '../providers/pacing.js';
+import { maxConcurrentSends } from '../tenants/settings.js';
 import { applyDeliveryStatus } from './delivery-status.js';
 import { SERVICE_WINDOW_MS } from './delivery-policy.js';
+import { sendCapThrottled, tenantSendCap } from './send-cap.js';
 
 /*
  * The one way a message leaves Parley: conversation replies, real-provider deliveries, the
@@ -13,9 +15,10 @@ import { SERVICE_WINDOW_MS } from './delivery-policy.js';
  *   1. recordOutbound: the message is recorded under its idempotency key; a repeat finds the first record.
  *   2. checkWindow: inside WhatsApp's 24-hour customer-service window free text goes out;
  *      outside it only the channel's reopen template, and without one nothing does.
- *   3. + 4. callProvider: the number's send slot (providers/pacing.ts; not for the sandbox, which
- *      stands for no real number), then the provider call. Never inside a database transaction:
- *      a slow provider would hold row locks and a connection, and a rollback would forget a sent message.
+ *   3. + 4. callProvider: one of the tenant's concurrent-send slots (send-cap.ts), the number's
+ *      send slot (providers/pacing.ts; not for the sandbox, which stands for no real number), then
+ *      the provider call. Never inside a database transaction (callProvider refuses): a slow
+ *      provider would hold row locks and a connection, and a rollback would forget a sent message.
  *   5. markOutboundSent: the record becomes `sent` and the messages it answers `answered`.
  * Campaign sends keep their record in `campaign_sends` (one row per run and contact) and
  * share steps 2 to 4.
@@ -98,12 +101,31 @@ export type ProviderSend = Omit<OutboundText, 'template'> & { window: Exclude<Wi
 /** The sandbox stands in for no WhatsApp number: it has no rate to keep and sends no status callbacks. */
 const isSandbox = (channel: Channel) => channel.provider === 'sandbox';
 
+/** A programming error, not a send failure: the provider call was made inside `db.transaction`. */
+export class ProviderCallInTransaction extends Error {
+  readonly code = 'PROVIDER_CALL_IN_TRANSACTION';
+  constructor() {
+    super('a provider call must not run inside a database transaction; commit first, then send');
+    this.name = 'ProviderCallInTransaction';
+  }
+}
+
 /**
- * Steps 3 and 4: waits for the number's send slot, then calls the provider. Provider failures
- * propagate as thrown (ApplicationFailures with the shared failure types); each caller decides
- * what a failure means for its record.
+ * Steps 3 and 4: takes one of the tenant's send slots (a caller already holding one, the
+ * legacy send, keeps it), waits for the number's send slot, then calls the provider. Provider
+ * failures, and a tenant at its cap (throttled), propagate as thrown ApplicationFailures with
+ * the shared failure types; each caller decides what a failure means for its record.
  */
 export async function callProvider(deps: OutboundDeps, send: ProviderSend): Promise<{ providerMessageId: string }> {
+  if (inTransaction()) throw new ProviderCallInTransaction();
+  if (tenantSendCap.holds(send.tenantId)) return callInSlot(deps, send);
+  const limit = await maxConcurrentSends(deps.db, send.tenantId);
+  const outcome = await tenantSendCap.run(send.tenantId, limit, () => callInSlot(deps, send));
+  if (outcome.capped) throw sendCapThrottled(limit);
+  return outcome.value;
+}
+
+async function callInSlot(deps: OutboundDeps, send: ProviderSend): Promise<{ providerMessageId: string }> {
   const provider = deps.providers.forChannel(send.channel);
   const base = {
     tenantId: send.tenantId,

@@ -7,6 +7,8 @@ export class AppError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Seconds after which a retry may succeed (a Retry-After header), for 429 and 503 answers. */
+    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = 'AppError';

@@ -4,6 +4,11 @@ import type { Db } from '../db/client.js';
 import { tenants, type Tenant } from '../db/schema.js';
 import { badRequest, notFound } from '../platform/errors.js';
 
+/** Concurrent provider sends per tenant and process when the tenant has not set `max_concurrent_sends`. */
+export const DEFAULT_MAX_CONCURRENT_SENDS = 4;
+/** The most a tenant may set: a tenant's own setting never lets it take a process's connection pool (10). */
+export const MAX_CONCURRENT_SENDS_LIMIT = 8;
+
 /**
  * Every key of the tenants.settings JSON. A key is absent until a tenant sets it; readers apply
  * their own default. Adding a setting means adding it here: nothing else reads or writes the JSON.
@@ -27,6 +32,14 @@ const fields = {
     .describe('Extra keywords that unsubscribe (STOP and UNSUBSCRIBE always do); stored upper-case'),
   opt_out_confirmation: z.string().trim().min(1).max(1024).describe('Sent when a customer opts out'),
   opt_in_confirmation: z.string().trim().min(1).max(1024).describe('Sent when a customer opts back in with START'),
+  max_concurrent_sends: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_CONCURRENT_SENDS_LIMIT)
+    .describe(
+      `How many of the tenant's messages one API or worker process hands to the provider at a time (default ${DEFAULT_MAX_CONCURRENT_SENDS}); more wait`,
+    ),
 };
 
 /** What a write may contain: known keys only, each valid. */
@@ -76,4 +89,10 @@ export async function patchSettings(db: Db, tenantId: string, patch: TenantSetti
     .returning();
   if (!row) throw notFound('TENANT_NOT_FOUND', `tenant_id: no tenant "${tenantId}"`);
   return row;
+}
+
+/** The tenant's cap on concurrent provider sends (core/messaging/send-cap.ts); the default for an unknown tenant. */
+export async function maxConcurrentSends(db: Db, tenantId: string): Promise<number> {
+  const [row] = await db.select({ settings: tenants.settings }).from(tenants).where(eq(tenants.id, tenantId));
+  return (row && readSettings(row).max_concurrent_sends) ?? DEFAULT_MAX_CONCURRENT_SENDS;
 }
