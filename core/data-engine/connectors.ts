@@ -319,6 +319,30 @@ async function runPg(pools: ConnectorPools, tenantId: string, source: DataSource
   }
 }
 
+/**
+ * mysql2's pool waits for a free connection without limit (it has no acquire timeout); this
+ * gives up after `timeoutMs`, as pg's connectionTimeoutMillis does, and hands back a connection
+ * that arrives too late.
+ */
+export async function acquireMysql(pool: mysql.Pool, timeoutMs: number): Promise<mysql.PoolConnection> {
+  const pending = pool.getConnection();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new LookupError('unavailable', 'no connection to the source was free in time')), timeoutMs);
+  });
+  try {
+    return await Promise.race([pending, timeout]);
+  } catch (err) {
+    pending.then(
+      (late) => late.release(),
+      () => undefined,
+    );
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function runMysql(
   pools: ConnectorPools,
   tenantId: string,
@@ -330,7 +354,7 @@ async function runMysql(
   const { pool, entry } = await pools.myPool(tenantId, source, opts.timeoutMs);
   // $n placeholders become ?, with the values repeated in the order they appear.
   const order = sqlPlaceholders(text, 'mysql');
-  const conn = await pool.getConnection();
+  const conn = await acquireMysql(pool, opts.timeoutMs);
   // As with pg's allowExitOnIdle: a pooled socket alone must not keep the process running.
   (conn.connection as unknown as { stream?: { unref?: () => void } }).stream?.unref?.();
   try {
