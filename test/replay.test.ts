@@ -4,18 +4,25 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { WORKFLOWS_PATH } from '../worker/create-worker.js';
+import * as workflows from '../workflows/index.js';
+import { FakeOpenAi } from './helpers/fake-openai.js';
+import { FakeProvider, metaChannelBody } from './helpers/fake-providers.js';
+import { fakeInventory } from './helpers/fake-sources.js';
 import { createHarness, createTemporalClient, testKeyring, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
+import { legacyTenant, simulatedN8n } from './helpers/n8n.js';
+import { metaPayload, metaText, postMeta, wamid } from './helpers/webhooks.js';
 
 /**
- * Replays recorded conversation histories (test/histories/*.json, encrypted with the test key)
- * through the current workflow code, so a change that breaks determinism fails CI.
- * `RECORD_HISTORIES=1 npm test -- test/replay.test.ts` records them anew.
+ * Replays recorded histories (test/histories/*.json, encrypted with the test key) of every
+ * workflow type through the current workflow code, so a change that breaks determinism fails CI.
+ * `RECORD_HISTORIES=1 npm test -- test/replay.test.ts` records them anew (and overwrites the
+ * files it names; the before-answer-turn-* histories come from the workflow before answerTurn
+ * and are kept as they are).
  */
 const HISTORIES = fileURLToPath(new URL('./histories/', import.meta.url));
 const BROKEN = fileURLToPath(new URL('./fixtures/broken-workflows/index.ts', import.meta.url));
@@ -23,14 +30,19 @@ const BROKEN = fileURLToPath(new URL('./fixtures/broken-workflows/index.ts', imp
 async function loadHistories() {
   const files = (await readdir(HISTORIES)).filter((f) => f.endsWith('.json')).sort();
   return Promise.all(
-    files.map(async (f) => ({ workflowId: f, history: historyFromJSON(JSON.parse(await readFile(path.join(HISTORIES, f), 'utf8'))) })),
+    files.map(async (f) => {
+      const history = historyFromJSON(JSON.parse(await readFile(path.join(HISTORIES, f), 'utf8')));
+      const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '';
+      return { workflowId: f, type, history };
+    }),
   );
 }
 
-async function replay(workflowsPath: string) {
+async function replay(workflowsPath: string, only?: string) {
   const options = { workflowsPath, dataConverter: dataConverter(testKeyring()) };
+  const histories = (await loadHistories()).filter((h) => !only || h.type === only);
   const results = [];
-  for await (const result of Worker.runReplayHistories(options, await loadHistories())) results.push(result);
+  for await (const result of Worker.runReplayHistories(options, histories)) results.push(result);
   return results;
 }
 
@@ -41,8 +53,14 @@ describe('workflow replay', { skip: process.env.RECORD_HISTORIES ? 'recording' :
     for (const r of results) assert.equal(r.error, undefined, `${r.workflowId}: ${r.error}`);
   });
 
+  it('every workflow type the worker registers has a recorded history', async () => {
+    const recorded = new Set((await loadHistories()).map((h) => h.type));
+    const missing = Object.keys(workflows).filter((type) => !recorded.has(type));
+    assert.deepEqual(missing, [], `record histories for ${missing.join(', ')} (RECORD_HISTORIES=1)`);
+  });
+
   it('a deliberately non-deterministic workflow fails replay', async () => {
-    const results = await replay(BROKEN);
+    const results = await replay(BROKEN, 'conversationWorkflow');
     assert.ok(results.length >= 3);
     for (const r of results) assert.ok(r.error, `${r.workflowId} should not replay on the broken workflow`);
     assert.match(String(results[0].error?.name ?? results[0].error), /Determinism/);
@@ -51,13 +69,48 @@ describe('workflow replay', { skip: process.env.RECORD_HISTORIES ? 'recording' :
 
 describe('record histories', { skip: process.env.RECORD_HISTORIES ? false : 'set RECORD_HISTORIES=1 to record' }, () => {
   let h: Harness;
+  let client: Client;
+  const meta = new FakeProvider('meta', { token: 'meta-token' });
+  const openai = new FakeOpenAi();
+  const inventory = fakeInventory('inv-key');
   before(async () => {
+    await Promise.all([meta.start(), openai.start(), inventory.start()]);
     h = await createHarness({ env: { CONVERSATION_WINDOW_S: '3' } });
+    client = await createTemporalClient({ address: h.config.TEMPORAL_ADDRESS!, namespace: 'default', keyring: testKeyring() });
   });
-  after(() => h.close());
+  after(async () => {
+    await client.connection.close();
+    await h.close();
+    await Promise.all([meta.close(), openai.close(), inventory.stop()]);
+  });
 
-  it('records a single turn, a debounced burst and a conversation that closes', async () => {
-    const client = await createTemporalClient({ address: h.config.TEMPORAL_ADDRESS!, namespace: 'default', keyring: testKeyring() });
+  /** Waits for the workflow to close and writes its history (the proto JSON historyFromJSON reads). */
+  async function save(name: string, workflowId: string): Promise<void> {
+    const handle = client.workflow.getHandle(workflowId);
+    await waitFor(async () => (await handle.describe()).status.name === 'COMPLETED', { timeoutMs: 60_000, what: `${name} to close` });
+    await writeFile(path.join(HISTORIES, `${name}.json`), historyToJSON(await handle.fetchHistory()));
+  }
+
+  /** The one closed workflow of a type this harness's task queue ran, saved under the type's name. */
+  async function saveType(type: string): Promise<void> {
+    const id = await waitFor(
+      async () => {
+        for await (const w of client.workflow.list({
+          query: `WorkflowType = '${type}' AND TaskQueue = '${h.config.TEMPORAL_TASK_QUEUE}'`,
+        })) {
+          if (w.status.name === 'COMPLETED') return w.workflowId;
+        }
+        return undefined;
+      },
+      { timeoutMs: 60_000, what: `a completed ${type}` },
+    );
+    await save(type, id);
+  }
+
+  const workflowIdOf = async (t: { id: string; key: string }, conversationId: string) =>
+    (await h.request('GET', `/routes/tenants/${t.id}/conversations/${conversationId}`, { key: t.key })).body.workflow_id as string;
+
+  it('records the sandbox knowledge path: a single turn, a debounced burst and a conversation that closes', async () => {
     const tenant = await h.createTenant('replay-tenant');
     await h.request('PUT', `/routes/tenants/${tenant.id}/knowledge`, {
       key: tenant.key,
@@ -71,21 +124,159 @@ describe('record histories', { skip: process.env.RECORD_HISTORIES ? false : 'set
         conversationId = r.body.conversation_id;
         await delay(gapMs);
       }
-      const conv = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${conversationId}`, { key: tenant.key });
-      const handle = client.workflow.getHandle(conv.body.workflow_id);
-      await waitFor(async () => (await handle.describe()).status.name === 'COMPLETED', { timeoutMs: 30_000, what: 'workflow to close' });
-      // The CLI's proto JSON is the format historyFromJSON reads.
-      const { stdout } = await promisify(execFile)(
-        process.env.TEMPORAL_CLI!,
-        ['workflow', 'show', '--workflow-id', handle.workflowId, '--address', h.config.TEMPORAL_ADDRESS!, '--output', 'json'],
-        { maxBuffer: 64 * 1024 * 1024 },
-      );
-      await writeFile(path.join(HISTORIES, `${name}.json`), stdout);
+      await save(name, await workflowIdOf(tenant, conversationId));
     };
     await conversation('single-turn', ['when are you open?'], 300);
     await conversation('two-turns', ['hello', 'when are you open?'], 800);
     await h.request('PATCH', `/routes/tenants/${tenant.id}/settings`, { key: tenant.key, body: { debounce_ms: 500 } });
     await conversation('debounced-burst', ['hi', 'quick question', 'when are you open?'], 100);
-    await client.connection.close();
+  });
+
+  it('records a reply delivered through a real provider (Meta) and a media download', async () => {
+    const tenant = await h.createTenant();
+    const body = metaChannelBody(meta.url);
+    const ch = await h.request('POST', `/routes/tenants/${tenant.id}/channels`, { key: tenant.key, body });
+    assert.equal(ch.status, 201, JSON.stringify(ch.body));
+    const from = uniquePhone();
+    const image = {
+      from: uniquePhone().slice(1),
+      id: wamid(),
+      timestamp: String(Math.floor(Date.now() / 1000)),
+      type: 'image',
+      image: { id: 'media-replay', mime_type: 'image/jpeg', sha256: 'abc', caption: 'my receipt' },
+    };
+    const res = await postMeta(
+      h.baseUrl,
+      metaPayload(body.credentials.phone_number_id, { messages: [metaText(from, 'hello'), image] }),
+      's',
+    );
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    await waitFor(async () => meta.sends().some((r) => `+${r.body.to}` === from), {
+      timeoutMs: 30_000,
+      what: 'the reply at the fake Meta',
+    });
+    const { rows } = await h.runtime.pool.query(
+      `SELECT c.workflow_id FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE c.tenant_id = $1 AND k.phone_hash = $2`,
+      [tenant.id, h.runtime.keyring.blindIndex(from)],
+    );
+    await save('real-provider-delivery', rows[0].workflow_id);
+    await saveType('mediaDownloadWorkflow');
+  });
+
+  it('records a legacy n8n turn answered through /messages/send', async () => {
+    const tenant = await legacyTenant(h, 'A person will answer soon.', 30);
+    const n8n = simulatedN8n(h.baseUrl);
+    const from = uniquePhone();
+    const r = await h.inbound(tenant.key, {
+      from,
+      message: 'where is my order?',
+      tenant_id: tenant.id,
+      timestamp: new Date().toISOString(),
+    });
+    const job = await n8n.pollJob(tenant.key);
+    assert.ok(job);
+    const sent = await n8n.send(tenant.key, { to: from, message: 'It shipped.', tenant_id: tenant.id, job_id: job.job_id });
+    assert.equal(sent.status, 200, JSON.stringify(sent.body));
+    await save('legacy-n8n-answer', await workflowIdOf(tenant, r.body.conversation_id));
+  });
+
+  it('records an AI reply (an OpenAI-compatible endpoint)', async () => {
+    const tenant = await h.createTenant();
+    await h.request('PUT', `/routes/tenants/${tenant.id}/knowledge`, {
+      key: tenant.key,
+      body: { entries: [{ title: 'Delivery', content: 'We deliver within 3 days.' }] },
+    });
+    const put = await h.request('PUT', `/routes/tenants/${tenant.id}/ai`, {
+      key: tenant.key,
+      body: {
+        base_url: openai.baseUrl,
+        api_key: 'sk-replay',
+        chat_model: 'test-chat',
+        embedding_model: 'test-embed',
+        confidence_threshold: 0.5,
+      },
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const reply = await h.ask(tenant, 'do you deliver?');
+    assert.ok(reply.text);
+    const { rows } = await h.runtime.pool.query(
+      `SELECT c.workflow_id FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE c.tenant_id = $1 AND k.phone_hash = $2`,
+      [tenant.id, h.runtime.keyring.blindIndex(reply.from)],
+    );
+    await save('ai-reply', rows[0].workflow_id);
+    // Setting the AI profile embeds the knowledge base.
+    await saveType('knowledgeIngestWorkflow');
+  });
+
+  it('records a data lookup and a data source test', async () => {
+    const tenant = await h.createTenant();
+    const put = await h.request('PUT', `/routes/tenants/${tenant.id}/data-sources`, {
+      key: tenant.key,
+      body: {
+        data_sources: [
+          {
+            id: 'inventory_api',
+            name: 'Inventory System',
+            type: 'rest_api',
+            connection: { base_url: `${inventory.url}/api`, api_key: 'inv-key', headers: { Authorization: 'Bearer {api_key}' } },
+            endpoints: { check_stock: '/products/{sku}/stock' },
+          },
+        ],
+      },
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const intents = await h.request('PUT', `/routes/tenants/${tenant.id}/intents`, {
+      key: tenant.key,
+      body: {
+        intents: [
+          {
+            id: 'stock',
+            patterns: ['is (?<sku>SKU-\\d+) in stock'],
+            data_source: 'inventory_api',
+            query: 'check_stock',
+            params: ['sku'],
+            reply_template: '{{name}}: {{quantity}} in stock',
+          },
+        ],
+      },
+    });
+    assert.equal(intents.status, 200, JSON.stringify(intents.body));
+    const lookup = await h.request('POST', '/routes/data/nl-query', {
+      key: tenant.key,
+      body: { tenant_id: tenant.id, question: 'is SKU-789 in stock?' },
+    });
+    assert.equal(lookup.body.matched, true, JSON.stringify(lookup.body));
+    const test = await h.request('POST', `/routes/tenants/${tenant.id}/data-sources/inventory_api/test`, { key: tenant.key });
+    assert.equal(test.status, 200, JSON.stringify(test.body));
+    await saveType('dataLookupWorkflow');
+    await saveType('dataSourceTestWorkflow');
+  });
+
+  it('records a campaign run and a retention purge', async () => {
+    const tenant = await h.createTenant();
+    const phone = uniquePhone();
+    const contacts = await h.request('PUT', `/routes/tenants/${tenant.id}/contacts`, {
+      key: tenant.key,
+      body: { contacts: [{ phone, name: 'Ana', tags: ['vip'], opted_in: true }] },
+    });
+    assert.equal(contacts.status, 200, JSON.stringify(contacts.body));
+    const campaign = await h.request('POST', `/routes/tenants/${tenant.id}/pulse/campaigns`, {
+      key: tenant.key,
+      body: {
+        name: 'Weekly pulse',
+        cron: '0 0 1 1 *',
+        timezone: 'UTC',
+        message: { template: 'Hi {{name}}', window_template: 'weekly_pulse' },
+      },
+    });
+    assert.equal(campaign.status, 201, JSON.stringify(campaign.body));
+    const run = await h.request('POST', `/routes/tenants/${tenant.id}/pulse/campaigns/${campaign.body.id}/trigger`, { key: tenant.key });
+    assert.equal(run.status, 202, JSON.stringify(run.body));
+    await saveType('pulseCampaignWorkflow');
+    await client.workflow.execute(workflows.retentionPurgeWorkflow, {
+      taskQueue: h.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `retention-replay-${Date.now()}`,
+    });
+    await saveType('retentionPurgeWorkflow');
   });
 });

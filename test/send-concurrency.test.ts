@@ -5,7 +5,6 @@ import { eq } from 'drizzle-orm';
 import { channels } from '../core/db/schema.js';
 import { callProvider, ProviderCallInTransaction } from '../core/messaging/outbound.js';
 import { tenantSendCap } from '../core/messaging/send-cap.js';
-import { DEFAULT_MAX_CONCURRENT_SENDS } from '../core/tenants/settings.js';
 import { FakeProvider, metaChannelBody } from './helpers/fake-providers.js';
 import { createHarness, uniquePhone, type Harness } from './helpers/harness.js';
 
@@ -78,6 +77,9 @@ describe('concurrent sends: per-tenant cap, no provider call in a transaction', 
 
   it('50 concurrent answers to distinct jobs on the sandbox all complete, each once, never more than the cap at a time', async () => {
     const t = await sandboxTenant();
+    const cap = 4;
+    const set = await h.request('PATCH', `/routes/tenants/${t.id}/settings`, { key: t.key, body: { max_concurrent_sends: cap } });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
     const work = await jobs(t, 50);
     const watch = watchInFlight(t.id);
     const statuses: number[] = [];
@@ -103,7 +105,7 @@ describe('concurrent sends: per-tenant cap, no provider call in a transaction', 
 
     assert.ok(statuses.includes(429), 'the burst met the cap');
     assert.deepEqual([...retryAfter], ['1']);
-    assert.ok(maxInFlight <= DEFAULT_MAX_CONCURRENT_SENDS, `at most the cap in flight (saw ${maxInFlight})`);
+    assert.ok(maxInFlight <= cap && maxInFlight > 1, `at most the cap in flight, and more than one (saw ${maxInFlight})`);
     for (const j of work) {
       const row = await jobRow(j.jobId);
       assert.equal(row.status, 'completed');

@@ -5,6 +5,7 @@ import type { PulsePageInput, PulsePageResult, PulseRunConfig, RunCounts } from 
 import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type Channel } from '../db/schema.js';
 import { callProvider, checkWindow, type OutboundDeps } from '../messaging/outbound.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../platform/errors.js';
+import { maxConcurrentSends } from '../tenants/settings.js';
 import { pickContent } from './content.js';
 import { decryptAttributes } from './contacts.js';
 import { audienceFilter, runCounts } from './runs.js';
@@ -300,6 +301,8 @@ async function sendFenced(deps: OutboundDeps, input: PulsePageInput, ctx: Attemp
   let checkedAt = Date.now();
   let dispatched = 0;
 
+  // At most the tenant's send cap in flight (messaging/send-cap.ts), so a campaign alone never meets it.
+  const maxInFlight = Math.min(MAX_IN_FLIGHT, await maxConcurrentSends(db, config.tenantId));
   const intervalMs = 1000 / config.ratePerSecond;
   // Each send has a due time one interval after the previous one; a page that starts (or a
   // send that runs) late catches up by at most MAX_CATCH_UP_MS, so bursts stay small.
@@ -315,7 +318,7 @@ async function sendFenced(deps: OutboundDeps, input: PulsePageInput, ctx: Attemp
     due = Math.max(due, Date.now() - MAX_CATCH_UP_MS);
     const wait = due - Date.now();
     if (wait > 0) await delay(wait);
-    while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+    while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
     if (failure) break;
     const p: Promise<unknown> = sendOne(deps, config, channel, id, ctx).then(
       () => inFlight.delete(p),

@@ -4,10 +4,14 @@ import type { Db } from '../db/client.js';
 import { tenants, type Tenant } from '../db/schema.js';
 import { badRequest, notFound } from '../platform/errors.js';
 
-/** Concurrent provider sends per tenant and process when the tenant has not set `max_concurrent_sends`. */
-export const DEFAULT_MAX_CONCURRENT_SENDS = 4;
-/** The most a tenant may set: a tenant's own setting never lets it take a process's connection pool (10). */
-export const MAX_CONCURRENT_SENDS_LIMIT = 8;
+/**
+ * Concurrent provider sends per tenant and process when the tenant has not set
+ * `max_concurrent_sends`: at a provider's usual 200-500 ms per call, enough for a campaign at
+ * WhatsApp's 80 msg/s, few enough that a tenant whose provider hangs ties up little of a process.
+ */
+export const DEFAULT_MAX_CONCURRENT_SENDS = 16;
+/** The most a tenant may set: its own setting never lifts the cap off. */
+export const MAX_CONCURRENT_SENDS_LIMIT = 64;
 
 /**
  * Every key of the tenants.settings JSON. A key is absent until a tenant sets it; readers apply
