@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import { channels } from '../core/db/schema.js';
+import { expireTurnJob } from '../core/legacy-queue/jobs.js';
 import { callProvider, ProviderCallInTransaction } from '../core/messaging/outbound.js';
 import { tenantSendCap } from '../core/messaging/send-cap.js';
 import { FakeProvider, metaChannelBody } from './helpers/fake-providers.js';
@@ -204,5 +205,35 @@ describe('concurrent sends: per-tenant cap, no provider call in a transaction', 
     // The same call after the transaction goes out.
     await call();
     assert.equal((await h.sandbox(t.id, t.key, to)).length, 1);
+  });
+
+  it("a send the provider accepted stays the job's answer when the bookkeeping after it fails: the timeout sends no fallback", async () => {
+    const t = await sandboxTenant();
+    const [j] = await jobs(t, 1);
+    // The step after the provider call (marking the message sent) fails for this tenant.
+    await h.runtime.pool.query(`
+      CREATE FUNCTION h5_refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.status = 'sent' AND NEW.tenant_id = '${t.id}' THEN RAISE EXCEPTION 'bookkeeping down'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER h5_refuse_sent BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION h5_refuse_sent();`);
+    try {
+      const res = await send(t, { to: j.to, message: 'It shipped.', job_id: j.jobId });
+      assert.equal(res.status, 500, JSON.stringify(res.body));
+    } finally {
+      await h.runtime.pool.query('DROP TRIGGER h5_refuse_sent ON messages; DROP FUNCTION h5_refuse_sent();');
+    }
+    assert.equal((await h.sandbox(t.id, t.key, j.to)).length, 1, 'the provider took the answer');
+    // The conversation's timeout now finds the job answered: it reports n8n's reply and sends no fallback.
+    const outcome = await expireTurnJob(h.runtime.db, h.runtime.keyring, { tenantId: t.id, jobId: j.jobId });
+    assert.deepEqual(
+      { outcome: outcome.outcome, text: 'text' in outcome ? outcome.text : undefined },
+      { outcome: 'replied', text: 'It shipped.' },
+    );
+    assert.equal((await jobRow(j.jobId)).status, 'completed');
+    const again = await send(t, { to: j.to, message: 'It shipped.', job_id: j.jobId });
+    assert.equal(again.status, 409, 'a retried answer sends nothing twice');
+    assert.equal((await h.sandbox(t.id, t.key, j.to)).length, 1);
   });
 });
