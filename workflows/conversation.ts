@@ -59,9 +59,11 @@ function capPendingText(pending: InboundMessage[]): void {
   }
 }
 
-/** What ended a failed turn's retries, as its failure type: never its message. */
-const failureTypeOf = (err: ActivityFailure): string =>
-  err.cause instanceof ApplicationFailure ? (err.cause.type ?? 'ApplicationFailure') : (err.cause?.name ?? 'Error');
+/** What ended a failed turn's retries (a local activity's failure arrives unwrapped), as its type: never its message. */
+const failureTypeOf = (err: ActivityFailure | ApplicationFailure): string => {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? 'ApplicationFailure') : (cause?.name ?? 'Error');
+};
 
 /** A remembered exchange, its text cut to MEMORY_TEXT_LIMIT. */
 const remember = (role: Exchange['role'], text: string, at: string): Exchange => ({ role, text: text.slice(0, MEMORY_TEXT_LIMIT), at });
@@ -241,7 +243,7 @@ export const conversationWorkflow: ConversationWorkflow = async (input) => {
       planned = patched('answer-turn') ? await answerTurn({ ...planInput, reply: replyTarget(turn) }) : { plan: await planTurn(planInput) };
     } catch (err) {
       // Before this patch a failed turn failed the run: those histories must still replay so.
-      if (!(err instanceof ActivityFailure) || !patched('failed-turn')) throw err;
+      if (!(err instanceof ActivityFailure || err instanceof ApplicationFailure) || !patched('failed-turn')) throw err;
       failure = failureTypeOf(err);
     }
     for (const m of turn) if (m.text) memory.push(remember('customer', m.text, m.receivedAt));
