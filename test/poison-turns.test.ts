@@ -31,7 +31,18 @@ const POISON_SQL = `
     END IF;
     RETURN NEW;
   END $$;
-  CREATE TRIGGER poison_reply BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION poison_reply();`;
+  CREATE TRIGGER poison_reply BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION poison_reply();
+  CREATE TABLE poison_inbound (sqlstate text NOT NULL);
+  CREATE FUNCTION poison_inbound() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE s text;
+  BEGIN
+    SELECT sqlstate INTO s FROM poison_inbound LIMIT 1;
+    IF s IS NOT NULL AND NEW.direction = 'inbound' THEN
+      RAISE EXCEPTION 'value too long: "${ERROR_MARKER}"' USING ERRCODE = s, DETAIL = '${ERROR_MARKER}';
+    END IF;
+    RETURN NEW;
+  END $$;
+  CREATE TRIGGER poison_inbound BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION poison_inbound();`;
 
 describe('no poison turns', () => {
   let h: Harness;
@@ -182,5 +193,26 @@ describe('no poison turns', () => {
     const replies = await repliesTo(tenant, from, next.body.message_id);
     assert.equal(replies.at(-1).text, HOURS);
     assert.ok(!(workerLog.join('') + h.logs.text()).includes(ERROR_MARKER));
+  });
+
+  it("a query that fails in the API logs its SQLSTATE, not what it echoed or the customer's text, and changes nothing", async () => {
+    const tenant = await tenantWithKnowledge();
+    const secret = `CUSTOMERSECRET${randomBytes(4).toString('hex')}`;
+    const outbox = async () => (await owner.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox')).rows[0].n;
+    const queued = await outbox();
+    await owner.query(`INSERT INTO poison_inbound VALUES ('22001')`);
+    try {
+      const r = await send(tenant, uniquePhone(), `${secret} hello`);
+      assert.equal(r.status, 500);
+      assert.equal(r.body.error.code, 'INTERNAL');
+      assert.ok(!JSON.stringify(r.body).includes(ERROR_MARKER));
+    } finally {
+      await owner.query('DELETE FROM poison_inbound');
+    }
+    assert.equal(await outbox(), queued);
+    const logs = h.logs.text();
+    assert.match(logs, /SQLSTATE 22001/, 'the failure is logged, as its SQLSTATE');
+    assert.ok(!logs.includes(ERROR_MARKER), 'no log line carries what the failed query echoed');
+    assert.ok(!logs.includes(secret), "no log line carries the customer's text");
   });
 });
