@@ -151,3 +151,49 @@ describe('outbox relay under crashes and replicas', () => {
     assert.deepEqual(await answeredIds(h, tenant, from, 251), [...ids[from], next.body.message_id]);
   });
 });
+
+describe('outbox relay: dead letter', () => {
+  let h: Harness;
+  after(() => h?.close());
+
+  it('a conversation whose rows keep failing is dead-lettered with an alert, and delivered once the cause is fixed', async () => {
+    h = await createHarness();
+    const tenant = await setup(h);
+    await h.api.relay.stop();
+    const from = uniquePhone();
+    const [first] = await backlog(h, tenant, from, 1);
+    // The row cannot be relayed (its ciphertext no longer decrypts, as after a lost key), and has
+    // already failed all but its last attempt: the ninth backoff would otherwise take a minute.
+    const { rows } = await h.runtime.pool.query<{ body_enc: string }>('SELECT body_enc FROM messages WHERE id = $1', [first]);
+    await h.runtime.pool.query(`UPDATE messages SET body_enc = 'k9:AAAA' WHERE id = $1`, [first]);
+    await h.runtime.pool.query('UPDATE outbox SET attempts = 9 WHERE message_id = $1', [first]);
+    h.api.relay.start();
+
+    const dead = await waitFor(
+      async () => {
+        const health = await h.request('GET', '/');
+        return health.body.relay.dead_lettered === 1 && health.body;
+      },
+      { what: 'the row counted as dead-lettered' },
+    );
+    assert.equal(dead.relay.pending, 1);
+    assert.match(h.logs.text(), /OUTBOX_DEAD_LETTERED/);
+    const [row] = (
+      await h.runtime.pool.query(
+        "SELECT attempts, last_error, next_attempt_at > now() + interval '4 minutes' AS parked FROM outbox WHERE message_id = $1",
+        [first],
+      )
+    ).rows;
+    assert.equal(row.attempts, 10);
+    assert.equal(row.parked, true, 'a dead-lettered conversation is retried every 5 minutes, not in a busy loop');
+    assert.equal(await undelivered(h), 1);
+
+    // The cause is fixed; the customer's next message relays the conversation, oldest row first.
+    await h.runtime.pool.query('UPDATE messages SET body_enc = $2 WHERE id = $1', [first, rows[0].body_enc]);
+    const [next] = await backlog(h, tenant, from, 1);
+    assert.deepEqual(await answeredIds(h, tenant, from, 2), [first, next]);
+    const health = await h.request('GET', '/');
+    assert.equal(health.body.relay.dead_lettered, 0);
+    assert.equal(health.body.relay.pending, 0);
+  });
+});
