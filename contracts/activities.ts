@@ -3,6 +3,8 @@ import type {
   AnsweredTurn,
   AnswerTurnInput,
   ConversationRef,
+  FailedTurn,
+  FailTurnInput,
   JobOutcome,
   LegacyJobRef,
   PlanTurnInput,
@@ -28,6 +30,8 @@ export interface Activities {
   sendReply: (input: SendReplyInput) => Promise<SentReply>;
   /** planTurn, and for a plain reply sendReply too. */
   answerTurn: (input: AnswerTurnInput) => Promise<AnsweredTurn>;
+  /** A turn whose planning kept failing: records the alert row and sends the tenant's fallback. */
+  failTurn: (input: FailTurnInput) => Promise<FailedTurn>;
   closeConversation: (input: ConversationRef) => Promise<void>;
   /** The workflow stopped waiting for n8n: closes the job, or reports the answer that won the race. */
   settleLegacyJob: (input: LegacyJobRef) => Promise<JobOutcome>;

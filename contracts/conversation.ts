@@ -3,6 +3,15 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { LookupTurnPlan } from './data-lookup.js';
 
+/**
+ * A turn's folded text is capped: the newest characters are kept, older messages of a burst keep
+ * only their ids (the reply still answers them). This bounds every activity input, the workflow's
+ * state and what its continue-as-new carries, however long a customer's burst.
+ */
+export const TURN_TEXT_LIMIT = 16_000;
+/** Each remembered exchange is cut to this many characters. */
+export const MEMORY_TEXT_LIMIT = 2_000;
+
 export interface InboundMessage {
   id: string;
   seq: number;
@@ -121,6 +130,16 @@ export interface AnsweredTurn {
   /** Set when the plan was a plain reply, sent in the same activity. */
   sent?: SentReply;
 }
+
+/** A turn whose planning kept failing: recorded as failed and answered with the tenant's fallback. */
+export interface FailTurnInput {
+  reply: Omit<SendReplyInput, 'text' | 'source' | 'sourceChunkIds'>;
+  /** The failure type (or error name) that ended the turn's retries. */
+  failureType: string;
+}
+
+/** The fallback a failed turn was answered with; null when the tenant or channel is gone. */
+export type FailedTurn = { text: string; sent: SentReply } | null;
 
 export interface LegacyJobRef {
   tenantId: string;

@@ -18,6 +18,12 @@ export const DATABASE_STEP_RETRY: RetryPolicy = {
   nonRetryableErrorTypes: PERMANENT,
 };
 
+/**
+ * Planning and answering a turn: a step that keeps failing on the turn's own input stops after
+ * about 20 seconds, and the turn is answered with the fallback (failTurn) instead of spinning.
+ */
+export const TURN_STEP_RETRY: RetryPolicy = { ...DATABASE_STEP_RETRY, maximumAttempts: 8 };
+
 /** An LLM answer: throttling and outages are retried briefly, then the turn falls back to the no-LLM answer. */
 export const LLM_REPLY_RETRY: RetryPolicy = {
   initialInterval: '1s',

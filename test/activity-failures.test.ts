@@ -13,7 +13,7 @@ const pgError = Object.assign(new Error(`invalid input syntax for type integer: 
 describe('activity failures never carry query parameters', () => {
   const env = new MockActivityEnvironment(undefined, { interceptors: [scrubActivityFailures] });
 
-  it('a failed query becomes a retryable DatabaseError naming only its SQLSTATE', async () => {
+  it('a query its input breaks becomes a non-retryable DatabaseError naming only its SQLSTATE', async () => {
     const err = await env
       .run(async () => {
         throw new DrizzleQueryError('select $1::int', [SECRET], pgError);
@@ -21,8 +21,24 @@ describe('activity failures never carry query parameters', () => {
       .catch((e: unknown) => e);
     assert.ok(err instanceof ApplicationFailure);
     assert.equal(err.type, 'DatabaseError');
-    assert.equal(err.nonRetryable, false);
+    assert.equal(err.nonRetryable, true, 'the same input fails the same way on every retry');
     assert.match(err.message, /SQLSTATE 22P02/);
+    assert.ok(!`${err.message}${err.stack}`.includes('+15557654321'));
+  });
+
+  it('a lost connection stays retryable', async () => {
+    const lost = Object.assign(new Error(`terminating connection due to administrator command: ${SECRET}`), {
+      code: '57P01',
+      severity: 'FATAL',
+    });
+    const err = await env
+      .run(async () => {
+        throw new DrizzleQueryError('select $1::text', [SECRET], lost);
+      })
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'DatabaseError');
+    assert.equal(err.nonRetryable, false);
     assert.ok(!`${err.message}${err.stack}`.includes('+15557654321'));
   });
 

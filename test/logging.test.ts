@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
+import { DrizzleQueryError } from 'drizzle-orm/errors';
 import { pino } from 'pino';
 import { AppError, FailureType } from '../core/platform/errors.js';
 import { providerFailure } from '../core/providers/http.js';
@@ -32,6 +33,20 @@ describe('error log fields', () => {
     assert.deepEqual(errorFields(bug), { name: 'TypeError', message: 'x is undefined', stack: bug.stack });
     const unknownType = ApplicationFailure.create({ type: 'SomethingElse', message: 'odd' });
     assert.ok('stack' in errorFields(unknownType));
+  });
+
+  it('logs a failed query as its SQLSTATE: never its SQL, parameters, detail or hint', () => {
+    const marker = 'my number is +15550001111';
+    const pgError = Object.assign(new Error(`stack depth limit exceeded near "${marker}"`), {
+      code: '54001',
+      severity: 'ERROR',
+      detail: marker,
+      hint: marker,
+      where: `PL/pgSQL function f(text) line 1 at RAISE: ${marker}`,
+    });
+    const fields = errorFields(new DrizzleQueryError('select plainto_tsquery($1)', [marker], pgError));
+    assert.deepEqual(fields, { name: 'DatabaseError', code: '54001', message: 'database query failed (SQLSTATE 54001)' });
+    assert.deepEqual(errorFields(pgError), fields);
   });
 });
 

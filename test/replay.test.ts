@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import pg from 'pg';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { dataConverter } from '../core/temporal/client.js';
 import { WORKFLOWS_PATH } from '../worker/create-worker.js';
@@ -130,6 +131,19 @@ describe('record histories', { skip: process.env.RECORD_HISTORIES ? false : 'set
     await conversation('two-turns', ['hello', 'when are you open?'], 800);
     await h.request('PATCH', `/routes/tenants/${tenant.id}/settings`, { key: tenant.key, body: { debounce_ms: 500 } });
     await conversation('debounced-burst', ['hi', 'quick question', 'when are you open?'], 100);
+    // A turn whose reply PostgreSQL keeps refusing is answered with the fallback (failTurn).
+    const owner = new pg.Client({ connectionString: h.databaseUrl });
+    await owner.connect();
+    await owner.query(`
+      CREATE FUNCTION refuse_knowledge_reply() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.reply_source = 'knowledge' THEN RAISE EXCEPTION 'stack depth limit exceeded' USING ERRCODE = '54001'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_knowledge_reply BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_knowledge_reply();`);
+    await conversation('failed-turn', ['when are you open?'], 300);
+    await owner.query('DROP TRIGGER refuse_knowledge_reply ON messages');
+    await owner.end();
   });
 
   it('records a reply delivered through a real provider (Meta) and a media download', async () => {

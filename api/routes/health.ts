@@ -28,12 +28,17 @@ export const healthRoutes =
                 oldest_pending_age_s: z.number().nullable(),
                 dead_lettered: z.number().describe('Pending messages whose delivery to Temporal keeps failing (retried every 5 minutes)'),
               }),
+              turns: z.object({
+                failed_24h: z
+                  .number()
+                  .describe("Turns of the last 24 hours whose planning kept failing, answered with the tenant's fallback message"),
+              }),
             }),
           },
         },
       },
       async () => {
-        const [jobs, relay] = await Promise.all([
+        const [jobs, relay, failed] = await Promise.all([
           deps.pool.query<{ status: string; n: number; oldest: number | null }>(
             `SELECT status, count(*)::int AS n,
                     extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8 AS oldest
@@ -45,6 +50,7 @@ export const healthRoutes =
                FROM outbox WHERE delivered_at IS NULL`,
             [RELAY_DEAD_LETTER_ATTEMPTS],
           ),
+          deps.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM failed_turns WHERE created_at > now() - interval '24 hours'`),
         ]);
         const queued = jobs.rows.find((r) => r.status === 'queued');
         return {
@@ -59,6 +65,7 @@ export const healthRoutes =
             oldest_pending_age_s: relay.rows[0].oldest != null ? Number(relay.rows[0].oldest) : null,
             dead_lettered: relay.rows[0].dead,
           },
+          turns: { failed_24h: failed.rows[0].n },
         };
       },
     );

@@ -428,3 +428,13 @@ export const remoteLookups = pgTable('remote_lookups', {
   deadline: ts('deadline').notNull(),
   settledAt: ts('settled_at'),
 });
+
+// Turns answered with the fallback after their steps kept failing (migrations/1600_failed_turns.sql)
+export const failedTurns = pgTable('failed_turns', {
+  replyKey: text('reply_key').primaryKey(),
+  tenantId: text('tenant_id').notNull(),
+  conversationId: uuid('conversation_id').notNull(),
+  messages: integer('messages').notNull(),
+  failureType: text('failure_type').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});

@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Keyring } from '../platform/crypto.js';
+import { summarizeError } from '../platform/errors.js';
 import { readSettings } from '../tenants/settings.js';
 import {
   inboundSignal,
@@ -97,7 +98,7 @@ export class OutboxRelay {
       this.queued.delete(conversationId);
       this.running++;
       void this.deliver(conversationId)
-        .catch((err: Error) => this.opts.log.error({ err: { message: err.message }, conversationId }, 'outbox relay failed'))
+        .catch((err: unknown) => this.opts.log.error({ err: summarizeError(err), conversationId }, 'outbox relay failed'))
         .finally(() => {
           this.running--;
           this.drain();
@@ -122,7 +123,7 @@ export class OutboxRelay {
       for (const r of rows) this.queued.add(r.conversation_id);
       this.drain();
     } catch (err) {
-      this.opts.log.warn({ err: { message: (err as Error).message } }, 'outbox sweep failed');
+      this.opts.log.warn({ err: summarizeError(err) }, 'outbox sweep failed');
     } finally {
       this.sweeping = false;
       this.notifyIdle();

@@ -1,15 +1,15 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { Runtime, makeTelemetryFilterString, type LogLevel, type LogMetadata, type Logger } from '@temporalio/worker';
 import type { Logger as Pino } from 'pino';
-import { AppError, FailureType } from '../platform/errors.js';
+import { AppError, FailureType, summarizeError } from '../platform/errors.js';
 import type { ProviderErrorDetails } from '../providers/http.js';
 
 const EXPECTED: ReadonlySet<string> = new Set(Object.values(FailureType));
 
 /**
  * An error as log fields. Expected failures (an AppError, a Temporal failure of one of Parley's
- * failure types, e.g. a provider's 4xx or 5xx) are their code and message; anything else keeps
- * its stack, since only an unexpected error needs one.
+ * failure types, e.g. a provider's 4xx or 5xx) are their code and message; a database error its
+ * SQLSTATE; anything else keeps its stack, since only an unexpected error needs one.
  */
 export function errorFields(err: unknown): Record<string, unknown> {
   if (err instanceof AppError) return { code: err.code, message: err.message };
@@ -21,6 +21,9 @@ export function errorFields(err: unknown): Record<string, unknown> {
       ...(provider?.provider ? { provider: provider.provider, httpStatus: provider.httpStatus, providerCode: provider.code } : {}),
     };
   }
+  // A failed query's message, stack, detail and hint can echo its parameters: its summary only.
+  const summary = summarizeError(err);
+  if (summary.name === 'DatabaseError' || summary.name === 'PoolTimeout') return { ...summary };
   if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack };
   return { message: String(err) };
 }
