@@ -96,7 +96,7 @@ export async function sendLegacyMessage(deps: OutboundDeps, input: LegacySend): 
     );
   }
   // Past this point the message is out: nothing is undone, whatever happens to the bookkeeping.
-  const sent = await markOutboundSent(deps.db, {
+  const sent = await markOutboundSent(deps, {
     tenantId: input.tenantId,
     messageId: record.id,
     channel: target.channel,
