@@ -235,6 +235,11 @@ describe('erasure is complete: every table and every workflow history', () => {
     const keyring = h.runtime.keyring;
     const contact = await h.request('GET', `/routes/tenants/${t.id}/contacts?phone=${encodeURIComponent(phone)}`, { key: t.key });
     ids.contact = contact.body.contacts[0].id;
+    const consent = await h.request('PUT', `/routes/tenants/${t.id}/contacts/${ids.contact}/consent`, {
+      key: t.key,
+      body: { opted_in: true, source: 'whatsapp:START' },
+    });
+    assert.equal(consent.status, 200, JSON.stringify(consent.body));
     const conv = (await h.runtime.pool.query('SELECT id, workflow_id FROM conversations WHERE contact_id = $1', [ids.contact])).rows[0];
     ids.conversation = conv.id;
     ids.conversationWorkflow = conv.workflow_id;
@@ -254,7 +259,9 @@ describe('erasure is complete: every table and every workflow history', () => {
     assert.ok(usage.rows[0].n > 0, 'the AI turn counted its tokens against the conversation');
 
     // What must be gone: in clear (never stored so, but checked), and the forms that do get stored.
-    const clear = [phone, digits, name, 'Zelda Quartermaine', `Hyrule ${marker}`, texts.lookup, texts.caption, texts.campaign, mediaId];
+    // The campaign's template is the tenant's; the text personalised for the contact is theirs.
+    const personalised = `Hi ${name}, ${texts.campaign}`;
+    const clear = [phone, digits, name, 'Zelda Quartermaine', `Hyrule ${marker}`, texts.lookup, texts.caption, personalised, mediaId];
     const providerIds = [wamids.reply, wamids.campaign, wamids.inboundText, wamids.inboundImage];
     const stored = [
       keyring.blindIndex(phone),
