@@ -12,5 +12,3 @@ CREATE INDEX data_access_logs_customer ON data_access_logs (tenant_id, customer_
 -- campaign_sends.provider_message_id and delivery_events.provider_message_id. SQL holds no key,
 -- so the values written before this release are converted by core/messaging/provider-ids.ts when
 -- the API or worker starts; until then status callbacks still find them by the raw id.
-CREATE INDEX campaign_sends_provider_id ON campaign_sends (tenant_id, provider_message_id)
-  WHERE provider_message_id IS NOT NULL;

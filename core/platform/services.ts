@@ -32,6 +32,7 @@ export async function createServices(
     const owner = createPool(config.DATABASE_MIGRATION_URL, 1);
     await migrate(owner).finally(() => owner.end());
   } else await migrate(pool);
+  // Provider ids a release before migration 1400 stored in clear (SQL holds no key to hash them).
   await hashStoredProviderIds(pool, keyring);
   return withPool({ config, databaseUrl, keyring, adminApiKey: secrets.adminApiKey }, pool);
 }
