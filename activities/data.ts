@@ -163,6 +163,7 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
         responseTimeMs: result.sourceMs,
         outcome: result.rows.length === 0 ? 'not_found' : 'ok',
         via: result.via,
+        workflowId: Context.current().info.workflowExecution?.workflowId,
       });
       return { ...result, audited: true };
     },
@@ -184,7 +185,11 @@ export function createDataActivities({ db, keyring, pools = new ConnectorPools()
     /** Writes the audit row of a lookup that failed or ran elsewhere; returns its wait since the workflow's `startedAt`. */
     async recordLookup({ startedAt, sourceMs, ...entry }: RecordLookupInput): Promise<number> {
       const totalMs = Math.max(0, Date.now() - startedAt);
-      await recordAccess(db, { ...entry, responseTimeMs: sourceMs ?? totalMs });
+      await recordAccess(db, {
+        ...entry,
+        responseTimeMs: sourceMs ?? totalMs,
+        workflowId: Context.current().info.workflowExecution?.workflowId,
+      });
       return totalMs;
     },
   };

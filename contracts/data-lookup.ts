@@ -84,10 +84,12 @@ export interface AccessLogEntry {
   outcome: 'ok' | 'not_found' | 'error';
   error?: string;
   via: string;
+  /** The workflow the lookup ran in (set by the activity writing the row), so erasure finds it. */
+  workflowId?: string;
 }
 
 /** Input of the `recordLookup` activity: the audit row, timed from the workflow's `startedAt`. */
-export type RecordLookupInput = Omit<AccessLogEntry, 'responseTimeMs'> & { startedAt: number; sourceMs?: number };
+export type RecordLookupInput = Omit<AccessLogEntry, 'responseTimeMs' | 'workflowId'> & { startedAt: number; sourceMs?: number };
 
 export interface DataSourceRef {
   tenantId: string;

@@ -201,7 +201,10 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
       const rows = await outbound(conv!.id);
       return rows[0]?.status === 'sent' && rows;
     });
-    assert.match(out[0].provider_message_id, /^wamid\./);
+    // Stored as its keyed hash, never the wamid itself (it embeds the customer's number).
+    const wamidSent = meta.sentId((r) => r.body.to === senders[1].slice(1));
+    assert.match(wamidSent ?? '', /^wamid\./);
+    assert.equal(out[0].provider_message_id, h.runtime.keyring.blindIndex(wamidSent!));
 
     // The image: metadata stored at once, content fetched by the download workflow.
     const media = await waitFor(
@@ -258,7 +261,7 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     assert.equal(row.status, 'sent');
 
     // read, sent, delivered out of order: read wins.
-    const id = row.provider_message_id;
+    const id = meta.sentId((r) => r.body.to === from.slice(1))!;
     for (const s of ['read', 'sent', 'delivered']) {
       await postMeta(h.baseUrl, metaPayload(pnid, { statuses: [metaStatus(id, s)] }), META_SECRET);
     }
@@ -364,9 +367,11 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
       const rows = await outbound(conv.id);
       return rows[0]?.status === 'sent' && rows;
     });
+    const sentSid = twilio.sentId((r) => r.body.To === `whatsapp:${from}`)!;
+    assert.equal(row.provider_message_id, h.runtime.keyring.blindIndex(sentSid), 'stored as its keyed hash');
 
     const status = {
-      MessageSid: row.provider_message_id,
+      MessageSid: sentSid,
       MessageStatus: 'undelivered',
       ErrorCode: '63016',
       AccountSid: TWILIO_SID,
@@ -421,11 +426,13 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
       const rows = await outbound(conv.id);
       return rows[0]?.status === 'sent' && rows;
     });
+    const ibId = infobip.sentId((r) => `+${r.body.to}` === a)!;
+    assert.equal(row.provider_message_id, h.runtime.keyring.blindIndex(ibId), 'stored as its keyed hash');
     const report = {
       results: [
         {
           bulkId: null,
-          messageId: row.provider_message_id,
+          messageId: ibId,
           to: a.slice(1),
           sentAt: '2025-09-10T10:30:01.000+0000',
           doneAt: '2025-09-10T10:30:02.000+0000',

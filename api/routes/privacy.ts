@@ -11,16 +11,26 @@ import { bearer, e164, errorResponses, tenantParams } from '../schemas.js';
 
 const contactParams = tenantParams.extend({ contact_id: z.uuid('must be a contact id (UUID)') });
 
+const count = (what: string) => z.number().describe(what);
 const receipt = z.object({
   erased: z.object({
-    contacts: z.number(),
-    conversations: z.number(),
-    messages: z.number(),
-    sandbox_messages: z.number(),
-    jobs: z.number(),
-    consent_events: z.number(),
-    campaign_sends: z.number(),
-    workflows: z.number(),
+    contacts: count('The contact row'),
+    conversations: count('Conversations'),
+    messages: count('Inbound and outbound messages'),
+    message_media: count('Media items received with their messages'),
+    sandbox_messages: count('Sandbox sends to their number'),
+    jobs: count('Legacy n8n jobs'),
+    consent_events: count('Consent history'),
+    campaign_sends: count('Campaign send records'),
+    delivery_events: count('Status callbacks of messages sent to them'),
+    remote_lookups: count("Lookups for the tenant's data worker"),
+    data_access_logs: count('Lookup audit rows anonymised (kept for metrics without customer, workflow or error)'),
+    ai_usage: count('AI token usage rows anonymised (kept for the budget without the conversation)'),
+    ai_events: count('AI events of their conversations'),
+    conversation_workflows: count('Conversation workflow runs whose history was deleted'),
+    lookup_workflows: count('Standalone lookup workflow runs (nl-query, data_lookup) whose history was deleted'),
+    media_workflows: count('Media download workflow runs whose history was deleted'),
+    workflows: count('All workflow runs deleted (the three kinds above)'),
   }),
   at: z.string(),
 });
@@ -85,7 +95,12 @@ export const privacyRoutes =
       {
         config: { auth: 'admin' },
         schema: {
-          summary: "Erase a contact: their messages, jobs, sandbox sends, consent history and conversation workflows' histories",
+          summary: 'Erase a contact: every row and every workflow history that names them; the receipt counts each kind',
+          description:
+            'Conversations, messages, media, jobs, sandbox sends, consent history, campaign sends, delivery status events and ' +
+            "lookups for the tenant's data worker are deleted; lookup audit rows and AI token usage are anonymised; the " +
+            'histories of their conversation, media download and standalone lookup workflows are deleted. Campaign run ' +
+            'workflows stay: they hold only ids.',
           tags: ['privacy'],
           security: bearer,
           params: contactParams,

@@ -11,6 +11,7 @@ import {
 } from '../../core/providers/channels.js';
 import type { MediaDownloadWorkflow } from '../../contracts/delivery.js';
 import { safeEqual } from '../../core/platform/crypto.js';
+import { mediaWorkflowId } from '../../core/platform/ids.js';
 import { AppError } from '../../core/platform/errors.js';
 import { emptyIngest, ingest, type IngestResult } from '../../core/webhooks/receive.js';
 import { infobipWebhookSchema, normalizeInfobip } from '../../core/webhooks/infobip.js';
@@ -62,7 +63,7 @@ export const webhookRoutes =
         // Fire and forget: the message is durable already; a failed start leaves the media pending.
         deps.temporal.workflow
           .start<MediaDownloadWorkflow>('mediaDownloadWorkflow', {
-            workflowId: `media/${m.tenantId}/${m.mediaId}`,
+            workflowId: mediaWorkflowId(m.tenantId, m.mediaId),
             taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
             args: [m],
           })

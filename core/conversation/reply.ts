@@ -135,7 +135,7 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     }
     throw err;
   }
-  const sent = await markOutboundSent(db, {
+  const sent = await markOutboundSent(deps, {
     tenantId: input.tenantId,
     messageId: message.id,
     channel,

@@ -271,6 +271,7 @@ export async function recordAccess(db: Db, e: AccessLogEntry): Promise<void> {
     outcome: e.outcome,
     error: e.error?.slice(0, 1000) ?? null,
     via: e.via,
+    workflowId: e.workflowId ?? null,
   });
 }
 

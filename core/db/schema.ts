@@ -405,6 +405,8 @@ export const dataAccessLogs = pgTable('data_access_logs', {
   outcome: text('outcome').notNull(),
   error: text('error'),
   via: text('via').notNull(),
+  /** 1400_erasure_complete: the workflow the lookup ran in, so erasure finds it. */
+  workflowId: text('workflow_id'),
 });
 
 // Lookups the tenant's own data worker answers over the API (migrations/1100_remote_lookups.sql)

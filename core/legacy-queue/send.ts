@@ -107,7 +107,7 @@ async function sendInSlot(deps: OutboundDeps, input: LegacySend): Promise<Legacy
     );
   }
   // Past this point the message is out: nothing is undone, whatever happens to the bookkeeping.
-  const sent = await markOutboundSent(deps.db, {
+  const sent = await markOutboundSent(deps, {
     tenantId: input.tenantId,
     messageId: record.id,
     channel: target.channel,

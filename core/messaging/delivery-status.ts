@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { deliveryEvents } from '../db/schema.js';
+import type { Keyring } from '../platform/crypto.js';
+import { providerIdForms, providerIdHash } from './provider-ids.js';
 
 export type DeliveryStatus = 'sent' | 'delivered' | 'read' | 'failed';
 
@@ -14,23 +16,24 @@ export interface StatusEvent {
 }
 
 /**
- * Records a status callback. Events are kept by provider message id and the message's state is
- * derived from all of them (failed > read > delivered > sent), so arrival order does not matter
- * and a status that arrives before the send's own response is applied when that response lands.
+ * Records a status callback. Events are kept by (the hash of) the provider message id and the
+ * message's state is derived from all of them (failed > read > delivered > sent), so arrival order
+ * does not matter and a status that arrives before the send's own response is applied when that
+ * response lands.
  */
-export async function recordDeliveryStatus(db: Db, event: StatusEvent): Promise<void> {
+export async function recordDeliveryStatus(db: Db, keyring: Keyring, event: StatusEvent): Promise<void> {
   await db
     .insert(deliveryEvents)
     .values({
       tenantId: event.tenantId,
-      providerMessageId: event.providerMessageId,
+      providerMessageId: providerIdHash(keyring, event.providerMessageId),
       status: event.status,
       errorCode: event.errorCode ?? null,
       errorTitle: event.errorTitle?.slice(0, 200) ?? null,
       occurredAt: event.occurredAt,
     })
     .onConflictDoNothing();
-  await applyDeliveryStatus(db, event.tenantId, event.providerMessageId);
+  await applyDeliveryStatus(db, keyring, event.tenantId, event.providerMessageId);
 }
 
 /**
@@ -38,7 +41,8 @@ export async function recordDeliveryStatus(db: Db, event: StatusEvent): Promise<
  * known yet. Called after each event and after each send response: whichever of the two
  * commits last sees the other, so no status is missed.
  */
-export async function applyDeliveryStatus(db: Db, tenantId: string, providerMessageId: string): Promise<void> {
+export async function applyDeliveryStatus(db: Db, keyring: Keyring, tenantId: string, providerMessageId: string): Promise<void> {
+  const ids = sql.param(providerIdForms(keyring, providerMessageId));
   await db.execute(sql`
     UPDATE messages m
        SET delivery_status = e.status,
@@ -47,10 +51,10 @@ export async function applyDeliveryStatus(db: Db, tenantId: string, providerMess
            delivery_updated_at = now(),
            status = CASE WHEN e.status = 'failed' THEN 'failed' ELSE m.status END
       FROM (SELECT status, error_code, error_title FROM delivery_events
-             WHERE tenant_id = ${tenantId} AND provider_message_id = ${providerMessageId}
+             WHERE tenant_id = ${tenantId} AND provider_message_id = ANY(${ids}::text[])
              ORDER BY CASE status WHEN 'failed' THEN 4 WHEN 'read' THEN 3 WHEN 'delivered' THEN 2 ELSE 1 END DESC
              LIMIT 1) e
-     WHERE m.tenant_id = ${tenantId} AND m.direction = 'outbound' AND m.provider_message_id = ${providerMessageId}
+     WHERE m.tenant_id = ${tenantId} AND m.direction = 'outbound' AND m.provider_message_id = ANY(${ids}::text[])
        AND m.delivery_status IS DISTINCT FROM e.status`);
 }
 

@@ -6,6 +6,7 @@ import type { OutboundText, Providers } from '../providers/index.js';
 import { withSendSlot, type PacingOptions } from '../providers/pacing.js';
 import { maxConcurrentSends } from '../tenants/settings.js';
 import { applyDeliveryStatus } from './delivery-status.js';
+import { providerIdHash } from './provider-ids.js';
 import { SERVICE_WINDOW_MS } from './delivery-policy.js';
 import { sendCapThrottled, tenantSendCap } from './send-cap.js';
 
@@ -157,7 +158,7 @@ export interface SentOutbound {
  * in the reply source. A record no longer `sending` keeps its state.
  */
 export async function markOutboundSent(
-  db: Db,
+  { db, keyring }: Pick<OutboundDeps, 'db' | 'keyring'>,
   m: { tenantId: string; messageId: string; channel: Channel; inReplyTo: string[]; via: 'text' | 'template'; providerMessageId: string },
 ): Promise<SentOutbound> {
   const source = m.via === 'template' ? sql`coalesce(reply_source, '') || ':template'` : sql`reply_source`;
@@ -166,14 +167,14 @@ export async function markOutboundSent(
       UPDATE ${messages} SET status = 'answered'
        WHERE tenant_id = ${m.tenantId} AND id = ANY(${sql.param(m.inReplyTo)}::uuid[])
     )
-    UPDATE ${messages} SET status = 'sent', provider_message_id = ${m.providerMessageId}, sent_at = now(), reply_source = ${source}
+    UPDATE ${messages} SET status = 'sent', provider_message_id = ${providerIdHash(keyring, m.providerMessageId)}, sent_at = now(), reply_source = ${source}
      WHERE id = ${m.messageId} AND status = 'sending'
     RETURNING sent_at`);
   const sentAt = rows[0] ? new Date(rows[0].sent_at) : new Date();
   const sent: SentOutbound = { status: 'sent', sentAt, via: m.via, providerMessageId: m.providerMessageId };
   if (isSandbox(m.channel)) return sent;
   // A status callback may have beaten this response: fold in whatever already arrived.
-  await applyDeliveryStatus(db, m.tenantId, m.providerMessageId);
+  await applyDeliveryStatus(db, keyring, m.tenantId, m.providerMessageId);
   const [final] = await db.select({ status: messages.status }).from(messages).where(eq(messages.id, m.messageId));
   return { ...sent, status: final?.status === 'failed' ? 'failed' : 'sent' };
 }
@@ -188,7 +189,7 @@ export async function markOutboundFailed(db: Db, tenantId: string, messageId: st
 /** Steps 3 to 5 for a recorded message the window lets out. */
 export async function sendRecorded(deps: OutboundDeps, m: ProviderSend & { messageId: string }): Promise<SentOutbound> {
   const { providerMessageId } = await callProvider(deps, m);
-  return markOutboundSent(deps.db, {
+  return markOutboundSent(deps, {
     tenantId: m.tenantId,
     messageId: m.messageId,
     channel: m.channel,

@@ -11,3 +11,6 @@ export const conversationWorkflowIdPrefix = (tenantId: string): string => `conve
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 export const E164_PATTERN = /^\+[1-9]\d{7,14}$/;
+
+/** The download workflow of one inbound media item (started by the webhook, erased with its contact). */
+export const mediaWorkflowId = (tenantId: string, mediaId: string): string => `media/${tenantId}/${mediaId}`;

@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import { Keyring } from './crypto.js';
 import { createDb, createPool, type Db } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
+import { hashStoredProviderIds } from '../messaging/provider-ids.js';
 import { createProviders, type Providers } from '../providers/index.js';
 import { resolveSecrets } from './secrets.js';
 import { EgressPolicy, installEgressPolicy, ownServices } from './egress.js';
@@ -31,6 +32,8 @@ export async function createServices(
     const owner = createPool(config.DATABASE_MIGRATION_URL, 1);
     await migrate(owner).finally(() => owner.end());
   } else await migrate(pool);
+  // Provider ids a release before migration 1400 stored in clear (SQL holds no key to hash them).
+  await hashStoredProviderIds(pool, keyring);
   return withPool({ config, databaseUrl, keyring, adminApiKey: secrets.adminApiKey }, pool);
 }
 

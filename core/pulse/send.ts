@@ -4,6 +4,7 @@ import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { PulsePageInput, PulsePageResult, PulseRunConfig, RunCounts } from '../../contracts/pulse.js';
 import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type Channel } from '../db/schema.js';
 import { callProvider, checkWindow, type OutboundDeps } from '../messaging/outbound.js';
+import { providerIdHash } from '../messaging/provider-ids.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../platform/errors.js';
 import { maxConcurrentSends } from '../tenants/settings.js';
 import { pickContent } from './content.js';
@@ -223,7 +224,7 @@ async function sendOne(
     await finish({
       status: 'sent',
       templateName: window.via === 'template' ? window.template.name : null,
-      providerMessageId: result.providerMessageId,
+      providerMessageId: providerIdHash(keyring, result.providerMessageId),
       sentAt: sql`now()` as unknown as Date,
     });
     return 'sent';

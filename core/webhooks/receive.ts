@@ -72,7 +72,7 @@ export async function ingest(
     }
   }
   for (const s of statuses) {
-    await recordDeliveryStatus(db, { tenantId: channel.tenantId, ...s });
+    await recordDeliveryStatus(db, keyring, { tenantId: channel.tenantId, ...s });
     into.statuses++;
   }
 }

@@ -9,6 +9,8 @@ export interface FakeRequest {
   body: any;
   raw: string;
   at: number;
+  /** What the fake answered: the raw provider message id Parley stores only as a hash. */
+  answer?: FakeAnswer;
 }
 
 export interface FakeAnswer {
@@ -60,6 +62,13 @@ export class FakeProvider {
     return this.requests.filter((r) => r.method === 'POST');
   }
 
+  /** The provider message id the fake answered the first send matching `match` with. */
+  sentId(match: (r: FakeRequest) => boolean): string | undefined {
+    const body = this.sends().find(match)?.answer?.body as
+      { messages?: { id?: string; messageId?: string }[]; sid?: string; messageId?: string } | undefined;
+    return body?.messages?.[0]?.id ?? body?.sid ?? body?.messageId ?? body?.messages?.[0]?.messageId;
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -76,6 +85,7 @@ export class FakeProvider {
     if (problem) return problem;
     const answer = this.queued.shift() ?? this.success(request);
     if (this.beforeAnswer && answer.status < 300) await this.beforeAnswer(request, answer);
+    request.answer = answer;
     return answer;
   }
 
