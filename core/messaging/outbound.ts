@@ -156,10 +156,18 @@ export async function markOutboundSent(
   return { ...sent, status: final?.status === 'failed' ? 'failed' : 'sent' };
 }
 
-/** Step 5 when nothing came of the send (the last attempt timed out): a record still `sending` is a failed delivery. */
+/**
+ * Step 5 when nothing came of the send (the last attempt timed out): a record still `sending` is
+ * a failed delivery, unless a provider call may have reached the provider (its mark is still
+ * set, see reconcile.ts): then it is `unknown`, since it may have been delivered.
+ */
 export async function markOutboundFailed(db: Db, tenantId: string, messageId: string): Promise<void> {
   await db.execute(sql`
-    UPDATE messages SET status = 'failed', delivery_status = 'failed', delivery_error_code = 'send_failed', delivery_updated_at = now()
+    UPDATE messages
+       SET status = CASE WHEN send_started_at IS NULL THEN 'failed' ELSE 'unknown' END,
+           delivery_status = CASE WHEN send_started_at IS NULL THEN 'failed' ELSE 'unknown' END,
+           delivery_error_code = CASE WHEN send_started_at IS NULL THEN 'send_failed' ELSE 'outcome_unknown' END,
+           delivery_updated_at = now()
      WHERE tenant_id = ${tenantId} AND id = ${messageId} AND status = 'sending'`);
 }
 
