@@ -4,12 +4,16 @@ import { randomBytes } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities/index.js';
 import { DELIVERY_MAX_ATTEMPTS } from '../contracts/delivery.js';
+import { eq } from 'drizzle-orm';
+import type { Db } from '../core/db/client.js';
+import { outbox } from '../core/db/schema.js';
 import { acceptInbound } from '../core/messaging/accept-inbound.js';
 import { createProviders } from '../core/providers/index.js';
 import { DEFAULT_PROVIDER_SETTINGS } from '../core/providers/http.js';
-import { createHarness, uniquePhone, type Harness } from './helpers/harness.js';
-import { FakeProvider } from './helpers/fake-providers.js';
-import { metaPayload, metaStatus, postMeta, postTwilio } from './helpers/webhooks.js';
+import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
+import { FakeProvider, type Held } from './helpers/fake-providers.js';
+import { killHard, spawnWorker } from './helpers/processes.js';
+import { metaPayload, metaStatus, metaText, postMeta, postTwilio } from './helpers/webhooks.js';
 
 const TWILIO_SID = `AC${'c3'.repeat(16)}`;
 const TWILIO_TOKEN = 'twilio-reconcile-token';
@@ -34,15 +38,23 @@ describe('reconciliation: ambiguous provider sends are never blindly repeated', 
     return res.body.id as string;
   };
 
-  /** A customer who wrote a minute ago, and a reply to them recorded and not yet sent. */
+  /**
+   * A customer who just wrote, and a reply to them recorded and not yet sent. The test runs the
+   * delivery activity itself: the message's outbox row goes in the same transaction, so no
+   * conversation workflow answers it when a worker runs (the crash drill's).
+   */
   async function queuedReply(channelId: string) {
     const to = uniquePhone();
-    const accepted = await acceptInbound(h.runtime.db, h.runtime.keyring, {
-      tenantId: tenant.id,
-      channelId,
-      from: to,
-      text: 'a question',
-      timestamp: new Date().toISOString(),
+    const accepted = await h.runtime.db.transaction(async (tx) => {
+      const a = await acceptInbound(tx as unknown as Db, h.runtime.keyring, {
+        tenantId: tenant.id,
+        channelId,
+        from: to,
+        text: 'a question',
+        timestamp: new Date().toISOString(),
+      });
+      await tx.delete(outbox).where(eq(outbox.messageId, a.messageId));
+      return a;
     });
     const { rows } = await h.runtime.pool.query(
       `INSERT INTO messages (tenant_id, conversation_id, direction, dedupe_key, body_enc, status, in_reply_to, reply_source)
@@ -317,5 +329,76 @@ describe('reconciliation: ambiguous provider sends are never blindly repeated', 
     await new MockActivityEnvironment().run(activities.markDeliveryFailed, { tenantId: tenant.id, messageId: other.input.messageId });
     const o = await row(other.input.messageId);
     assert.deepEqual([o.status, o.delivery_status], ['failed', 'failed'], 'never called: failed');
+  });
+
+  it('crash drill: a worker killed after Meta and Twilio took the reply and before Parley recorded it sends nothing twice after restart', async () => {
+    const knowledge = { entries: [{ title: 'Opening hours', content: 'We are open Monday to Friday, 9am to 5pm.' }] };
+    assert.equal((await h.request('PUT', `/routes/tenants/${tenant.id}/knowledge`, { key: tenant.key, body: knowledge })).status, 200);
+    const cleanups: (() => Promise<void>)[] = [];
+    try {
+      const [metaCustomer, twilioCustomer] = [uniquePhone(), uniquePhone()];
+      const held = { meta: meta.holdNext(metaCustomer), twilio: twilio.holdNext(twilioCustomer) };
+      const first = spawnWorker(h);
+      cleanups.push(() => killHard(first));
+      const question = 'when are you open?';
+      assert.equal(
+        (await postMeta(h.baseUrl, metaPayload(pnid, { messages: [metaText(metaCustomer, question)] }), META_SECRET)).status,
+        200,
+      );
+      const inbound = {
+        MessageSid: `SM${randomBytes(16).toString('hex')}`,
+        From: `whatsapp:${twilioCustomer}`,
+        To: `whatsapp:${twilioFrom}`,
+        Body: question,
+        AccountSid: TWILIO_SID,
+      };
+      assert.equal((await postTwilio(h.baseUrl, inbound, TWILIO_TOKEN)).status, 200);
+
+      // Both providers took the reply and hold their answers: the worker dies before it hears back.
+      const within = <T>(p: Promise<T>, what: string) =>
+        Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 60_000))]);
+      const taken = {
+        meta: (await within(held.meta.accepted, 'the reply at Meta')).message,
+        twilio: (await within(held.twilio.accepted, 'the reply at Twilio')).message,
+      };
+      await killHard(first);
+      for (const hold of Object.values(held) as Held[]) hold.release();
+      const outbound = async (customer: string) =>
+        (
+          await h.runtime.pool.query(
+            `SELECT m.status, m.provider_message_id, m.send_attempts FROM messages m JOIN conversations c ON c.id = m.conversation_id
+               JOIN contacts k ON k.id = c.contact_id WHERE k.phone_hash = $1 AND m.direction = 'outbound'`,
+            [h.runtime.keyring.blindIndex(customer)],
+          )
+        ).rows;
+      assert.deepEqual(
+        (await outbound(metaCustomer)).map((r) => r.status),
+        ['sending'],
+        'not recorded: the worker died first',
+      );
+      // Meta's status webhook echoes the send key; Twilio keeps the message in its Messages list.
+      assert.equal((await metaCallback(taken.meta.id, 'sent', taken.meta.callbackData)).status, 200);
+
+      const second = spawnWorker(h);
+      cleanups.push(() => killHard(second));
+      for (const customer of [metaCustomer, twilioCustomer]) {
+        await waitFor(async () => (await outbound(customer))[0]?.status === 'sent', {
+          timeoutMs: 150_000,
+          intervalMs: 500,
+          what: `the reply to the ${customer === metaCustomer ? 'Meta' : 'Twilio'} customer recorded after the restart`,
+        });
+      }
+      assert.deepEqual(await outbound(metaCustomer), [{ status: 'sent', provider_message_id: taken.meta.id, send_attempts: 1 }]);
+      assert.deepEqual(await outbound(twilioCustomer), [{ status: 'sent', provider_message_id: taken.twilio.id, send_attempts: 1 }]);
+      assert.equal(meta.sends().filter((r) => r.body.to === metaCustomer.slice(1)).length, 1, 'exactly one request reached Meta');
+      assert.equal(
+        twilio.sends().filter((r) => r.body.To === `whatsapp:${twilioCustomer}`).length,
+        1,
+        'exactly one request reached Twilio',
+      );
+      assert.equal(meta.deliveredTo(metaCustomer).length + twilio.deliveredTo(twilioCustomer).length, 2);
+    } finally {
+      for (const c of cleanups.reverse()) await c();
+    }
   });
 });

@@ -48,7 +48,11 @@ export class FakeProvider {
   readonly requests: FakeRequest[] = [];
   readonly accepted: AcceptedMessage[] = [];
   private readonly queued: FakeAnswer[] = [];
-  private readonly holds: { take(m: { request: FakeRequest; message: AcceptedMessage }): void; released: Promise<void> }[] = [];
+  private readonly holds: {
+    to?: string;
+    take(m: { request: FakeRequest; message: AcceptedMessage }): void;
+    released: Promise<void>;
+  }[] = [];
   beforeAnswer?: (req: FakeRequest, answer: FakeAnswer) => Promise<void>;
   private server!: http.Server;
   url = '';
@@ -84,12 +88,13 @@ export class FakeProvider {
     await closed;
   }
 
-  holdNext(): Held {
+  /** Holds the next send the fake takes (for recipient `to`, digits or +E.164, when given). */
+  holdNext(to?: string): Held {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let take!: (m: { request: FakeRequest; message: AcceptedMessage }) => void;
     const accepted = new Promise<{ request: FakeRequest; message: AcceptedMessage }>((resolve) => (take = resolve));
-    this.holds.push({ take, released });
+    this.holds.push({ to: to?.replace(/\D/g, ''), take, released });
     return { accepted, release };
   }
 
@@ -133,7 +138,8 @@ export class FakeProvider {
     if (this.beforeAnswer && answer.status < 300) await this.beforeAnswer(request, answer);
     if (request.method === 'POST' && answer.status < 300) {
       const message = this.take(request, answer);
-      const hold = this.holds.shift();
+      const i = this.holds.findIndex((h) => !h.to || h.to === message.to);
+      const [hold] = i >= 0 ? this.holds.splice(i, 1) : [];
       if (hold) {
         hold.take({ request, message });
         await hold.released;
