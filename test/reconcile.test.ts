@@ -164,6 +164,10 @@ describe('reconciliation: ambiguous provider sends are never blindly repeated', 
     assert.equal(meta.sends().filter((s) => s.body.to === to.slice(1)).length, 1, 'not resent');
     // A replayed or repeated delivery changes nothing.
     assert.equal((await attempt(input, 1)).status, 'unknown');
+    const view = await h.request('GET', `/routes/tenants/${tenant.id}/conversations/${input.conversationId}`, { key: tenant.key });
+    assert.equal(view.status, 200, JSON.stringify(view.body));
+    const shown = view.body.messages.find((m: { id: string }) => m.id === input.messageId);
+    assert.deepEqual([shown.status, shown.delivery_status, shown.delivery_error_code], ['unknown', 'unknown', 'outcome_unknown']);
 
     await metaCallback(message.id, 'delivered', message.callbackData);
     r = await row(input.messageId);
