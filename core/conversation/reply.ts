@@ -38,7 +38,7 @@ export async function sendReply(deps: OutboundDeps, input: SendReplyInput): Prom
   if (outbound.status !== 'sending') {
     return {
       messageId: outbound.id,
-      status: outbound.status === 'failed' ? 'failed' : 'sent',
+      status: outbound.status === 'failed' || outbound.status === 'unknown' ? outbound.status : 'sent',
       sentAt: (outbound.sentAt ?? new Date()).toISOString(),
     };
   }
@@ -129,6 +129,7 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     return { messageId: message.id, status: 'unknown', sentAt: new Date().toISOString() };
   };
 
+  let mayHaveIt = false;
   if (message.sendStartedAt) {
     const found = await reconcileSend(deps, {
       tenantId: input.tenantId,
@@ -141,9 +142,12 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     if (found.outcome === 'sent') return sent(found.providerMessageId, window.via === 'template' ? 'template' : 'text');
     if (found.outcome === 'waiting' && !isLastAttempt()) throw outcomeUnknown(channel.provider, found.retryInMs);
     if (found.outcome !== 'resend') return unknown();
+    mayHaveIt = found.mayHaveIt;
   }
 
   if (window.via === 'closed') {
+    // The window closed since an earlier call the provider may have taken: that one is not `failed`.
+    if (mayHaveIt) return unknown();
     await recordSendFailure(db, input.tenantId, message.id, 'window_closed', 'outside the 24-hour window and the channel has no template');
     return { messageId: message.id, status: 'failed', sentAt: new Date().toISOString(), via: 'text' };
   }
@@ -163,7 +167,7 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     const reached = mayHaveReached(err);
     if (!reached) await clearAttempt(db, message.id);
     const rejected = err instanceof ApplicationFailure && err.nonRetryable;
-    if (!rejected && isLastAttempt() && reached) return unknown();
+    if (!rejected && isLastAttempt() && (reached || mayHaveIt)) return unknown();
     if (rejected || isLastAttempt()) {
       const d = err instanceof ApplicationFailure ? (err.details?.[0] as ProviderErrorDetails | undefined) : undefined;
       await recordSendFailure(

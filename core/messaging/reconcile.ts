@@ -28,8 +28,11 @@ export const STATUS_CALLBACK_WAIT_MS = 5 * 60_000;
 export type Reconciled =
   /** The provider has the message: record it as sent with this id. */
   | { outcome: 'sent'; providerMessageId: string }
-  /** The provider does not have it, or a repeat cannot reach the customer twice: call it again. */
-  | { outcome: 'resend' }
+  /**
+   * Call it again: the provider does not have it, or (`mayHaveIt`) a repeat under the same key
+   * cannot reach the customer twice.
+   */
+  | { outcome: 'resend'; mayHaveIt: boolean }
   /** Not known yet: ask again later. */
   | { outcome: 'waiting'; retryInMs: number }
   /** Still not known when the wait is over: record `unknown`; a late status webhook still binds it. */
@@ -61,10 +64,13 @@ export async function clearAttempt(db: Db, messageId: string): Promise<void> {
     .where(and(eq(messages.id, messageId), eq(messages.status, 'sending')));
 }
 
-/** Whether a failed provider call may have reached the provider. */
+/**
+ * Whether a failed provider call may have reached the provider. Every failure after the request
+ * was written is a ProviderOutcomeUnknown (providers/http.ts); anything else (the send slot, a
+ * refused connection, the provider's own error answer) happened before or instead of taking it.
+ */
 export function mayHaveReached(err: unknown): boolean {
-  if (!(err instanceof ApplicationFailure)) return true;
-  return err.type === FailureType.ProviderOutcomeUnknown;
+  return err instanceof ApplicationFailure && err.type === FailureType.ProviderOutcomeUnknown;
 }
 
 export interface UnknownSend {
@@ -85,7 +91,7 @@ export async function reconcileSend(deps: { db: Db; providers: Providers }, m: U
     .where(and(eq(messages.tenantId, m.tenantId), eq(messages.id, m.messageId)));
   if (row?.providerMessageId) return { outcome: 'sent', providerMessageId: row.providerMessageId };
   const provider = deps.providers.forChannel(m.channel);
-  if (provider.reconcileBy === 'resend') return { outcome: 'resend' };
+  if (provider.reconcileBy === 'resend') return { outcome: 'resend', mayHaveIt: true };
   if (provider.reconcileBy === 'lookup' && provider.findSent) {
     let candidates: string[];
     try {
@@ -96,7 +102,7 @@ export async function reconcileSend(deps: { db: Db; providers: Providers }, m: U
       throw outcomeUnknown(provider.name, Number.isFinite(delay) ? delay : undefined);
     }
     const found = await firstUnbound(deps.db, m.tenantId, m.messageId, candidates);
-    return found ? { outcome: 'sent', providerMessageId: found } : { outcome: 'resend' };
+    return found ? { outcome: 'sent', providerMessageId: found } : { outcome: 'resend', mayHaveIt: false };
   }
   const waited = Date.now() - m.startedAt.getTime();
   if (waited >= STATUS_CALLBACK_WAIT_MS) return { outcome: 'unknown' };
