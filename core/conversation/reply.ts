@@ -151,18 +151,13 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     await recordSendFailure(db, input.tenantId, message.id, 'window_closed', 'outside the 24-hour window and the channel has no template');
     return { messageId: message.id, status: 'failed', sentAt: new Date().toISOString(), via: 'text' };
   }
-  await beginAttempt(db, message.id);
   let providerMessageId: string;
   try {
-    ({ providerMessageId } = await callProvider(deps, {
-      tenantId: input.tenantId,
-      channel,
-      to,
-      text,
-      idempotencyKey: outboundKey(input.tenantId, message.dedupeKey),
-      inReplyTo,
-      window,
-    }));
+    ({ providerMessageId } = await callProvider(
+      deps,
+      { tenantId: input.tenantId, channel, to, text, idempotencyKey: outboundKey(input.tenantId, message.dedupeKey), inReplyTo, window },
+      () => beginAttempt(db, message.id),
+    ));
   } catch (err) {
     const reached = mayHaveReached(err);
     if (!reached) await clearAttempt(db, message.id);

@@ -101,9 +101,14 @@ const isSandbox = (channel: Channel) => channel.provider === 'sandbox';
 /**
  * Steps 3 and 4: waits for the number's send slot, then calls the provider. Provider failures
  * propagate as thrown (ApplicationFailures with the shared failure types); each caller decides
- * what a failure means for its record.
+ * what a failure means for its record. `beforeCall` runs once the slot is taken, right before
+ * the request (it marks the call, see reconcile.ts): a crash while waiting for the slot leaves no mark.
  */
-export async function callProvider(deps: OutboundDeps, send: ProviderSend): Promise<{ providerMessageId: string }> {
+export async function callProvider(
+  deps: OutboundDeps,
+  send: ProviderSend,
+  beforeCall?: () => Promise<void>,
+): Promise<{ providerMessageId: string }> {
   const provider = deps.providers.forChannel(send.channel);
   const base = {
     tenantId: send.tenantId,
@@ -112,7 +117,8 @@ export async function callProvider(deps: OutboundDeps, send: ProviderSend): Prom
     idempotencyKey: send.idempotencyKey,
     inReplyTo: send.inReplyTo,
   };
-  const go = () => {
+  const go = async () => {
+    await beforeCall?.();
     if (send.window.via === 'text') return provider.sendText({ ...base, text: send.text });
     const { template } = send.window;
     // A provider without native templates (the sandbox) records the template's name with the text.
