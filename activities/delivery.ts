@@ -28,14 +28,20 @@ export function createDeliveryActivities(outbound: DeliveryDeps) {
   return {
     /**
      * Sends a recorded outbound reply through a real provider, paced to the number's rate. A
-     * regular activity: 429/5xx retries (after Retry-After) show in the Temporal UI. Rejections
-     * and the last failed attempt are recorded on the message as a failed delivery.
+     * regular activity: 429/5xx retries (after Retry-After) and the reconciliation of a send whose
+     * outcome is unknown show in the Temporal UI. Rejections and the last failed attempt are
+     * recorded on the message as a failed delivery; a send still unknown as `unknown`, logged as
+     * a warning to alert on.
      */
     async deliverReply(input: DeliverReplyInput): Promise<DeliveredReply> {
-      return asActivity(() => deliverReply(outbound, input, () => Context.current().info.attempt >= DELIVERY_MAX_ATTEMPTS));
+      const result = await asActivity(() => deliverReply(outbound, input, () => Context.current().info.attempt >= DELIVERY_MAX_ATTEMPTS));
+      if (result.status === 'unknown') {
+        Context.current().log.warn('outbound send outcome unknown', { tenantId: input.tenantId, messageId: input.messageId });
+      }
+      return result;
     },
 
-    /** After the last attempt timed out (nothing recorded yet): the reply is a failed delivery. */
+    /** After the last attempt timed out (nothing recorded yet): a failed delivery, or `unknown` if a call may have gone out. */
     async markDeliveryFailed(input: MarkDeliveryFailedInput): Promise<void> {
       await markOutboundFailed(db, input.tenantId, input.messageId);
     },

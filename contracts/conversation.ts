@@ -115,8 +115,11 @@ export interface SendReplyInput extends ConversationRef {
 
 export interface SentReply {
   messageId: string;
-  /** `queued`: recorded for a real provider; the workflow delivers it with the deliverReply activity. */
-  status: 'sent' | 'failed' | 'queued';
+  /**
+   * `queued`: recorded for a real provider; the workflow delivers it with the deliverReply activity.
+   * `unknown`: the provider may have taken it and could not tell (docs/providers.md).
+   */
+  status: 'sent' | 'failed' | 'queued' | 'unknown';
   sentAt: string;
 }
 

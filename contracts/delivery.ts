@@ -13,7 +13,8 @@ export interface DeliverReplyInput {
 
 export interface DeliveredReply {
   messageId: string;
-  status: 'sent' | 'failed';
+  /** `unknown`: the provider may have taken it and could not tell (see docs/providers.md); never resent. */
+  status: 'sent' | 'failed' | 'unknown';
   sentAt: string;
   /** How it went out: the free-form text, or the channel's template outside the 24-hour window. */
   via?: 'text' | 'template';

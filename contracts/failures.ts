@@ -13,8 +13,13 @@ export const FailureType = {
   ProviderThrottled: 'ProviderThrottled',
   /** The LLM or embeddings endpoint is throttling (429), failing (5xx) or unreachable; retried with backoff. */
   LlmUnavailable: 'LlmUnavailable',
-  /** The provider failed or could not be reached (5xx, timeout, network); retried with backoff. */
+  /** The provider did not take the message (connection refused, or it answered with its own error); retried with backoff. */
   ProviderUnavailable: 'ProviderUnavailable',
+  /**
+   * A send may or may not have reached the provider (a timeout after the request was written, a
+   * 5xx from a gateway, a 2xx without a message id): retried, and the retry reconciles before it sends.
+   */
+  ProviderOutcomeUnknown: 'ProviderOutcomeUnknown',
   /** A tenant's data source is down, slow or erroring; retried with backoff within the lookup budget. */
   DataSourceUnavailable: 'DataSourceUnavailable',
   /** A knowledge ingestion could not embed its chunks (the ingest workflow's own failure). */

@@ -37,6 +37,7 @@ describe('pacing: two worker replicas sending to one number', () => {
       const p = providers.forChannel(channel);
       return {
         name: p.name,
+        reconcileBy: p.reconcileBy,
         sendText: (m) => {
           issued.push({ worker, at: performance.now() });
           return p.sendText(m);

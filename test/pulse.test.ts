@@ -476,6 +476,7 @@ describe('pulse: contacts, campaigns, runs', () => {
     const providers: Providers = {
       forChannel: (channel) => ({
         name: 'test',
+        reconcileBy: 'resend',
         async sendText(m) {
           if (m.to === rejected)
             throw ApplicationFailure.create({ type: 'ProviderRejected', message: 'number not on WhatsApp', nonRetryable: true });

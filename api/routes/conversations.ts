@@ -29,8 +29,11 @@ const messageView = z.object({
   source_chunk_ids: z.array(z.string()).describe('knowledge chunks the reply was grounded in'),
   created_at: z.string(),
   sent_at: z.string().nullable(),
-  delivery_status: z.enum(['sent', 'delivered', 'read', 'failed']).nullable().describe('Outbound: latest provider status'),
-  delivery_error_code: z.string().nullable().describe('Outbound: provider error code (e.g. 131047) or window_closed'),
+  delivery_status: z
+    .enum(['sent', 'delivered', 'read', 'failed', 'unknown'])
+    .nullable()
+    .describe('Outbound: latest provider status; `unknown` when the provider may have taken it and could not tell (never resent)'),
+  delivery_error_code: z.string().nullable().describe('Outbound: provider error code (e.g. 131047), window_closed or outcome_unknown'),
   choice_id: z.string().nullable().describe('Inbound: id of the button or list row chosen (text is its title)'),
 });
 
@@ -118,7 +121,7 @@ export const conversationRoutes =
             source_chunk_ids: m.sourceChunkIds ?? [],
             created_at: m.createdAt.toISOString(),
             sent_at: m.sentAt?.toISOString() ?? null,
-            delivery_status: (m.deliveryStatus as 'sent' | 'delivered' | 'read' | 'failed' | null) ?? null,
+            delivery_status: (m.deliveryStatus as 'sent' | 'delivered' | 'read' | 'failed' | 'unknown' | null) ?? null,
             delivery_error_code: m.deliveryErrorCode,
             choice_id: m.choiceId,
           })),

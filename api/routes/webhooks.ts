@@ -16,6 +16,7 @@ import { AppError } from '../../core/platform/errors.js';
 import { emptyIngest, ingest, type IngestResult } from '../../core/webhooks/receive.js';
 import { infobipWebhookSchema, normalizeInfobip } from '../../core/webhooks/infobip.js';
 import { metaPhoneNumberIds, metaWebhookSchema, normalizeMeta, verifyMetaSignature } from '../../core/webhooks/meta.js';
+import { TWILIO_SEND_KEY_PARAM } from '../../core/providers/twilio.js';
 import {
   isTwilioStatus,
   normalizeTwilioInbound,
@@ -198,7 +199,8 @@ export const webhookRoutes =
         if (!channel.enabled) return disabled();
         const result = emptyIngest();
         if (status) {
-          const s = normalizeTwilioStatus(params);
+          const sendKey = new URL(request.url, 'http://parley.invalid').searchParams.get(TWILIO_SEND_KEY_PARAM) ?? undefined;
+          const s = normalizeTwilioStatus(params, sendKey?.slice(0, 512));
           await ingest(deps.db, deps.keyring, channel, [], s ? [s] : [], result);
         } else {
           const m = normalizeTwilioInbound(params);

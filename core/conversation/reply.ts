@@ -5,6 +5,7 @@ import type { DeliverReplyInput, DeliveredReply } from '../../contracts/delivery
 import { channels, contacts, conversations, messages } from '../db/schema.js';
 import type { ProviderErrorDetails } from '../providers/http.js';
 import { recordSendFailure } from '../messaging/delivery-status.js';
+import { beginAttempt, clearAttempt, concludeUnknown, mayHaveReached, outcomeUnknown, reconcileSend } from '../messaging/reconcile.js';
 import {
   callProvider,
   checkWindow,
@@ -37,7 +38,7 @@ export async function sendReply(deps: OutboundDeps, input: SendReplyInput): Prom
   if (outbound.status !== 'sending') {
     return {
       messageId: outbound.id,
-      status: outbound.status === 'failed' ? 'failed' : 'sent',
+      status: outbound.status === 'failed' || outbound.status === 'unknown' ? outbound.status : 'sent',
       sentAt: (outbound.sentAt ?? new Date()).toISOString(),
     };
   }
@@ -73,10 +74,14 @@ export async function sendReply(deps: OutboundDeps, input: SendReplyInput): Prom
 }
 
 /**
- * A queued reply through a real provider (the deliverReply activity). A closed window without
- * a template is recorded as a failed delivery and sends nothing. A provider error is rethrown
- * for Temporal to retry; a final one (a rejection, or `isLastAttempt`) is first recorded on the
- * message as a failed delivery.
+ * A queued reply through a real provider (the deliverReply activity). A provider call is marked
+ * on the record before it starts; a retry that finds the mark of a call that may have reached
+ * the provider reconciles it before sending again (core/messaging/reconcile.ts), so a slow but
+ * successful send never reaches the customer twice. A closed window without a template is
+ * recorded as a failed delivery and sends nothing. A provider error is rethrown for Temporal to
+ * retry; a rejection, or the last attempt's failure when the provider surely did not take the
+ * message, is first recorded as a failed delivery. What is still unknown on the last attempt is
+ * recorded as `unknown`, never `failed`.
  */
 export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput, isLastAttempt: () => boolean): Promise<DeliveredReply> {
   const { db, keyring } = deps;
@@ -99,30 +104,65 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
   if (message.status !== 'sending') {
     return {
       messageId: message.id,
-      status: message.status === 'failed' ? 'failed' : 'sent',
+      status: message.status === 'failed' || message.status === 'unknown' ? message.status : 'sent',
       sentAt: (message.sentAt ?? message.createdAt).toISOString(),
     };
   }
 
+  const to = keyring.decrypt(row.phoneEnc);
+  const text = keyring.decrypt(message.bodyEnc);
+  const inReplyTo = message.inReplyTo ?? [];
   const window = checkWindow(row.lastInboundAt, channel.reopenTemplate);
+  const sent = async (providerMessageId: string, via: 'text' | 'template'): Promise<DeliveredReply> => {
+    const done = await markOutboundSent(deps, {
+      tenantId: input.tenantId,
+      messageId: message.id,
+      channel,
+      inReplyTo,
+      via,
+      providerMessageId,
+    });
+    return { messageId: message.id, status: done.status, sentAt: done.sentAt.toISOString(), via: done.via };
+  };
+  const unknown = async (): Promise<DeliveredReply> => {
+    await concludeUnknown(db, input.tenantId, message.id);
+    return { messageId: message.id, status: 'unknown', sentAt: new Date().toISOString() };
+  };
+
+  let mayHaveIt = false;
+  if (message.sendStartedAt) {
+    const found = await reconcileSend(deps, {
+      tenantId: input.tenantId,
+      messageId: message.id,
+      channel,
+      to,
+      text: window.via === 'template' ? undefined : text,
+      startedAt: message.sendStartedAt,
+    });
+    if (found.outcome === 'sent') return sent(found.providerMessageId, window.via === 'template' ? 'template' : 'text');
+    if (found.outcome === 'waiting' && !isLastAttempt()) throw outcomeUnknown(channel.provider, found.retryInMs);
+    if (found.outcome !== 'resend') return unknown();
+    mayHaveIt = found.mayHaveIt;
+  }
+
   if (window.via === 'closed') {
+    // The window closed since an earlier call the provider may have taken: that one is not `failed`.
+    if (mayHaveIt) return unknown();
     await recordSendFailure(db, input.tenantId, message.id, 'window_closed', 'outside the 24-hour window and the channel has no template');
     return { messageId: message.id, status: 'failed', sentAt: new Date().toISOString(), via: 'text' };
   }
-  const inReplyTo = message.inReplyTo ?? [];
   let providerMessageId: string;
   try {
-    ({ providerMessageId } = await callProvider(deps, {
-      tenantId: input.tenantId,
-      channel,
-      to: keyring.decrypt(row.phoneEnc),
-      text: keyring.decrypt(message.bodyEnc),
-      idempotencyKey: outboundKey(input.tenantId, message.dedupeKey),
-      inReplyTo,
-      window,
-    }));
+    ({ providerMessageId } = await callProvider(
+      deps,
+      { tenantId: input.tenantId, channel, to, text, idempotencyKey: outboundKey(input.tenantId, message.dedupeKey), inReplyTo, window },
+      () => beginAttempt(db, message.id),
+    ));
   } catch (err) {
+    const reached = mayHaveReached(err);
+    if (!reached) await clearAttempt(db, message.id);
     const rejected = err instanceof ApplicationFailure && err.nonRetryable;
+    if (!rejected && isLastAttempt() && (reached || mayHaveIt)) return unknown();
     if (rejected || isLastAttempt()) {
       const d = err instanceof ApplicationFailure ? (err.details?.[0] as ProviderErrorDetails | undefined) : undefined;
       await recordSendFailure(
@@ -135,13 +175,5 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     }
     throw err;
   }
-  const sent = await markOutboundSent(deps, {
-    tenantId: input.tenantId,
-    messageId: message.id,
-    channel,
-    inReplyTo,
-    via: window.via,
-    providerMessageId,
-  });
-  return { messageId: message.id, status: sent.status, sentAt: sent.sentAt.toISOString(), via: sent.via };
+  return sent(providerMessageId, window.via);
 }

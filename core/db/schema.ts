@@ -118,6 +118,9 @@ export const messages = pgTable('messages', {
   deliveryError: text('delivery_error'),
   deliveryUpdatedAt: ts('delivery_updated_at'),
   choiceId: text('choice_id'),
+  /** Added by 1300_send_attempts: provider calls made, and the start of one whose outcome is not known yet. */
+  sendAttempts: integer('send_attempts').notNull().default(0),
+  sendStartedAt: ts('send_started_at'),
 });
 
 export const outbox = pgTable('outbox', {

@@ -116,17 +116,27 @@ export class ProviderCallInTransaction extends Error {
  * legacy send, keeps it), waits for the number's send slot, then calls the provider. Provider
  * failures, and a tenant at its cap (throttled), propagate as thrown ApplicationFailures with
  * the shared failure types; each caller decides what a failure means for its record.
+ * `beforeCall` runs once both slots are taken, right before the request (it marks the call, see
+ * reconcile.ts): a crash while waiting for a slot leaves no mark.
  */
-export async function callProvider(deps: OutboundDeps, send: ProviderSend): Promise<{ providerMessageId: string }> {
+export async function callProvider(
+  deps: OutboundDeps,
+  send: ProviderSend,
+  beforeCall?: () => Promise<void>,
+): Promise<{ providerMessageId: string }> {
   if (inTransaction()) throw new ProviderCallInTransaction();
-  if (tenantSendCap.holds(send.tenantId)) return callInSlot(deps, send);
+  if (tenantSendCap.holds(send.tenantId)) return callInSlot(deps, send, beforeCall);
   const limit = await maxConcurrentSends(deps.db, send.tenantId);
-  const outcome = await tenantSendCap.run(send.tenantId, limit, () => callInSlot(deps, send));
+  const outcome = await tenantSendCap.run(send.tenantId, limit, () => callInSlot(deps, send, beforeCall));
   if (outcome.capped) throw sendCapThrottled(limit);
   return outcome.value;
 }
 
-async function callInSlot(deps: OutboundDeps, send: ProviderSend): Promise<{ providerMessageId: string }> {
+async function callInSlot(
+  deps: OutboundDeps,
+  send: ProviderSend,
+  beforeCall?: () => Promise<void>,
+): Promise<{ providerMessageId: string }> {
   const provider = deps.providers.forChannel(send.channel);
   const base = {
     tenantId: send.tenantId,
@@ -135,7 +145,8 @@ async function callInSlot(deps: OutboundDeps, send: ProviderSend): Promise<{ pro
     idempotencyKey: send.idempotencyKey,
     inReplyTo: send.inReplyTo,
   };
-  const go = () => {
+  const go = async () => {
+    await beforeCall?.();
     if (send.window.via === 'text') return provider.sendText({ ...base, text: send.text });
     const { template } = send.window;
     // A provider without native templates (the sandbox) records the template's name with the text.
@@ -167,7 +178,7 @@ export async function markOutboundSent(
       UPDATE ${messages} SET status = 'answered'
        WHERE tenant_id = ${m.tenantId} AND id = ANY(${sql.param(m.inReplyTo)}::uuid[])
     )
-    UPDATE ${messages} SET status = 'sent', provider_message_id = ${providerIdHash(keyring, m.providerMessageId)}, sent_at = now(), reply_source = ${source}
+    UPDATE ${messages} SET status = 'sent', provider_message_id = coalesce(provider_message_id, ${providerIdHash(keyring, m.providerMessageId)}), sent_at = now(), reply_source = ${source}
      WHERE id = ${m.messageId} AND status = 'sending'
     RETURNING sent_at`);
   const sentAt = rows[0] ? new Date(rows[0].sent_at) : new Date();
@@ -179,10 +190,18 @@ export async function markOutboundSent(
   return { ...sent, status: final?.status === 'failed' ? 'failed' : 'sent' };
 }
 
-/** Step 5 when nothing came of the send (the last attempt timed out): a record still `sending` is a failed delivery. */
+/**
+ * Step 5 when nothing came of the send (the last attempt timed out): a record still `sending` is
+ * a failed delivery, unless a provider call may have reached the provider (its mark is still
+ * set, see reconcile.ts): then it is `unknown`, since it may have been delivered.
+ */
 export async function markOutboundFailed(db: Db, tenantId: string, messageId: string): Promise<void> {
   await db.execute(sql`
-    UPDATE messages SET status = 'failed', delivery_status = 'failed', delivery_error_code = 'send_failed', delivery_updated_at = now()
+    UPDATE messages
+       SET status = CASE WHEN send_started_at IS NULL THEN 'failed' ELSE 'unknown' END,
+           delivery_status = CASE WHEN send_started_at IS NULL THEN 'failed' ELSE 'unknown' END,
+           delivery_error_code = CASE WHEN send_started_at IS NULL THEN 'send_failed' ELSE 'outcome_unknown' END,
+           delivery_updated_at = now()
      WHERE tenant_id = ${tenantId} AND id = ${messageId} AND status = 'sending'`);
 }
 

@@ -37,12 +37,25 @@ export interface ProviderErrorDetails {
   title?: string;
 }
 
-export type FailureClass = 'rejected' | 'throttled' | 'unavailable';
+export type FailureClass = 'rejected' | 'throttled' | 'unavailable' | 'unknown';
+
+/** Errors raised before a request could be written: the provider never saw it. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function neverConnected(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
+    if (typeof e.code === 'string' && NOT_CONNECTED.has(e.code)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
 
 /**
  * One HTTP call through the egress policy (a channel's api_base_url is tenant-controlled), its
- * answer read with a byte and time cap. Network errors and timeouts become retryable
- * ProviderUnavailable failures; a refused destination a non-retryable EgressRefused.
+ * answer read with a byte and time cap. A refused destination is a non-retryable EgressRefused.
+ * A call that never connected is ProviderUnavailable (the provider never saw it); any other
+ * network failure of a POST (a timeout, a reset after the request was written, a body cut
+ * short) is ProviderOutcomeUnknown, because the provider may have taken the message.
  */
 export async function providerFetch(provider: string, url: string, init: RequestInit, timeoutMs: number): Promise<ProviderResponse> {
   const deadline = Date.now() + timeoutMs;
@@ -59,9 +72,11 @@ export async function providerFetch(provider: string, url: string, init: Request
   } catch (err) {
     const refused = findEgressRefusal(err);
     if (refused) throw egressFailure(refused);
+    const reads = (init.method ?? 'GET') === 'GET';
+    const unknown = !reads && !neverConnected(err);
     throw ApplicationFailure.create({
-      type: FailureType.ProviderUnavailable,
-      message: `${provider}: request failed (${(err as Error).name})`,
+      type: unknown ? FailureType.ProviderOutcomeUnknown : FailureType.ProviderUnavailable,
+      message: `${provider}: ${unknown ? 'no answer after the request was sent' : 'request failed'} (${(err as Error).name})`,
       details: [{ provider } satisfies ProviderErrorDetails],
     });
   }
@@ -83,17 +98,20 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+const FAILURE_TYPES: Record<FailureClass, FailureType> = {
+  rejected: FailureType.ProviderRejected,
+  throttled: FailureType.ProviderThrottled,
+  unavailable: FailureType.ProviderUnavailable,
+  unknown: FailureType.ProviderOutcomeUnknown,
+};
+
 /**
  * The failure for a provider's error answer. Rejections are non-retryable (the message can
- * never go out as it is); throttling and outages are retried, after Retry-After when given.
+ * never go out as it is); throttling and outages are retried, after Retry-After when given; an
+ * unknown outcome is retried too, and the retry reconciles first (core/messaging/reconcile.ts).
  */
 export function providerFailure(kind: FailureClass, details: ProviderErrorDetails, headers?: Headers): ApplicationFailure {
-  const type =
-    kind === 'rejected'
-      ? FailureType.ProviderRejected
-      : kind === 'throttled'
-        ? FailureType.ProviderThrottled
-        : FailureType.ProviderUnavailable;
+  const type = FAILURE_TYPES[kind];
   const delay = headers ? retryAfterMs(headers) : undefined;
   return ApplicationFailure.create({
     type,
@@ -104,10 +122,15 @@ export function providerFailure(kind: FailureClass, details: ProviderErrorDetail
   });
 }
 
-/** Default HTTP-status classification, refined per provider by its error codes. */
-export function classifyStatus(status: number): FailureClass {
+/**
+ * Default HTTP-status classification, refined per provider by its error codes. A 5xx that carries
+ * the provider's own error object is the provider saying it did not take the message; a bare 5xx
+ * (a gateway's 502/504, an HTML page) may come after the provider accepted it: outcome unknown.
+ */
+export function classifyStatus(status: number, providerError = true): FailureClass {
   if (status === 429) return 'throttled';
-  if (status >= 500 || status === 408) return 'unavailable';
+  if (status >= 500) return providerError ? 'unavailable' : 'unknown';
+  if (status === 408) return 'unavailable';
   return 'rejected';
 }
 

@@ -8,7 +8,16 @@ import { SandboxProvider } from './sandbox.js';
 import { TwilioProvider } from './twilio.js';
 import type { Provider } from './types.js';
 
-export type { Interactive, OutboundInteractive, OutboundTemplate, OutboundText, Provider, SendResult } from './types.js';
+export type {
+  Interactive,
+  OutboundInteractive,
+  OutboundTemplate,
+  OutboundText,
+  Provider,
+  ReconcileBy,
+  SendResult,
+  SentQuery,
+} from './types.js';
 export type { ProviderSettings } from './http.js';
 
 export interface Providers {
@@ -22,7 +31,7 @@ export interface Providers {
 function disabledProvider(name: string): Provider {
   const refuse = () =>
     Promise.reject(providerFailure('rejected', { provider: name, code: 'channel_disabled', title: 'the channel is disabled' }));
-  return { name, sendText: refuse, sendTemplate: refuse, sendInteractive: refuse };
+  return { name, reconcileBy: 'resend', sendText: refuse, sendTemplate: refuse, sendInteractive: refuse };
 }
 
 export function createProviders(deps: { db: Db; keyring: Keyring; sandboxLatencyMs?: number; settings?: ProviderSettings }): Providers {

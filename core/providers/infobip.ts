@@ -8,10 +8,12 @@ import type { DownloadedMedia, OutboundInteractive, OutboundTemplate, OutboundTe
 /**
  * Infobip WhatsApp API (`Authorization: App <api key>`). We choose the message id ourselves,
  * derived from the reply's idempotency key, so a delivery report can be matched even when it
- * arrives before the send's own response.
+ * arrives before the send's own response, and so that a resend after an unknown outcome carries
+ * the same id and is recognised by Infobip as the message it already has.
  */
 export class InfobipProvider implements Provider {
   readonly name = 'infobip';
+  readonly reconcileBy = 'resend';
 
   constructor(
     private readonly keyring: Keyring,
@@ -38,9 +40,13 @@ export class InfobipProvider implements Provider {
       const body = res.body as { messageId?: string; messages?: { messageId?: string }[] } | undefined;
       return { providerMessageId: body?.messageId ?? body?.messages?.[0]?.messageId ?? messageId };
     }
-    const code = (res.body as { requestError?: { serviceException?: { messageId?: string } } } | undefined)?.requestError?.serviceException
-      ?.messageId;
-    throw providerFailure(classifyStatus(res.status), { provider: 'infobip', httpStatus: res.status, code }, res.headers);
+    const error = (res.body as { requestError?: { serviceException?: { messageId?: string } } } | undefined)?.requestError;
+    const code = error?.serviceException?.messageId;
+    throw providerFailure(
+      classifyStatus(res.status, error !== undefined),
+      { provider: 'infobip', httpStatus: res.status, code },
+      res.headers,
+    );
   }
 
   private envelope(m: { channel: Channel; to: string; idempotencyKey: string }) {

@@ -22,9 +22,15 @@ interface GraphError {
   error?: { code?: number; error_subcode?: number; type?: string; title?: string; message?: string };
 }
 
-/** WhatsApp Cloud API: POST /{version}/{phone_number_id}/messages with the channel's bearer token. */
+/**
+ * WhatsApp Cloud API: POST /{version}/{phone_number_id}/messages with the channel's bearer token.
+ * Meta has no API to read a sent message back, so each send carries its key as
+ * `biz_opaque_callback_data`, which Meta echoes in the message's status webhooks: that is how an
+ * unknown send is recognised (core/messaging/reconcile.ts).
+ */
 export class MetaProvider implements Provider {
   readonly name = 'meta';
+  readonly reconcileBy = 'status-callback';
 
   constructor(
     private readonly keyring: Keyring,
@@ -35,7 +41,7 @@ export class MetaProvider implements Provider {
     return `${baseUrl(channel.apiBaseUrl, this.settings.metaGraphUrl)}/${this.settings.metaApiVersion}`;
   }
 
-  private async post(channel: Channel, to: string, content: Record<string, unknown>): Promise<SendResult> {
+  private async post(channel: Channel, to: string, key: string, content: Record<string, unknown>): Promise<SendResult> {
     const creds = channelCredentials(this.keyring, channel, 'meta');
     const res = await providerFetch(
       'meta',
@@ -43,13 +49,19 @@ export class MetaProvider implements Provider {
       {
         method: 'POST',
         headers: { authorization: `Bearer ${creds.access_token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ messaging_product: 'whatsapp', recipient_type: 'individual', to: phoneDigits(to), ...content }),
+        body: JSON.stringify({
+          messaging_product: 'whatsapp',
+          recipient_type: 'individual',
+          to: phoneDigits(to),
+          ...content,
+          biz_opaque_callback_data: key,
+        }),
       },
       this.settings.timeoutMs,
     );
     if (res.status >= 200 && res.status < 300) {
       const id = (res.body as { messages?: { id?: string }[] } | undefined)?.messages?.[0]?.id;
-      if (!id) throw providerFailure('unavailable', { provider: 'meta', httpStatus: res.status, title: 'response without a message id' });
+      if (!id) throw providerFailure('unknown', { provider: 'meta', httpStatus: res.status, title: 'response without a message id' });
       return { providerMessageId: id };
     }
     throw this.failure(res.status, res.body as GraphError, res.headers);
@@ -57,7 +69,7 @@ export class MetaProvider implements Provider {
 
   private failure(status: number, body: GraphError | undefined, headers: Headers) {
     const code = body?.error?.code;
-    let kind: FailureClass = classifyStatus(status);
+    let kind: FailureClass = classifyStatus(status, code !== undefined);
     if (code !== undefined && THROTTLED.has(code)) kind = 'throttled';
     else if (code !== undefined && UNAVAILABLE.has(code)) kind = 'unavailable';
     return providerFailure(
@@ -68,7 +80,7 @@ export class MetaProvider implements Provider {
   }
 
   sendText(m: OutboundText): Promise<SendResult> {
-    return this.post(m.channel, m.to, { type: 'text', text: { preview_url: false, body: m.text } });
+    return this.post(m.channel, m.to, m.idempotencyKey, { type: 'text', text: { preview_url: false, body: m.text } });
   }
 
   sendInteractive(m: OutboundInteractive): Promise<SendResult> {
@@ -91,12 +103,12 @@ export class MetaProvider implements Provider {
               })),
             },
           };
-    return this.post(m.channel, m.to, { type: 'interactive', interactive });
+    return this.post(m.channel, m.to, m.idempotencyKey, { type: 'interactive', interactive });
   }
 
   sendTemplate(m: OutboundTemplate): Promise<SendResult> {
     const { name, language, parameters } = m.template;
-    return this.post(m.channel, m.to, {
+    return this.post(m.channel, m.to, m.idempotencyKey, {
       type: 'template',
       template: {
         name,

@@ -12,6 +12,7 @@ import type { OutboundText, Provider, SendResult } from './types.js';
  */
 export class SandboxProvider implements Provider {
   readonly name = 'sandbox';
+  readonly reconcileBy = 'resend';
 
   constructor(
     private readonly db: Db,

@@ -52,8 +52,29 @@ export interface DownloadedMedia {
   sha256?: string;
 }
 
+/** What a provider is asked about a send whose outcome is unknown: did it take this message? */
+export interface SentQuery {
+  channel: Channel;
+  to: string;
+  /** The free text sent, or undefined for a template (its rendered body is the provider's). */
+  text?: string;
+  /** When the first call whose outcome is unknown started. */
+  since: Date;
+}
+
+/**
+ * How an unknown send is reconciled before any retry (core/messaging/reconcile.ts):
+ * `resend` when a repeat under the same key cannot reach the customer twice (the provider's own
+ * idempotency), `lookup` when the provider's message API can be asked, `status-callback` when
+ * only the provider's status webhook, which echoes the send key, can tell.
+ */
+export type ReconcileBy = 'resend' | 'lookup' | 'status-callback';
+
 export interface Provider {
   readonly name: string;
+  readonly reconcileBy: ReconcileBy;
+  /** For `lookup` providers: ids of messages the provider took that may be this send, newest first. */
+  findSent?(query: SentQuery): Promise<string[]>;
   sendText(message: OutboundText): Promise<SendResult>;
   /** Present on providers with native buttons and lists; others get numbered text (see interactive.ts). */
   sendInteractive?(message: OutboundInteractive): Promise<SendResult>;

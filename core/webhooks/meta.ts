@@ -52,6 +52,7 @@ const metaStatus = z.object({
   status: z.string(),
   timestamp: z.string().regex(/^\d+$/),
   errors: z.array(z.object({ code: z.number(), title: z.string().optional() })).optional(),
+  biz_opaque_callback_data: z.string().max(512).optional(),
 });
 
 export const metaWebhookSchema = z.object({
@@ -150,6 +151,7 @@ export function normalizeMeta(payload: MetaWebhook): MetaChange[] {
         const err = s.errors?.[0];
         statuses.push({
           providerMessageId: s.id,
+          sendKey: s.biz_opaque_callback_data,
           status: s.status as DeliveryStatus,
           errorCode: err ? String(err.code) : undefined,
           errorTitle: err?.title,

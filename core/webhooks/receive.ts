@@ -4,6 +4,7 @@ import { messageMedia, messages as messagesTable, type Channel } from '../db/sch
 import type { Keyring } from '../platform/crypto.js';
 import { acceptInbound } from '../messaging/accept-inbound.js';
 import { recordDeliveryStatus } from '../messaging/delivery-status.js';
+import { bindSendKey } from '../messaging/reconcile.js';
 import type { NormalizedInbound, NormalizedStatus } from './types.js';
 
 export interface IngestResult {
@@ -22,7 +23,8 @@ export const emptyIngest = (): IngestResult => ({ accepted: 0, duplicates: 0, st
  * Makes each message of a verified webhook durable, one by one (dedupe by provider message id
  * lives in acceptInbound, so a re-delivered webhook changes nothing), with its media metadata,
  * and records each status. Media rows are written for duplicates too: a webhook whose first
- * delivery died between the two writes is completed by the provider's re-delivery.
+ * delivery died between the two writes is completed by the provider's re-delivery. A status that
+ * echoes a send key binds the provider's message id to the outbound message sent under it.
  */
 export async function ingest(
   db: Db,
@@ -71,7 +73,9 @@ export async function ingest(
       if (row) into.media.push({ tenantId: channel.tenantId, mediaId: row.id });
     }
   }
-  for (const s of statuses) {
+  for (const { sendKey, ...s } of statuses) {
+    // Binding first: the status then folds into the message it names (an unknown send is reconciled by it).
+    if (sendKey) await bindSendKey(db, keyring, channel.tenantId, sendKey, s.providerMessageId);
     await recordDeliveryStatus(db, keyring, { tenantId: channel.tenantId, ...s });
     into.statuses++;
   }

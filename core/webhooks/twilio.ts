@@ -38,10 +38,17 @@ export function isTwilioStatus(params: Record<string, string>): boolean {
   return params.MessageStatus !== undefined;
 }
 
-export function normalizeTwilioStatus(p: Record<string, string>): NormalizedStatus | undefined {
+/** `sendKey`: the send_key of the StatusCallback URL Parley gave with the send (covered by the signature, which signs the full URL). */
+export function normalizeTwilioStatus(p: Record<string, string>, sendKey?: string): NormalizedStatus | undefined {
   const status = STATUS_MAP[p.MessageStatus ?? ''];
   if (!status || !p.MessageSid) return undefined;
-  return { providerMessageId: p.MessageSid, status, errorCode: p.ErrorCode || undefined, occurredAt: new Date() };
+  return {
+    providerMessageId: p.MessageSid,
+    sendKey: sendKey || undefined,
+    status,
+    errorCode: p.ErrorCode || undefined,
+    occurredAt: new Date(),
+  };
 }
 
 export function normalizeTwilioInbound(p: Record<string, string>): NormalizedInbound | undefined {

@@ -24,6 +24,8 @@ export interface NormalizedInbound {
 
 export interface NormalizedStatus {
   providerMessageId: string;
+  /** The send key the provider echoed (Meta's biz_opaque_callback_data, a Twilio StatusCallback's send_key). */
+  sendKey?: string;
   status: DeliveryStatus;
   errorCode?: string;
   errorTitle?: string;

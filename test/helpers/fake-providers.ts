@@ -19,17 +19,46 @@ export interface FakeAnswer {
   headers?: Record<string, string>;
 }
 
+/** A message the fake provider took: what the customer gets. */
+export interface AcceptedMessage {
+  /** The provider's id for it (Meta wamid, Twilio SID, Infobip messageId). */
+  id: string;
+  /** Recipient digits. */
+  to: string;
+  from?: string;
+  body?: string;
+  /** Meta's biz_opaque_callback_data as sent. */
+  callbackData?: string;
+  createdAt: Date;
+}
+
+/** A send the fake took and holds the answer of until `release()`. */
+export interface Held {
+  accepted: Promise<{ request: FakeRequest; message: AcceptedMessage }>;
+  release(): void;
+}
+
 /**
  * A provider API on 127.0.0.1 that checks what the real one checks (auth header, body shape)
  * and answers like it. Tests queue failures (`failNext`) and hooks (`beforeAnswer`) to script
- * 429/500/400 answers or a status callback that beats the response.
+ * 429/500/400 answers or a status callback that beats the response; `holdNext` keeps a taken
+ * send's answer back (a provider that accepts and answers late, or a worker killed in between);
+ * `refuseConnections` closes the port. Every message taken is in `accepted`: Twilio's Messages
+ * list answers from it, and Infobip takes a repeat of a messageId it has as that message.
  */
 export class FakeProvider {
   readonly requests: FakeRequest[] = [];
+  readonly accepted: AcceptedMessage[] = [];
   private readonly queued: FakeAnswer[] = [];
+  private readonly holds: {
+    to?: string;
+    take(m: { request: FakeRequest; message: AcceptedMessage }): void;
+    released: Promise<void>;
+  }[] = [];
   beforeAnswer?: (req: FakeRequest, answer: FakeAnswer) => Promise<void>;
   private server!: http.Server;
   url = '';
+  private port = 0;
   private seq = 0;
 
   constructor(
@@ -48,9 +77,33 @@ export class FakeProvider {
         });
       });
     });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    this.url = `http://127.0.0.1:${this.port}`;
     return this;
+  }
+
+  /** Until `start()` again, connections to the port are refused: no request reaches the provider. */
+  async refuseConnections(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  /** Holds the next send the fake takes (for recipient `to`, digits or +E.164, when given). */
+  holdNext(to?: string): Held {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let take!: (m: { request: FakeRequest; message: AcceptedMessage }) => void;
+    const accepted = new Promise<{ request: FakeRequest; message: AcceptedMessage }>((resolve) => (take = resolve));
+    this.holds.push({ to: to?.replace(/\D/g, ''), take, released });
+    return { accepted, release };
+  }
+
+  /** Messages taken for a recipient (digits or +E.164): what that customer got. */
+  deliveredTo(to: string): AcceptedMessage[] {
+    const digits = to.replace(/\D/g, '');
+    return this.accepted.filter((m) => m.to === digits);
   }
 
   failNext(...answers: FakeAnswer[]): void {
@@ -83,10 +136,68 @@ export class FakeProvider {
     this.requests.push(request);
     const problem = this.check(request);
     if (problem) return problem;
+    if (
+      this.kind === 'twilio' &&
+      request.method === 'GET' &&
+      request.path.startsWith(`/2010-04-01/Accounts/${this.expected.accountSid}/Messages.json`)
+    ) {
+      return this.twilioList(request);
+    }
     const answer = this.queued.shift() ?? this.success(request);
     if (this.beforeAnswer && answer.status < 300) await this.beforeAnswer(request, answer);
     request.answer = answer;
+    if (request.method === 'POST' && answer.status < 300) {
+      const message = this.take(request, answer);
+      const i = this.holds.findIndex((h) => !h.to || h.to === message.to);
+      const [hold] = i >= 0 ? this.holds.splice(i, 1) : [];
+      if (hold) {
+        hold.take({ request, message });
+        await hold.released;
+      }
+    }
     return answer;
+  }
+
+  /** Records a taken send, once per message: Infobip takes a repeat of a messageId it has as that message. */
+  private take(r: FakeRequest, answer: FakeAnswer): AcceptedMessage {
+    const b = r.body;
+    let message: AcceptedMessage;
+    if (this.kind === 'meta') {
+      const a = answer.body as { messages: { id: string }[] };
+      message = { id: a.messages[0].id, to: b.to, body: b.text?.body, callbackData: b.biz_opaque_callback_data, createdAt: new Date() };
+    } else if (this.kind === 'twilio') {
+      const a = answer.body as { sid: string };
+      message = { id: a.sid, to: b.To.replace(/\D/g, ''), from: b.From, body: b.Body, createdAt: new Date() };
+    } else {
+      const envelope = b?.messages?.[0] ?? b;
+      const known = this.accepted.find((m) => m.id === envelope.messageId);
+      if (known) return known;
+      message = { id: envelope.messageId, to: envelope.to, body: b.content?.text, createdAt: new Date() };
+    }
+    this.accepted.push(message);
+    return message;
+  }
+
+  /** Twilio's Messages list: filtered by To and From, newest first, PageSize at most. */
+  private twilioList(r: FakeRequest): FakeAnswer {
+    const q = new URL(r.path, 'http://fake').searchParams;
+    const to = (q.get('To') ?? '').replace(/\D/g, '');
+    const from = q.get('From');
+    const size = Number(q.get('PageSize') ?? 50);
+    const messages = this.accepted
+      .filter((m) => (!to || m.to === to) && (!from || m.from === from))
+      .reverse()
+      .slice(0, size)
+      .map((m) => ({
+        sid: m.id,
+        to: `whatsapp:+${m.to}`,
+        from: m.from,
+        body: m.body,
+        status: 'sent',
+        direction: 'outbound-api',
+        date_created: m.createdAt.toUTCString().replace('GMT', '+0000'),
+      }));
+    return { status: 200, body: { messages, page: 0, page_size: size } };
   }
 
   private check(r: FakeRequest): FakeAnswer | undefined {

@@ -51,9 +51,15 @@ export async function postMeta(
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-export async function postTwilio(baseUrl: string, params: Record<string, string>, authToken: string, opts: { url?: string } = {}) {
+/** `url`: the URL Twilio signs (PUBLIC_BASE_URL's); `path`: where it posts, with any query a StatusCallback URL carries. */
+export async function postTwilio(
+  baseUrl: string,
+  params: Record<string, string>,
+  authToken: string,
+  opts: { url?: string; path?: string } = {},
+) {
   const url = opts.url ?? `${baseUrl}/webhooks/twilio`;
-  const res = await fetch(`${baseUrl}/webhooks/twilio`, {
+  const res = await fetch(`${baseUrl}${opts.path ?? '/webhooks/twilio'}`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(url, params, authToken) },
     body: new URLSearchParams(params).toString(),
