@@ -47,7 +47,9 @@ export const mediaRoutes =
             id: m.id,
             kind: m.kind,
             mime_type: m.mimeType,
-            filename: m.filenameEnc ? deps.keyring.decrypt(m.filenameEnc) : null,
+            filename: m.filenameEnc
+              ? deps.keyring.decrypt(m.filenameEnc, { tenantId: m.tenantId, column: messageMedia.filenameEnc })
+              : null,
             status: m.status,
             size_bytes: m.sizeBytes,
             downloaded_at: m.downloadedAt?.toISOString() ?? null,

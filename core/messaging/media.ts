@@ -29,7 +29,10 @@ export async function downloadMedia(
   const provider = providers.forChannel(row.channel);
   if (!provider.downloadMedia) return failed();
   try {
-    const media = await provider.downloadMedia(row.channel, keyring.decrypt(row.media.refEnc));
+    const media = await provider.downloadMedia(
+      row.channel,
+      keyring.decrypt(row.media.refEnc, { tenantId: input.tenantId, column: messageMedia.refEnc }),
+    );
     const sealed = keyring.encryptBytes(media.data);
     await db
       .update(messageMedia)

@@ -1,21 +1,62 @@
+import { getTableColumns, getTableName, is } from 'drizzle-orm';
+import { PgTable } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
-import type { Keyring } from '../platform/crypto.js';
+import * as schema from '../db/schema.js';
+import type { EncColumn, Keyring } from '../platform/crypto.js';
 
 export interface ReencryptResult {
-  /** `table.column` → values rewritten with the primary key. */
+  /** `table.column` → values rewritten as v2 under the primary key, bound to their row. */
   columns: Record<string, number>;
-  /** Values no key in the keyring could open; left as they were. */
+  /** Values that did not open where they are (altered, copied from another row, or under a key no longer listed); left as they were. */
   failed: number;
+  /** `*_enc` columns in the database but not in the drizzle schema: nothing says how to bind them, so they are left alone. */
+  unknown: string[];
+}
+
+interface Target {
+  column: EncColumn;
+  /** Whether the table has tenant_id; rows of a table without one are bound to no tenant. */
+  tenantScoped: boolean;
+}
+
+/** The encrypted text columns of the drizzle schema, by `table.column`. */
+function encryptedColumns(): Map<string, Target> {
+  const found = new Map<string, Target>();
+  for (const table of Object.values(schema)) {
+    if (!is(table, PgTable)) continue;
+    const columns = Object.values(getTableColumns(table));
+    const tenantScoped = columns.some((c) => c.name === 'tenant_id');
+    for (const c of columns) {
+      if (c.name.endsWith('_enc') && c.dataType === 'string') {
+        found.set(`${getTableName(table)}.${c.name}`, { column: c as EncColumn, tenantScoped });
+      }
+    }
+  }
+  return found;
 }
 
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
+/** Every `*_enc` text column of the database, found in the catalog so none is missed. */
+async function catalogColumns(pool: pg.Pool): Promise<{ table_name: string; column_name: string }[]> {
+  const { rows } = await pool.query<{ table_name: string; column_name: string }>(
+    `SELECT c.table_name, c.column_name FROM information_schema.columns c
+       JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+      WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+        AND c.column_name LIKE '%\\_enc' AND c.data_type = 'text'
+      ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
 /**
- * Re-encrypts every `*_enc` text column of every table with the keyring's primary key, so an
- * old key can leave the keyring. It runs online: short batches walk each table in physical
- * order (ctid), and each row is updated only if its value is still the one read, so a
- * concurrent write is never overwritten (such a row already carries the primary key, or the
- * next run takes it). Columns are found in the catalog, so tables added later are covered.
+ * Rewrites every `*_enc` text value that is not yet v2 under the keyring's primary key: v1 values
+ * (unbound) become v2 bound to their own row's tenant_id, table and column, and values under an
+ * older key move to the primary one, so that key can leave the keyring. It runs online: short
+ * batches walk each table in physical order (ctid), and a row is updated only if its value and
+ * tenant are still the ones read, so a concurrent write is never overwritten (such a value is
+ * already current, or the next run takes it). A v2 value that does not open where it is (copied
+ * from another row) is counted as failed and left alone. Running it again changes nothing.
  */
 export async function reencryptAll(
   pool: pg.Pool,
@@ -23,24 +64,26 @@ export async function reencryptAll(
   opts: { batchSize?: number; log?: (line: string) => void } = {},
 ): Promise<ReencryptResult> {
   const batchSize = opts.batchSize ?? 500;
-  const current = `v1.${keyring.primary.id}.%`;
-  const { rows: cols } = await pool.query<{ table_name: string; column_name: string }>(
-    `SELECT c.table_name, c.column_name FROM information_schema.columns c
-       JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-      WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-        AND c.column_name LIKE '%\\_enc' AND c.data_type = 'text'
-      ORDER BY 1, 2`,
-  );
-  const result: ReencryptResult = { columns: {}, failed: 0 };
-  for (const { table_name: table, column_name: column } of cols) {
+  const current = keyring.currentPrefix();
+  const known = encryptedColumns();
+  const result: ReencryptResult = { columns: {}, failed: 0, unknown: [] };
+  for (const { table_name: table, column_name: column } of await catalogColumns(pool)) {
+    const target = known.get(`${table}.${column}`);
+    if (!target) {
+      result.unknown.push(`${table}.${column}`);
+      opts.log?.(`${table}.${column}: not in the drizzle schema, left as it is`);
+      continue;
+    }
     const t = ident(table);
     const c = ident(column);
+    const tenant = target.tenantScoped ? 'tenant_id' : 'NULL::text';
     let after = '(0,0)';
     let rewritten = 0;
+    let failed = 0;
     for (;;) {
-      const { rows } = await pool.query<{ ctid: string; value: string }>(
-        `SELECT ctid::text AS ctid, ${c} AS value FROM ${t}
-          WHERE ctid > $1::tid AND ${c} IS NOT NULL AND ${c} NOT LIKE $2
+      const { rows } = await pool.query<{ ctid: string; value: string; tenant_id: string | null }>(
+        `SELECT ctid::text AS ctid, ${c} AS value, ${tenant} AS tenant_id FROM ${t}
+          WHERE ctid > $1::tid AND ${c} IS NOT NULL AND NOT starts_with(${c}, $2)
           ORDER BY ctid LIMIT $3`,
         [after, current, batchSize],
       );
@@ -49,42 +92,44 @@ export async function reencryptAll(
       const ctids: string[] = [];
       const olds: string[] = [];
       const news: string[] = [];
+      const tenants: (string | null)[] = [];
       for (const row of rows) {
+        const at = { tenantId: row.tenant_id, column: target.column };
         try {
-          news.push(keyring.encrypt(keyring.decrypt(row.value)));
+          news.push(keyring.encrypt(keyring.decrypt(row.value, at), at));
           ctids.push(row.ctid);
           olds.push(row.value);
+          tenants.push(row.tenant_id);
         } catch {
-          result.failed++;
+          failed++;
         }
       }
       if (ctids.length) {
         const res = await pool.query(
           `UPDATE ${t} AS x SET ${c} = v.new
-             FROM unnest($1::tid[], $2::text[], $3::text[]) AS v(ctid, old, new)
-            WHERE x.ctid = v.ctid AND x.${c} = v.old`,
-          [ctids, olds, news],
+             FROM unnest($1::tid[], $2::text[], $3::text[], $4::text[]) AS v(ctid, old, new, tenant)
+            WHERE x.ctid = v.ctid AND x.${c} = v.old${target.tenantScoped ? ' AND x.tenant_id IS NOT DISTINCT FROM v.tenant' : ''}`,
+          [ctids, olds, news, tenants],
         );
         rewritten += res.rowCount ?? 0;
       }
     }
     result.columns[`${table}.${column}`] = rewritten;
-    opts.log?.(`${table}.${column}: ${rewritten} re-encrypted`);
+    result.failed += failed;
+    const binding = target.tenantScoped ? "bound to each row's tenant_id" : 'no tenant_id: bound to no tenant';
+    opts.log?.(`${table}.${column}: ${rewritten} re-encrypted (${binding})${failed ? `, ${failed} did not open and were left` : ''}`);
   }
   return result;
 }
 
-/** How many `*_enc` values are not yet under the primary key (0 once a rotation is complete). */
+/** How many `*_enc` values are not yet v2 under the primary key (0 once a run is complete). */
 export async function countStale(pool: pg.Pool, keyring: Keyring): Promise<number> {
-  const { rows: cols } = await pool.query<{ table_name: string; column_name: string }>(
-    `SELECT table_name, column_name FROM information_schema.columns
-      WHERE table_schema = current_schema() AND column_name LIKE '%\\_enc' AND data_type = 'text'`,
-  );
   let stale = 0;
-  for (const { table_name, column_name } of cols) {
+  for (const { table_name, column_name } of await catalogColumns(pool)) {
+    const c = ident(column_name);
     const { rows } = await pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM ${ident(table_name)} WHERE ${ident(column_name)} IS NOT NULL AND ${ident(column_name)} NOT LIKE $1`,
-      [`v1.${keyring.primary.id}.%`],
+      `SELECT count(*)::int AS n FROM ${ident(table_name)} WHERE ${c} IS NOT NULL AND NOT starts_with(${c}, $1)`,
+      [keyring.currentPrefix()],
     );
     stale += rows[0].n;
   }
