@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { contacts, messages, sandboxMessages } from '../core/db/schema.js';
+import { contacts, messageMedia, messages, sandboxMessages } from '../core/db/schema.js';
 import { sealBytes, type EncColumn, type Keyring } from '../core/platform/crypto.js';
 import { countStale } from '../core/privacy/reencrypt.js';
 import { createHarness, TEST_ENCRYPTION_KEY, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
@@ -17,10 +17,29 @@ const COLUMNS: [string, EncColumn][] = [
   ['sandbox_messages', sandboxMessages.textEnc],
 ];
 
+const [TEST_KID, TEST_KEY] = TEST_ENCRYPTION_KEY.split(':');
+
 /** What Parley wrote before the binding: `v1.<kid>.<data>`, AES-GCM without additional data. */
 function sealV1(plain: string): string {
-  const [kid, b64] = TEST_ENCRYPTION_KEY.split(':');
-  return `v1.${kid}.${sealBytes(Buffer.from(b64, 'base64'), Buffer.from(plain, 'utf8')).toString('base64url')}`;
+  return `v1.${TEST_KID}.${sealBytes(Buffer.from(TEST_KEY, 'base64'), Buffer.from(plain, 'utf8')).toString('base64url')}`;
+}
+
+/**
+ * A downloaded media item as the download leaves it (content and its key label), on the tenant's
+ * first message. `legacy`: as Parley wrote it before the binding (a bare key id, no additional data).
+ */
+async function insertMedia(h: Harness, tenantId: string, bytes: string, legacy = false): Promise<string> {
+  const content = legacy
+    ? { label: TEST_KID, data: sealBytes(Buffer.from(TEST_KEY, 'base64'), Buffer.from(bytes)) }
+    : h.runtime.keyring.encryptColumnBytes(Buffer.from(bytes), { tenantId, column: messageMedia.contentEnc });
+  const { rows } = await h.runtime.pool.query<{ id: string }>(
+    `INSERT INTO message_media (tenant_id, message_id, channel_id, kind, ref_enc, mime_type, status, size_bytes, content_enc, content_key, downloaded_at)
+     SELECT m.tenant_id, m.id, c.channel_id, 'image', $2, 'image/png', 'downloaded', $3, $4, $5, now()
+       FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.tenant_id = $1 ORDER BY m.seq LIMIT 1
+     RETURNING id`,
+    [tenantId, sealV1('media-ref'), bytes.length, content.data, content.label],
+  );
+  return rows[0].id;
 }
 
 /** `npm run reencrypt` as an operator runs it, against the harness's database. */
@@ -55,7 +74,10 @@ async function snapshot(h: Harness): Promise<string[]> {
     const { rows } = await h.runtime.pool.query<{ v: string }>(`SELECT ${column.name} AS v FROM ${table} ORDER BY ${column.name}`);
     out.push(...rows.map((r) => `${table}.${column.name}=${r.v}`));
   }
-  return out;
+  const { rows } = await h.runtime.pool.query<{ v: string }>(
+    `SELECT ref_enc || ' ' || content_key || ' ' || encode(content_enc, 'hex') AS v FROM message_media ORDER BY 1`,
+  );
+  return [...out, ...rows.map((r) => `message_media=${r.v}`)];
 }
 
 function assertRejected(res: { status: number; body: any }, column: string, secrets: string[]) {
@@ -134,6 +156,19 @@ describe('ciphertexts bound to their row (tenant, table, column)', () => {
     const detail = await h.request('GET', detailUrl, { key: a.key });
     assert.equal(detail.status, 200);
     assert.equal(detail.body.messages[0].text, 'my order number is 4711');
+
+    // Media content (bytea, its key label beside it): B's image with its label in A's media row.
+    const mediaA = await insertMedia(h, a.id, 'the image A sent');
+    const mediaB = await insertMedia(h, b.id, 'the image B sent');
+    await pool.query(
+      `UPDATE message_media x SET content_enc = y.content_enc, content_key = y.content_key FROM message_media y WHERE x.id = $1 AND y.id = $2`,
+      [mediaA, mediaB],
+    );
+    const contentUrl = `/routes/tenants/${a.id}/media/${mediaA}/content`;
+    assertRejected(await h.request('GET', contentUrl, { key: a.key }), 'message_media.content_enc', ['the image B sent']);
+    const ownB = await h.request('GET', `/routes/tenants/${b.id}/media/${mediaB}/content`, { key: b.key });
+    assert.equal(ownB.status, 200);
+    assert.equal(ownB.body, 'the image B sent');
   });
 
   it('v1 rows keep working; `npm run reencrypt` binds them while the API serves traffic; a second run changes nothing', async () => {
@@ -157,6 +192,9 @@ describe('ciphertexts bound to their row (tenant, table, column)', () => {
         await pool.query(`UPDATE ${table} SET ${column.name} = $1 WHERE ctid = $2::tid`, [sealV1(plain), r.c]);
       }
     }
+    const legacyMedia = await insertMedia(h, t.id, 'an image from before', true);
+    const mediaUrl = `/routes/tenants/${t.id}/media/${legacyMedia}/content`;
+    assert.equal((await h.request('GET', mediaUrl, { key: t.key })).body, 'an image from before');
     const stale = await countStale(pool, keyring);
     assert.ok(stale >= phones.length * 5, `stale: ${stale}`);
 
@@ -202,6 +240,10 @@ describe('ciphertexts bound to their row (tenant, table, column)', () => {
     }
     const after = await h.request('GET', `/routes/tenants/${t.id}/conversations`, { key: t.key });
     assert.deepEqual(after.body.conversations.map((c: any) => c.contact_phone).sort(), [...phones].sort());
+    const { rows: mediaRows } = await pool.query('SELECT content_key, ref_enc FROM message_media WHERE id = $1', [legacyMedia]);
+    assert.equal(mediaRows[0].content_key, 'v2.t1');
+    assert.match(mediaRows[0].ref_enc, /^v2\.t1\./);
+    assert.equal((await h.request('GET', mediaUrl, { key: t.key })).body, 'an image from before');
     const detail = await h.request('GET', `/routes/tenants/${t.id}/conversations/${after.body.conversations[0].id}`, { key: t.key });
     assert.equal(detail.status, 200);
     assert.ok(detail.body.messages.some((m: any) => m.text.startsWith('before upgrade')));

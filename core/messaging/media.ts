@@ -33,13 +33,13 @@ export async function downloadMedia(
       row.channel,
       keyring.decrypt(row.media.refEnc, { tenantId: input.tenantId, column: messageMedia.refEnc }),
     );
-    const sealed = keyring.encryptBytes(media.data);
+    const sealed = keyring.encryptColumnBytes(media.data, { tenantId: input.tenantId, column: messageMedia.contentEnc });
     await db
       .update(messageMedia)
       .set({
         status: 'downloaded',
         contentEnc: sealed.data,
-        contentKey: sealed.keyId,
+        contentKey: sealed.label,
         sizeBytes: media.data.length,
         mimeType: row.media.mimeType ?? media.mimeType ?? null,
         downloadedAt: sql`now()`,

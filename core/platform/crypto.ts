@@ -36,6 +36,8 @@ export class KeyringError extends AppError {
 
 /** An encrypted text column of the drizzle schema (`*_enc`); its table and name are bound into its values. */
 export type EncColumn = PgColumn & { readonly _: { readonly name: `${string}_enc`; readonly dataType: 'string' } };
+/** An encrypted bytea column (`*_enc`), whose key label is kept in a text column beside it. */
+export type EncBytesColumn = PgColumn & { readonly _: { readonly name: `${string}_enc`; readonly dataType: 'custom' } };
 
 /**
  * Where a column value lives: its row's tenant (null only for a row no tenant owns) and its
@@ -43,16 +45,22 @@ export type EncColumn = PgColumn & { readonly _: { readonly name: `${string}_enc
  * tenant's row, or into another column or table, does not open there. A value that moves is
  * decrypted where it was and encrypted again where it goes.
  */
-export interface SealedAt {
+export interface SealedAt<C extends EncColumn | EncBytesColumn = EncColumn> {
   tenantId: string | null;
-  column: EncColumn;
+  column: C;
 }
 
-const columnName = (column: EncColumn) => `${getTableName(column.table)}.${column.name}`;
+const columnName = (column: PgColumn) => `${getTableName(column.table)}.${column.name}`;
 
 /** JSON keeps the parts apart (no separator can be forged) and tells a missing tenant from any tenant id. */
-const additionalData = (at: SealedAt) =>
+const additionalData = (at: SealedAt<EncColumn | EncBytesColumn>) =>
   Buffer.from(JSON.stringify(['parley/column/v2', getTableName(at.column.table), at.column.name, at.tenantId]), 'utf8');
+
+const rejected = (column: PgColumn) =>
+  new KeyringError(
+    KeyringErrorCode.Rejected,
+    `${columnName(column)}: the stored value failed authentication (altered, or written for another tenant, table or column)`,
+  );
 
 interface Key {
   id: string;
@@ -110,13 +118,29 @@ export class Keyring {
     return [...this.keys.keys()];
   }
 
-  /** Seals bytes under the primary key (Temporal payloads, media content), unbound. */
+  /** Seals a Temporal payload under the primary key (the codec keeps the key id in the payload's metadata). */
   encryptBytes(plain: Uint8Array): { keyId: string; data: Buffer } {
     return { keyId: this.primary.id, data: sealBytes(this.primary.material, plain) };
   }
 
   decryptBytes(keyId: string, data: Uint8Array): Buffer {
     return openBytes(this.key(keyId), data);
+  }
+
+  /** Encrypts bytes for a bytea column, bound like `encrypt`: the data, and the label to store beside it (`v2.<kid>`). */
+  encryptColumnBytes(plain: Uint8Array, at: SealedAt<EncBytesColumn>): { label: string; data: Buffer } {
+    return { label: `v2.${this.primary.id}`, data: sealBytes(this.primary.material, plain, additionalData(at)) };
+  }
+
+  /** Opens bytes stored with `label`: `v2.<kid>` only in the row `at` names; a bare `<kid>` (written before the binding) anywhere. */
+  decryptColumnBytes(label: string, data: Uint8Array, at: SealedAt<EncBytesColumn>): Buffer {
+    const bound = label.startsWith('v2.');
+    const key = this.key(bound ? label.slice(3) : label);
+    try {
+      return openBytes(key, data, bound ? additionalData(at) : undefined);
+    } catch {
+      throw rejected(at.column);
+    }
   }
 
   /** Encrypts a string for a database column: `v2.<kid>.<base64url>`, bound to where it is stored. */
@@ -138,16 +162,13 @@ export class Keyring {
     try {
       return openBytes(key, Buffer.from(body, 'base64url'), version === 'v2' ? additionalData(at) : undefined).toString('utf8');
     } catch {
-      throw new KeyringError(
-        KeyringErrorCode.Rejected,
-        `${columnName(at.column)}: the stored value failed authentication (altered, or written for another tenant, table or column)`,
-      );
+      throw rejected(at.column);
     }
   }
 
-  /** The prefix of the values `encrypt` writes now: v2 under the primary key. */
-  currentPrefix(): string {
-    return `v2.${this.primary.id}.`;
+  /** What marks values written now (v2 under the primary key): `encrypt`'s start with it and a dot; `encryptColumnBytes`'s label is it. */
+  currentVersion(): string {
+    return `v2.${this.primary.id}`;
   }
 
   private key(keyId: string): Buffer {
