@@ -44,7 +44,11 @@ function isUnstorableText(err: unknown): boolean {
 /** The one HTTP error mapper: every error leaves as `{ error: { code, message } }`; 5xx never expose internals. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    if (err instanceof AppError) return reply.status(err.status).send(body(err.code, err.message));
+    if (err instanceof AppError) {
+      // A 500 AppError (a stored value that failed authentication) is for operators to see; its message names no value.
+      if (err.status === 500) request.log.error({ code: err.code, message: err.message }, 'request failed');
+      return reply.status(err.status).send(body(err.code, err.message));
+    }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const first = err.validation[0];
       const where = describePath(err.validationContext, first.instancePath);

@@ -169,6 +169,16 @@ describe('ciphertexts bound to their row (tenant, table, column)', () => {
     const ownB = await h.request('GET', `/routes/tenants/${b.id}/media/${mediaB}/content`, { key: b.key });
     assert.equal(ownB.status, 200);
     assert.equal(ownB.body, 'the image B sent');
+
+    // Operators see each refusal in the log, by code and column; the log holds none of the values.
+    const logged = h.logs.lines.filter((l) => l.includes('CIPHERTEXT_REJECTED'));
+    for (const column of ['contacts.phone_enc', 'sandbox_messages.to_enc', 'messages.body_enc', 'message_media.content_enc']) {
+      assert.ok(
+        logged.some((l) => l.includes(`${column}: `)),
+        `a log line for ${column}`,
+      );
+    }
+    for (const secret of [askA.from, askA.text, 'the image B sent']) assert.ok(!h.logs.text().includes(secret));
   });
 
   it('v1 rows keep working; `npm run reencrypt` binds them while the API serves traffic; a second run changes nothing', async () => {
