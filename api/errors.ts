@@ -46,6 +46,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof AppError) {
       if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
+      // A 500 AppError (a stored value that failed authentication) is for operators to see; its message names no value.
+      if (err.status === 500) request.log.error({ code: err.code, message: err.message }, 'request failed');
       return reply.status(err.status).send(body(err.code, err.message));
     }
     if (hasZodFastifySchemaValidationErrors(err)) {

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AiToolSource } from '../core/ai/tools.js';
+import { conversations } from '../core/db/schema.js';
 import { FakeOpenAi, labelOf, lastUserText } from './helpers/fake-openai.js';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 import { makePdf } from './helpers/pdf.js';
@@ -295,7 +296,10 @@ describe('AI answers grounded in the knowledge base', () => {
       tenant.id,
       'model_requested',
     ]);
-    assert.equal(h.runtime.keyring.decrypt(note.rows[0].handover_note_enc), 'customer asks for a person');
+    assert.equal(
+      h.runtime.keyring.decrypt(note.rows[0].handover_note_enc, { tenantId: tenant.id, column: conversations.handoverNoteEnc }),
+      'customer asks for a person',
+    );
   });
 
   it('retries a throttled LLM call, and answers at once without the LLM when the key is refused', async () => {

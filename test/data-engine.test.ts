@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { dataSources } from '../core/db/schema.js';
 import { createHarness, testKeyring, TEST_ADMIN_KEY, waitFor, type Harness } from './helpers/harness.js';
 import { fakeGraphql, fakeInventory, type FakeSource } from './helpers/fake-sources.js';
 import { createMysqlCrm, createPgCrm, type Crm } from './helpers/tenant-crm.js';
@@ -236,6 +237,7 @@ describe('data engine: live lookups', () => {
       testKeyring().decrypt(
         (await h.runtime.pool.query("SELECT credentials_enc FROM data_sources WHERE tenant_id = $1 AND id = 'inventory_api'", [a.id]))
           .rows[0].credentials_enc,
+        { tenantId: a.id, column: dataSources.credentialsEnc },
       ),
     );
     assert.equal(stored.api_key, API_KEY);

@@ -216,8 +216,8 @@ describe("data engine: the tenant's own data worker, over Parley's API", () => {
       const rows = await pendingLookups(a.id);
       return rows.length > 0 && rows;
     });
-    assert.match(pending.params_enc, /^v1\./);
-    assert.match(pending.task_token_enc, /^v1\./);
+    assert.match(pending.params_enc, /^v2\./);
+    assert.match(pending.task_token_enc, /^v2\./);
     assert.ok(!pending.params_enc.includes('SKU-789'));
     const answer = { ok: true, rows: [{ name: 'Blue kettle', quantity: 99 }], source_ms: 3 };
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities/index.js';
+import { messages } from '../core/db/schema.js';
 import { findChannel } from '../core/providers/channels.js';
 import { acceptInbound } from '../core/messaging/accept-inbound.js';
 import { numberedText, optionForNumber, sendInteractive } from '../core/providers/interactive.js';
@@ -50,7 +51,7 @@ describe('delivery: 24-hour window, templates and interactive messages', () => {
         tenant.id,
         accepted.conversationId,
         `reply:${accepted.messageId}`,
-        h.runtime.keyring.encrypt('a free-form answer'),
+        h.runtime.keyring.encrypt('a free-form answer', { tenantId: tenant.id, column: messages.bodyEnc }),
         accepted.messageId,
       ],
     );

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
+import { messages } from '../core/db/schema.js';
 import { hashStoredProviderIds } from '../core/messaging/provider-ids.js';
 import { mediaWorkflowId } from '../core/platform/ids.js';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
@@ -364,7 +365,7 @@ describe('erasure is complete: every table and every workflow history', () => {
     const { rows } = await h.runtime.pool.query(
       `INSERT INTO messages (tenant_id, conversation_id, direction, dedupe_key, body_enc, status, provider_message_id, sent_at)
        VALUES ($1, $2, 'outbound', $3, $4, 'sent', $5, now()) RETURNING id`,
-      [t.id, conv.id, `legacy:${marker}`, h.runtime.keyring.encrypt('an old reply'), legacy],
+      [t.id, conv.id, `legacy:${marker}`, h.runtime.keyring.encrypt('an old reply', { tenantId: t.id, column: messages.bodyEnc }), legacy],
     );
     await h.runtime.pool.query(
       `INSERT INTO delivery_events (tenant_id, provider_message_id, status, occurred_at) VALUES ($1, $2, 'delivered', now())`,

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { recordRemoteLookup } from '../core/data-engine/remote.js';
+import { messageMedia } from '../core/db/schema.js';
 import { createHarness, TEST_ADMIN_KEY, uniquePhone, type Harness } from './helpers/harness.js';
 
 /**
@@ -270,11 +271,18 @@ describe('isolation matrix: tenant A against tenant B on every route', () => {
       [b.id],
     );
     // Media as a Meta webhook leaves it once downloaded: encrypted reference and content.
-    const content = h.runtime.keyring.encryptBytes(Buffer.from('B media bytes'));
+    const content = h.runtime.keyring.encryptColumnBytes(Buffer.from('B media bytes'), { tenantId: b.id, column: messageMedia.contentEnc });
     const { rows: media } = await h.runtime.pool.query<{ id: string }>(
       `INSERT INTO message_media (tenant_id, message_id, channel_id, kind, ref_enc, mime_type, status, size_bytes, content_enc, content_key, downloaded_at)
        VALUES ($1, $2, $3, 'image', $4, 'image/png', 'downloaded', 13, $5, $6, now()) RETURNING id`,
-      [b.id, messages[0].id, messages[0].channel_id, h.runtime.keyring.encrypt('media-ref'), Buffer.from(content.data), content.keyId],
+      [
+        b.id,
+        messages[0].id,
+        messages[0].channel_id,
+        h.runtime.keyring.encrypt('media-ref', { tenantId: b.id, column: messageMedia.refEnc }),
+        Buffer.from(content.data),
+        content.label,
+      ],
     );
     const keys = ok(await as('GET', t(b.id, '/keys')), 'keys');
     // A lookup waiting for B's own data worker, as the dataLookup activity records it.

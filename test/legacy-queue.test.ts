@@ -61,7 +61,7 @@ describe('legacy n8n queue: next-job, leases, tenant isolation', () => {
     const stored = await h.runtime.pool.query('SELECT payload::text AS p, payload_enc FROM jobs WHERE id = $1', [first.body.job_id]);
     assert.ok(!stored.rows[0].p.includes('+1555'), 'no phone number in the clear payload');
     assert.ok(!stored.rows[0].p.includes('order status'));
-    assert.ok(stored.rows[0].payload_enc.startsWith('v1.'));
+    assert.ok(stored.rows[0].payload_enc.startsWith('v2.'));
 
     const got = await nextJob(a.key);
     assert.equal(got.status, 200);

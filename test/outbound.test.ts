@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
-import { channels } from '../core/db/schema.js';
+import { channels, messages } from '../core/db/schema.js';
 import { acceptInbound } from '../core/messaging/accept-inbound.js';
 import { callProvider, checkWindow, recordOutbound, type OutboundDeps } from '../core/messaging/outbound.js';
 import { SERVICE_WINDOW_MS } from '../core/messaging/delivery-policy.js';
@@ -64,7 +64,11 @@ describe('outbound module: the steps every send takes', () => {
       record.dedupeKey,
     ]);
     assert.equal(rows.length, 1);
-    assert.equal(h.runtime.keyring.decrypt(rows[0].body_enc), 'first', 'the first record wins');
+    assert.equal(
+      h.runtime.keyring.decrypt(rows[0].body_enc, { tenantId: tenant.id, column: messages.bodyEnc }),
+      'first',
+      'the first record wins',
+    );
   });
 
   it("takes the number's send slot for a real provider, and sends its template natively", async () => {

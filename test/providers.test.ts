@@ -91,7 +91,7 @@ describe('providers: channels, signed webhooks, statuses and real senders', () =
     assert.ok(!JSON.stringify(list.body).includes(META_SECRET));
 
     const { rows } = await h.runtime.pool.query('SELECT credentials_enc FROM channels WHERE id = $1', [ids.meta]);
-    assert.ok(rows[0].credentials_enc.startsWith('v1.'));
+    assert.ok(rows[0].credentials_enc.startsWith('v2.'));
     assert.ok(!rows[0].credentials_enc.includes('meta-access-token'));
 
     const dup = await h.request('POST', `/routes/tenants/${tenant.id}/channels`, {

@@ -6,7 +6,7 @@ import { createActivities } from '../activities/index.js';
 import { DELIVERY_MAX_ATTEMPTS } from '../contracts/delivery.js';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../core/db/client.js';
-import { outbox } from '../core/db/schema.js';
+import { messages, outbox } from '../core/db/schema.js';
 import { acceptInbound } from '../core/messaging/accept-inbound.js';
 import { createProviders } from '../core/providers/index.js';
 import { DEFAULT_PROVIDER_SETTINGS } from '../core/providers/http.js';
@@ -60,7 +60,13 @@ describe('reconciliation: ambiguous provider sends are never blindly repeated', 
       `INSERT INTO messages (tenant_id, conversation_id, direction, dedupe_key, body_enc, status, in_reply_to, reply_source)
        VALUES ($1, $2, 'outbound', $3, $4, 'sending', ARRAY[$5]::uuid[], 'knowledge')
        RETURNING id, (SELECT contact_id FROM conversations WHERE id = $2) AS contact_id`,
-      [tenant.id, accepted.conversationId, `reply:${accepted.messageId}`, h.runtime.keyring.encrypt('the answer'), accepted.messageId],
+      [
+        tenant.id,
+        accepted.conversationId,
+        `reply:${accepted.messageId}`,
+        h.runtime.keyring.encrypt('the answer', { tenantId: tenant.id, column: messages.bodyEnc }),
+        accepted.messageId,
+      ],
     );
     const input = {
       tenantId: tenant.id,
@@ -396,7 +402,9 @@ describe('reconciliation: ambiguous provider sends are never blindly repeated', 
         });
       }
       assert.deepEqual(await outbound(metaCustomer), [{ status: 'sent', provider_message_id: stored(taken.meta.id), send_attempts: 1 }]);
-      assert.deepEqual(await outbound(twilioCustomer), [{ status: 'sent', provider_message_id: stored(taken.twilio.id), send_attempts: 1 }]);
+      assert.deepEqual(await outbound(twilioCustomer), [
+        { status: 'sent', provider_message_id: stored(taken.twilio.id), send_attempts: 1 },
+      ]);
       assert.equal(meta.sends().filter((r) => r.body.to === metaCustomer.slice(1)).length, 1, 'exactly one request reached Meta');
       assert.equal(
         twilio.sends().filter((r) => r.body.To === `whatsapp:${twilioCustomer}`).length,

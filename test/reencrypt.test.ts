@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Keyring } from '../core/platform/crypto.js';
+import { contacts, messages, sandboxMessages } from '../core/db/schema.js';
+import { Keyring, type EncColumn } from '../core/platform/crypto.js';
 import { countStale, reencryptAll } from '../core/privacy/reencrypt.js';
 import { EncryptionCodec } from '../core/temporal/codec.js';
 import { createHarness, TEST_ENCRYPTION_KEY, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
@@ -40,15 +41,21 @@ describe('re-encryption after a key rotation', () => {
       await waitFor(async () => (await h.sandbox(t.id, t.key, p)).length > 0, { timeoutMs: 30_000, what: 'every reply' });
     // Make the existing data look written before the rotation: under the old key.
     const pool = h.runtime.pool;
-    for (const [table, column] of [
-      ['contacts', 'phone_enc'],
-      ['messages', 'body_enc'],
-      ['sandbox_messages', 'to_enc'],
-      ['sandbox_messages', 'text_enc'],
-    ]) {
-      const { rows } = await pool.query(`SELECT ctid::text AS c, ${column} AS v FROM ${table}`);
-      for (const r of rows)
-        await pool.query(`UPDATE ${table} SET ${column} = $1 WHERE ctid = $2::tid`, [oldOnly.encrypt(rotated.decrypt(r.v)), r.c]);
+    const columns: [string, EncColumn][] = [
+      ['contacts', contacts.phoneEnc],
+      ['messages', messages.bodyEnc],
+      ['sandbox_messages', sandboxMessages.toEnc],
+      ['sandbox_messages', sandboxMessages.textEnc],
+    ];
+    for (const [table, column] of columns) {
+      const { rows } = await pool.query(`SELECT ctid::text AS c, tenant_id, ${column.name} AS v FROM ${table}`);
+      for (const r of rows) {
+        const at = { tenantId: r.tenant_id, column };
+        await pool.query(`UPDATE ${table} SET ${column.name} = $1 WHERE ctid = $2::tid`, [
+          oldOnly.encrypt(rotated.decrypt(r.v, at), at),
+          r.c,
+        ]);
+      }
     }
     const before = await countStale(pool, rotated);
     // 6 contacts, 12 messages, 6 sandbox sends with two columns each.
@@ -63,6 +70,7 @@ describe('re-encryption after a key rotation', () => {
     const result = await reencryptAll(pool, rotated, { batchSize: 7 });
     await during;
     assert.equal(result.failed, 0);
+    assert.deepEqual(result.unknown, []);
     assert.ok(Object.values(result.columns).reduce((a, b) => a + b, 0) >= before - 5);
     assert.equal(await countStale(pool, rotated), 0);
 
@@ -70,9 +78,11 @@ describe('re-encryption after a key rotation', () => {
     const conv = await h.request('GET', `/routes/tenants/${t.id}/conversations`, { key: t.key });
     assert.equal(conv.status, 200);
     assert.deepEqual(conv.body.conversations.map((c: any) => c.contact_phone).sort(), [...phones].sort());
-    const { rows } = await pool.query<{ v: string }>(`SELECT body_enc AS v FROM messages LIMIT 1`);
-    assert.match(rows[0].v, /^v1\.t2\./);
-    assert.throws(() => oldOnly.decrypt(rows[0].v));
+    const { rows } = await pool.query<{ v: string; tenant_id: string }>(`SELECT body_enc AS v, tenant_id FROM messages LIMIT 1`);
+    assert.match(rows[0].v, /^v2\.t2\./);
+    assert.throws(() => oldOnly.decrypt(rows[0].v, { tenantId: rows[0].tenant_id, column: messages.bodyEnc }), {
+      code: 'CIPHERTEXT_KEY_UNKNOWN',
+    });
     // Look-ups by phone still work: the blind index does not change with a rotation.
     assert.equal((await h.sandbox(t.id, t.key, phones[0])).length >= 1, true);
   });

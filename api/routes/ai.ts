@@ -107,7 +107,7 @@ export const aiRoutes =
       async (request) => {
         const row = await findAiProfileRow(deps.db, request.params.tenant_id);
         if (!row) throw notFound('AI_PROFILE_NOT_FOUND', `tenant_id: tenant "${request.params.tenant_id}" has no AI profile`);
-        return view(row, deps.keyring.decrypt(row.apiKeyEnc));
+        return view(row, deps.keyring.decrypt(row.apiKeyEnc, { tenantId: row.tenantId, column: aiProfiles.apiKeyEnc }));
       },
     );
 

@@ -47,7 +47,7 @@ export const conversationRoutes =
       workflow_id: c.workflowId,
       channel_id: c.channelId,
       contact_id: c.contactId,
-      contact_phone: deps.keyring.decrypt(phoneEnc),
+      contact_phone: deps.keyring.decrypt(phoneEnc, { tenantId: c.tenantId, column: contacts.phoneEnc }),
       last_inbound_at: c.lastInboundAt?.toISOString() ?? null,
       created_at: c.createdAt.toISOString(),
       team: c.team,
@@ -114,7 +114,7 @@ export const conversationRoutes =
           messages: rows.map((m) => ({
             id: m.id,
             direction: m.direction,
-            text: deps.keyring.decrypt(m.bodyEnc),
+            text: deps.keyring.decrypt(m.bodyEnc, { tenantId: m.tenantId, column: messages.bodyEnc }),
             status: m.status,
             in_reply_to: m.inReplyTo ?? [],
             reply_source: m.replySource,

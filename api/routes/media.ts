@@ -47,7 +47,9 @@ export const mediaRoutes =
             id: m.id,
             kind: m.kind,
             mime_type: m.mimeType,
-            filename: m.filenameEnc ? deps.keyring.decrypt(m.filenameEnc) : null,
+            filename: m.filenameEnc
+              ? deps.keyring.decrypt(m.filenameEnc, { tenantId: m.tenantId, column: messageMedia.filenameEnc })
+              : null,
             status: m.status,
             size_bytes: m.sizeBytes,
             downloaded_at: m.downloadedAt?.toISOString() ?? null,
@@ -76,7 +78,11 @@ export const mediaRoutes =
         if (!m) throw notFound('MEDIA_NOT_FOUND', `media_id: no media "${request.params.media_id}"`);
         if (m.status !== 'downloaded' || !m.contentEnc || !m.contentKey)
           throw notFound('MEDIA_NOT_DOWNLOADED', `media_id: media is ${m.status}`);
-        return reply.type(m.mimeType ?? 'application/octet-stream').send(deps.keyring.decryptBytes(m.contentKey, m.contentEnc) as never);
+        return reply
+          .type(m.mimeType ?? 'application/octet-stream')
+          .send(
+            deps.keyring.decryptColumnBytes(m.contentKey, m.contentEnc, { tenantId: m.tenantId, column: messageMedia.contentEnc }) as never,
+          );
       },
     );
   };

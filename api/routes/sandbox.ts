@@ -46,8 +46,8 @@ export const sandboxRoutes =
         return {
           messages: rows.map((r) => ({
             id: r.id,
-            to: deps.keyring.decrypt(r.toEnc),
-            text: deps.keyring.decrypt(r.textEnc),
+            to: deps.keyring.decrypt(r.toEnc, { tenantId: r.tenantId, column: sandboxMessages.toEnc }),
+            text: deps.keyring.decrypt(r.textEnc, { tenantId: r.tenantId, column: sandboxMessages.textEnc }),
             in_reply_to: r.inReplyTo ?? [],
             template: r.templateName,
             sent_at: r.sentAt.toISOString(),

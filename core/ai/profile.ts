@@ -45,7 +45,7 @@ export async function putAiProfile(
   await assertEgressAllowed(input.base_url, 'body.base_url');
   const values = {
     baseUrl: input.base_url.replace(/\/+$/, ''),
-    apiKeyEnc: keyring.encrypt(input.api_key),
+    apiKeyEnc: keyring.encrypt(input.api_key, { tenantId, column: aiProfiles.apiKeyEnc }),
     chatModel: input.chat_model,
     embeddingModel: input.embedding_model,
     businessDescription: input.business_description ?? null,
@@ -74,7 +74,7 @@ export async function loadAiProfile(db: Db, keyring: Keyring, tenantId: string):
   const row = await findAiProfileRow(db, tenantId);
   if (!row) return undefined;
   const { apiKeyEnc, createdAt: _c, updatedAt: _u, ...rest } = row;
-  return { ...rest, apiKey: keyring.decrypt(apiKeyEnc) };
+  return { ...rest, apiKey: keyring.decrypt(apiKeyEnc, { tenantId, column: aiProfiles.apiKeyEnc }) };
 }
 
 /** Shows enough of a key to recognise it, never enough to use it. */

@@ -64,7 +64,7 @@ export async function sendReply(deps: OutboundDeps, input: SendReplyInput): Prom
     messageId: outbound.id,
     tenantId: input.tenantId,
     channel: target.channel,
-    to: keyring.decrypt(target.phoneEnc),
+    to: keyring.decrypt(target.phoneEnc, { tenantId: input.tenantId, column: contacts.phoneEnc }),
     text: input.text,
     idempotencyKey: outboundKey(input.tenantId, input.replyKey),
     inReplyTo: input.inReplyTo,
@@ -109,8 +109,8 @@ export async function deliverReply(deps: OutboundDeps, input: DeliverReplyInput,
     };
   }
 
-  const to = keyring.decrypt(row.phoneEnc);
-  const text = keyring.decrypt(message.bodyEnc);
+  const to = keyring.decrypt(row.phoneEnc, { tenantId: input.tenantId, column: contacts.phoneEnc });
+  const text = keyring.decrypt(message.bodyEnc, { tenantId: input.tenantId, column: messages.bodyEnc });
   const inReplyTo = message.inReplyTo ?? [];
   const window = checkWindow(row.lastInboundAt, channel.reopenTemplate);
   const sent = async (providerMessageId: string, via: 'text' | 'template'): Promise<DeliveredReply> => {

@@ -16,7 +16,7 @@ export async function handOver(
     .set({
       needsHuman: true,
       handoverReason: input.reason,
-      handoverNoteEnc: input.note ? keyring.encrypt(input.note) : null,
+      handoverNoteEnc: input.note ? keyring.encrypt(input.note, { tenantId: input.tenantId, column: conversations.handoverNoteEnc }) : null,
       handedOverAt: sql`now()`,
       updatedAt: sql`now()`,
     })

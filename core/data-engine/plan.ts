@@ -1,5 +1,6 @@
 import type { LookupPlan, LookupTurnPlan } from '../../contracts/data-lookup.js';
 import type { Db } from '../db/client.js';
+import { contacts } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import { listIntents, loadDataSource, matchIntent, type StoredSource } from './store.js';
 
@@ -15,7 +16,7 @@ export async function planDataLookup(
 ): Promise<LookupTurnPlan | undefined> {
   const intents = await listIntents(db, input.tenantId);
   if (intents.length === 0) return undefined;
-  const phone = input.phoneEnc ? keyring.decrypt(input.phoneEnc) : undefined;
+  const phone = input.phoneEnc ? keyring.decrypt(input.phoneEnc, { tenantId: input.tenantId, column: contacts.phoneEnc }) : undefined;
   const match = matchIntent(intents, input.text, phone);
   if (!match) return undefined;
   const stored = await loadDataSource(db, keyring, input.tenantId, match.intent.dataSourceId);

@@ -92,8 +92,11 @@ export async function recordRemoteLookup(db: Db, keyring: Keyring, req: RemoteRe
       tenantId: req.tenantId,
       kind: req.kind,
       dataSourceId: req.dataSourceId,
-      taskTokenEnc: keyring.encrypt(Buffer.from(activity.taskToken).toString('base64')),
-      paramsEnc: keyring.encrypt(JSON.stringify(params)),
+      taskTokenEnc: keyring.encrypt(Buffer.from(activity.taskToken).toString('base64'), {
+        tenantId: req.tenantId,
+        column: remoteLookups.taskTokenEnc,
+      }),
+      paramsEnc: keyring.encrypt(JSON.stringify(params), { tenantId: req.tenantId, column: remoteLookups.paramsEnc }),
       activityId: activity.activityId,
       workflowId: activity.workflowId,
       timeoutMs: req.timeoutMs,
@@ -146,7 +149,7 @@ export async function claimRemoteLookup(db: Db, keyring: Keyring, tenantId: stri
     RETURNING r.id, r.kind, r.data_source_id, r.params_enc, r.timeout_ms, r.deadline, r.lease_expires_at`);
   const row = rows[0];
   if (!row) return undefined;
-  const params = JSON.parse(keyring.decrypt(row.params_enc)) as RemoteParams;
+  const params = JSON.parse(keyring.decrypt(row.params_enc, { tenantId, column: remoteLookups.paramsEnc })) as RemoteParams;
   return {
     id: row.id,
     kind: row.kind,
@@ -243,8 +246,13 @@ export async function answerRemoteLookup(
     if (row.status !== 'pending' || !row.taskTokenEnc || !row.paramsEnc) return { error: lookupSettled(opts.id, row.status) };
     let status: 'completed' | 'failed' | 'expired' = 'expired';
     if (!row.expired) {
-      const params = JSON.parse(keyring.decrypt(row.paramsEnc)) as RemoteParams;
-      const taskToken = Buffer.from(keyring.decrypt(row.taskTokenEnc), 'base64');
+      const params = JSON.parse(
+        keyring.decrypt(row.paramsEnc, { tenantId: opts.tenantId, column: remoteLookups.paramsEnc }),
+      ) as RemoteParams;
+      const taskToken = Buffer.from(
+        keyring.decrypt(row.taskTokenEnc, { tenantId: opts.tenantId, column: remoteLookups.taskTokenEnc }),
+        'base64',
+      );
       const delivered = await opts.deliver(
         { taskToken, activityId: row.activityId, workflowId: row.workflowId },
         settlement(row.kind, opts.answer, params, row.scheduledAt),

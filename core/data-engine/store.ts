@@ -29,8 +29,8 @@ export interface StoredSource {
   servedBy: 'parley' | 'tenant_worker';
 }
 
-function decryptSecrets(keyring: Keyring, enc: string | null): Secrets {
-  return enc ? (JSON.parse(keyring.decrypt(enc)) as Secrets) : {};
+function decryptSecrets(keyring: Keyring, tenantId: string, enc: string | null): Secrets {
+  return enc ? (JSON.parse(keyring.decrypt(enc, { tenantId, column: dataSources.credentialsEnc })) as Secrets) : {};
 }
 
 /**
@@ -41,7 +41,7 @@ export async function replaceDataSources(db: Db, keyring: Keyring, tenantId: str
   await checkSourceDestinations(sources);
   return db.transaction(async (tx) => {
     const existing = await tx.select().from(dataSources).where(eq(dataSources.tenantId, tenantId));
-    const stored = new Map(existing.map((r) => [r.id, decryptSecrets(keyring, r.credentialsEnc)]));
+    const stored = new Map(existing.map((r) => [r.id, decryptSecrets(keyring, r.tenantId, r.credentialsEnc)]));
     const rows = sources.map((source, position) => {
       const { config, secrets } = splitSecrets(source);
       const old = stored.get(source.id) ?? {};
@@ -71,7 +71,8 @@ export async function replaceDataSources(db: Db, keyring: Keyring, tenantId: str
         type: source.type,
         servedBy: source.served_by,
         config: config as Record<string, unknown>,
-        credentialsEnc: Object.keys(merged).length > 0 ? keyring.encrypt(JSON.stringify(merged)) : null,
+        credentialsEnc:
+          Object.keys(merged).length > 0 ? keyring.encrypt(JSON.stringify(merged), { tenantId, column: dataSources.credentialsEnc }) : null,
         position,
       };
     });
@@ -89,7 +90,7 @@ export async function listDataSources(db: Db, keyring: Keyring, tenantId: string
     name: r.name,
     type: r.type,
     served_by: r.servedBy,
-    ...redactedView(r.config as SplitSource['config'], decryptSecrets(keyring, r.credentialsEnc)),
+    ...redactedView(r.config as SplitSource['config'], decryptSecrets(keyring, r.tenantId, r.credentialsEnc)),
     updated_at: r.updatedAt.toISOString(),
   }));
 }
@@ -104,7 +105,7 @@ export async function loadDataSource(db: Db, keyring: Keyring, tenantId: string,
   const source = joinSecrets(
     r.config as SplitSource['config'],
     { id: r.id, name: r.name, type: r.type, served_by: r.servedBy },
-    decryptSecrets(keyring, r.credentialsEnc),
+    decryptSecrets(keyring, r.tenantId, r.credentialsEnc),
   );
   return { source, servedBy: r.servedBy };
 }

@@ -51,15 +51,20 @@ export interface NewJob {
  * `payload` (jsonb) keeps only fields without personal data, for operators and metrics;
  * the payload n8n receives is sealed in `payload_enc`.
  */
-function sealPayload(keyring: Keyring, jobType: string, payload: JobPayload) {
+function sealPayload(keyring: Keyring, tenantId: string, jobType: string, payload: JobPayload) {
   const visible: Record<string, unknown> = { job_type: jobType, tenant_id: payload.tenant_id };
   if (typeof payload.timestamp === 'string') visible.timestamp = payload.timestamp;
-  return { payload: visible, payloadEnc: keyring.encrypt(JSON.stringify(payload)) };
+  return { payload: visible, payloadEnc: keyring.encrypt(JSON.stringify(payload), { tenantId, column: jobs.payloadEnc }) };
 }
 
-export function openPayload(keyring: Keyring, row: { payload: unknown; payloadEnc: string | null }): Record<string, unknown> {
+export function openPayload(
+  keyring: Keyring,
+  row: { tenantId: string | null; payload: unknown; payloadEnc: string | null },
+): Record<string, unknown> {
   // Rows written before payload encryption (the seed's own) carry their payload in clear.
-  return row.payloadEnc ? JSON.parse(keyring.decrypt(row.payloadEnc)) : (row.payload as Record<string, unknown>);
+  return row.payloadEnc
+    ? JSON.parse(keyring.decrypt(row.payloadEnc, { tenantId: row.tenantId, column: jobs.payloadEnc }))
+    : (row.payload as Record<string, unknown>);
 }
 
 const notify = (db: Db, tenantId: string) => db.execute(sql`SELECT pg_notify(${JOBS_CHANNEL}, ${tenantId})`);
@@ -72,7 +77,7 @@ export async function enqueueJobs(db: Db, keyring: Keyring, tenantId: string, it
       items.map((item) => ({
         tenantId,
         jobType: item.jobType,
-        ...sealPayload(keyring, item.jobType, item.payload),
+        ...sealPayload(keyring, tenantId, item.jobType, item.payload),
         ...(item.maxAttempts ? { maxAttempts: item.maxAttempts } : {}),
       })),
     )
@@ -100,7 +105,7 @@ export async function enqueueTurnJob(db: Db, keyring: Keyring, turn: TurnJob): P
     .values({
       tenantId: turn.tenantId,
       jobType: turnJobType(turn.payload),
-      ...sealPayload(keyring, turnJobType(turn.payload), turn.payload),
+      ...sealPayload(keyring, turn.tenantId, turnJobType(turn.payload), turn.payload),
       conversationId: turn.conversationId,
       workflowId: turn.workflowId,
       replyKey: turn.replyKey,
@@ -168,7 +173,7 @@ export async function claimNextJob(
   return {
     id: row.id,
     jobType: row.job_type,
-    payload: openPayload(keyring, { payload: row.payload, payloadEnc: row.payload_enc }),
+    payload: openPayload(keyring, { tenantId: opts.tenantId, payload: row.payload, payloadEnc: row.payload_enc }),
     attempts: row.attempts,
     leaseExpiresAt: new Date(row.lease_expires_at),
   };
@@ -199,7 +204,7 @@ export async function finishJob(
     .update(jobs)
     .set({
       status: opts.status,
-      resultEnc: opts.report ? keyring.encrypt(JSON.stringify(opts.report)) : null,
+      resultEnc: opts.report ? keyring.encrypt(JSON.stringify(opts.report), { tenantId: opts.tenantId, column: jobs.resultEnc }) : null,
       leaseExpiresAt: null,
       finishedAt: sql`now()`,
       updatedAt: sql`now()`,
@@ -232,11 +237,15 @@ async function outcomeOf(db: Db, keyring: Keyring, job: { status: string; replyM
     case 'completed': {
       if (!job.replyMessageId) return { outcome: 'completed' };
       const [reply] = await db
-        .select({ bodyEnc: messages.bodyEnc, sentAt: messages.sentAt })
+        .select({ tenantId: messages.tenantId, bodyEnc: messages.bodyEnc, sentAt: messages.sentAt })
         .from(messages)
         .where(eq(messages.id, job.replyMessageId));
       return reply
-        ? { outcome: 'replied', text: keyring.decrypt(reply.bodyEnc), sentAt: (reply.sentAt ?? new Date()).toISOString() }
+        ? {
+            outcome: 'replied',
+            text: keyring.decrypt(reply.bodyEnc, { tenantId: reply.tenantId, column: messages.bodyEnc }),
+            sentAt: (reply.sentAt ?? new Date()).toISOString(),
+          }
         : { outcome: 'completed' };
     }
     case 'failed':

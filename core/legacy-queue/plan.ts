@@ -32,7 +32,7 @@ export async function planLegacyTurn(
     .orderBy(asc(messages.seq))
     .limit(1);
   const message: MessageJobPayload = {
-    from: keyring.decrypt(conversation.phoneEnc),
+    from: keyring.decrypt(conversation.phoneEnc, { tenantId: input.tenantId, column: contacts.phoneEnc }),
     message: input.messages.map((m) => m.text).join('\n'),
     tenant_id: input.tenantId,
     timestamp: (first?.receivedAt ?? new Date()).toISOString(),

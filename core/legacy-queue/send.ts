@@ -222,7 +222,7 @@ async function ensureConversation(db: Db, keyring: Keyring, tenantId: string, ph
   const phoneHash = keyring.blindIndex(phone);
   await db
     .insert(contacts)
-    .values({ tenantId, phoneHash, phoneEnc: keyring.encrypt(phone) })
+    .values({ tenantId, phoneHash, phoneEnc: keyring.encrypt(phone, { tenantId, column: contacts.phoneEnc }) })
     .onConflictDoNothing({ target: [contacts.tenantId, contacts.phoneHash] });
   const [contact] = await db
     .select({ id: contacts.id })

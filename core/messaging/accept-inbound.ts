@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { messages } from '../db/schema.js';
+import { contacts, messages } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import { notFound } from '../platform/errors.js';
 import { conversationWorkflowIdPrefix } from '../platform/ids.js';
@@ -49,7 +49,7 @@ export async function acceptInbound(db: Db, keyring: Keyring, input: InboundInpu
        WHERE tenant_id = ${tenantId} AND ${channelMatch} AND NOT EXISTS (SELECT 1 FROM dup)
     ), contact AS (
       INSERT INTO contacts (tenant_id, phone_hash, phone_enc)
-      SELECT ${tenantId}, ${phoneHash}, ${keyring.encrypt(input.from)} FROM channel
+      SELECT ${tenantId}, ${phoneHash}, ${keyring.encrypt(input.from, { tenantId, column: contacts.phoneEnc })} FROM channel
       ON CONFLICT (tenant_id, phone_hash) DO UPDATE SET phone_hash = EXCLUDED.phone_hash
       RETURNING id
     ), conversation AS (
@@ -63,7 +63,7 @@ export async function acceptInbound(db: Db, keyring: Keyring, input: InboundInpu
       RETURNING id
     ), message AS (
       INSERT INTO messages (tenant_id, conversation_id, direction, dedupe_key, body_enc, status, provider_message_id, created_at)
-      SELECT ${tenantId}, conversation.id, 'inbound', ${dedupeKey}, ${keyring.encrypt(input.text)}, 'received',
+      SELECT ${tenantId}, conversation.id, 'inbound', ${dedupeKey}, ${keyring.encrypt(input.text, { tenantId, column: messages.bodyEnc })}, 'received',
              ${input.providerMessageId ? keyring.blindIndex(input.providerMessageId) : null}, ${new Date(input.timestamp).toISOString()}::timestamptz
         FROM conversation
       ON CONFLICT (tenant_id, dedupe_key) DO NOTHING

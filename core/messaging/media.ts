@@ -29,14 +29,17 @@ export async function downloadMedia(
   const provider = providers.forChannel(row.channel);
   if (!provider.downloadMedia) return failed();
   try {
-    const media = await provider.downloadMedia(row.channel, keyring.decrypt(row.media.refEnc));
-    const sealed = keyring.encryptBytes(media.data);
+    const media = await provider.downloadMedia(
+      row.channel,
+      keyring.decrypt(row.media.refEnc, { tenantId: input.tenantId, column: messageMedia.refEnc }),
+    );
+    const sealed = keyring.encryptColumnBytes(media.data, { tenantId: input.tenantId, column: messageMedia.contentEnc });
     await db
       .update(messageMedia)
       .set({
         status: 'downloaded',
         contentEnc: sealed.data,
-        contentKey: sealed.keyId,
+        contentKey: sealed.label,
         sizeBytes: media.data.length,
         mimeType: row.media.mimeType ?? media.mimeType ?? null,
         downloadedAt: sql`now()`,

@@ -76,7 +76,7 @@ export async function recordOutbound(db: Db, keyring: Keyring, r: OutboundRecord
       conversationId: r.conversationId,
       direction: 'outbound',
       dedupeKey: r.dedupeKey,
-      bodyEnc: keyring.encrypt(r.text),
+      bodyEnc: keyring.encrypt(r.text, { tenantId: r.tenantId, column: messages.bodyEnc }),
       status: 'sending',
       inReplyTo: r.inReplyTo,
       replySource: r.replySource,

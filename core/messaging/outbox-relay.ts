@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
+import { messages as messagesTable } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import { summarizeError } from '../platform/errors.js';
 import { readSettings } from '../tenants/settings.js';
@@ -172,7 +173,7 @@ export class OutboxRelay {
       const messages: InboundMessage[] = rows.map((r) => ({
         id: r.message_id,
         seq: Number(r.seq),
-        text: this.opts.keyring.decrypt(r.body_enc),
+        text: this.opts.keyring.decrypt(r.body_enc, { tenantId: r.tenant_id, column: messagesTable.bodyEnc }),
         receivedAt: r.received_at.toISOString(),
       }));
       const input: ConversationInput = {

@@ -232,7 +232,12 @@ export async function eraseContact(deps: ErasureDeps, tenantId: string, contactI
       .returning({ id: sandboxMessages.id });
     const jobRows = await tx
       .delete(jobs)
-      .where(and(eq(jobs.tenantId, tenantId), contactJobs(contactId, convIds, keyring.decrypt(contact.phoneEnc))))
+      .where(
+        and(
+          eq(jobs.tenantId, tenantId),
+          contactJobs(contactId, convIds, keyring.decrypt(contact.phoneEnc, { tenantId, column: contacts.phoneEnc })),
+        ),
+      )
       .returning({ id: jobs.id });
     const sends = await tx
       .delete(campaignSends)

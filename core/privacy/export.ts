@@ -42,7 +42,12 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
     db
       .select()
       .from(jobs)
-      .where(and(eq(jobs.tenantId, tenantId), contactJobs(contactId, convIds, keyring.decrypt(contact.phoneEnc))))
+      .where(
+        and(
+          eq(jobs.tenantId, tenantId),
+          contactJobs(contactId, convIds, keyring.decrypt(contact.phoneEnc, { tenantId, column: contacts.phoneEnc })),
+        ),
+      )
       .orderBy(asc(jobs.createdAt)),
     db
       .select()
@@ -54,10 +59,12 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
   return {
     contact: {
       id: contact.id,
-      phone: keyring.decrypt(contact.phoneEnc),
-      name: contact.nameEnc ? keyring.decrypt(contact.nameEnc) : null,
+      phone: keyring.decrypt(contact.phoneEnc, { tenantId, column: contacts.phoneEnc }),
+      name: contact.nameEnc ? keyring.decrypt(contact.nameEnc, { tenantId, column: contacts.nameEnc }) : null,
       tags: contact.tags,
-      attributes: contact.attributesEnc ? (JSON.parse(keyring.decrypt(contact.attributesEnc)) as unknown) : null,
+      attributes: contact.attributesEnc
+        ? (JSON.parse(keyring.decrypt(contact.attributesEnc, { tenantId, column: contacts.attributesEnc })) as unknown)
+        : null,
       opted_in: contact.optedIn,
       consent_at: contact.consentAt?.toISOString() ?? null,
       consent_source: contact.consentSource,
@@ -76,13 +83,17 @@ export async function exportContact(db: Db, keyring: Keyring, tenantId: string, 
         .map((m) => ({
           id: m.id,
           direction: m.direction,
-          text: keyring.decrypt(m.bodyEnc),
+          text: keyring.decrypt(m.bodyEnc, { tenantId, column: messages.bodyEnc }),
           status: m.status,
           created_at: m.createdAt.toISOString(),
           sent_at: m.sentAt?.toISOString() ?? null,
         })),
     })),
-    sandbox_messages: sandbox.map((s) => ({ id: s.id, text: keyring.decrypt(s.textEnc), sent_at: s.sentAt.toISOString() })),
+    sandbox_messages: sandbox.map((s) => ({
+      id: s.id,
+      text: keyring.decrypt(s.textEnc, { tenantId, column: sandboxMessages.textEnc }),
+      sent_at: s.sentAt.toISOString(),
+    })),
     jobs: jobRows.map((j) => ({ id: j.id, status: j.status, payload: openPayload(keyring, j), created_at: j.createdAt.toISOString() })),
     campaign_sends: sends.map((c) => ({
       run_id: c.runId,

@@ -139,7 +139,10 @@ export async function createChannel(db: Db, keyring: Keyring, tenantId: string, 
         tenantId,
         provider: input.provider,
         displayPhoneNumber: input.display_phone_number ?? null,
-        credentialsEnc: input.provider === 'sandbox' ? null : keyring.encrypt(JSON.stringify(input.credentials)),
+        credentialsEnc:
+          input.provider === 'sandbox'
+            ? null
+            : keyring.encrypt(JSON.stringify(input.credentials), { tenantId, column: channels.credentialsEnc }),
         routingKey: key,
         apiBaseUrl: input.api_base_url ?? null,
         ratePerSecond: input.rate_per_second,
@@ -167,13 +170,17 @@ export function channelCredentials<P extends ProviderName>(keyring: Keyring, cha
   if (channel.provider !== provider) throw new Error(`channel is a ${channel.provider} channel, not ${provider}`);
   if (provider === 'sandbox') return {} as CredentialsByProvider[P];
   if (!channel.credentialsEnc) throw new Error(`${provider} channel has no credentials`);
-  return JSON.parse(keyring.decrypt(channel.credentialsEnc)) as CredentialsByProvider[P];
+  return JSON.parse(
+    keyring.decrypt(channel.credentialsEnc, { tenantId: channel.tenantId, column: channels.credentialsEnc }),
+  ) as CredentialsByProvider[P];
 }
 
 /** Credentials as the API shows them: identifiers kept, secrets replaced. */
 export function redactedCredentials(keyring: Keyring, channel: Channel): Record<string, string> {
   if (!channel.credentialsEnc) return {};
-  const creds = JSON.parse(keyring.decrypt(channel.credentialsEnc)) as Record<string, string>;
+  const creds = JSON.parse(
+    keyring.decrypt(channel.credentialsEnc, { tenantId: channel.tenantId, column: channels.credentialsEnc }),
+  ) as Record<string, string>;
   return Object.fromEntries(Object.entries(creds).map(([k, v]) => [k, PUBLIC_FIELDS.has(k) ? v : '[redacted]']));
 }
 

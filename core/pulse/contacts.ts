@@ -41,10 +41,13 @@ export async function upsertContacts(db: Db, keyring: Keyring, tenantId: string,
           group.map((c) => ({
             tenantId,
             phoneHash: keyring.blindIndex(c.phone),
-            phoneEnc: keyring.encrypt(c.phone),
-            nameEnc: c.name !== undefined ? keyring.encrypt(c.name) : null,
+            phoneEnc: keyring.encrypt(c.phone, { tenantId, column: contacts.phoneEnc }),
+            nameEnc: c.name !== undefined ? keyring.encrypt(c.name, { tenantId, column: contacts.nameEnc }) : null,
             tags: c.tags ?? [],
-            attributesEnc: c.attributes !== undefined ? keyring.encrypt(JSON.stringify(c.attributes)) : null,
+            attributesEnc:
+              c.attributes !== undefined
+                ? keyring.encrypt(JSON.stringify(c.attributes), { tenantId, column: contacts.attributesEnc })
+                : null,
             optedIn: c.opted_in,
             consentAt: c.consent_at ? new Date(c.consent_at) : new Date(),
             consentSource: c.consent_source ?? 'api',
@@ -85,10 +88,10 @@ export interface ContactView {
 export function viewContact(keyring: Keyring, c: Contact): ContactView {
   return {
     id: c.id,
-    phone: keyring.decrypt(c.phoneEnc),
-    name: c.nameEnc ? keyring.decrypt(c.nameEnc) : null,
+    phone: keyring.decrypt(c.phoneEnc, { tenantId: c.tenantId, column: contacts.phoneEnc }),
+    name: c.nameEnc ? keyring.decrypt(c.nameEnc, { tenantId: c.tenantId, column: contacts.nameEnc }) : null,
     tags: c.tags,
-    attributes: decryptAttributes(keyring, c.attributesEnc),
+    attributes: decryptAttributes(keyring, c.tenantId, c.attributesEnc),
     opted_in: c.optedIn,
     consent_at: c.consentAt?.toISOString() ?? null,
     consent_source: c.consentSource,
@@ -97,8 +100,8 @@ export function viewContact(keyring: Keyring, c: Contact): ContactView {
   };
 }
 
-export function decryptAttributes(keyring: Keyring, sealed: string | null): Record<string, unknown> {
-  return sealed ? (JSON.parse(keyring.decrypt(sealed)) as Record<string, unknown>) : {};
+export function decryptAttributes(keyring: Keyring, tenantId: string, sealed: string | null): Record<string, unknown> {
+  return sealed ? (JSON.parse(keyring.decrypt(sealed, { tenantId, column: contacts.attributesEnc })) as Record<string, unknown>) : {};
 }
 
 /** Keyset pagination in id order; `phone` is an exact look-up through the blind index. */

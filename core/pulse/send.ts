@@ -180,7 +180,7 @@ async function sendOne(
     await finish({ status: 'skipped_opted_out' });
     return 'skipped_opted_out';
   }
-  const name = contact.name_enc ? keyring.decrypt(contact.name_enc) : null;
+  const name = contact.name_enc ? keyring.decrypt(contact.name_enc, { tenantId: config.tenantId, column: contacts.nameEnc }) : null;
   const windowTemplate = config.message.window_template;
   const window = checkWindow(
     contact.last_inbound_at,
@@ -193,7 +193,7 @@ async function sendOne(
   const content = pickContent(config.message, {
     name,
     tags: contact.tags,
-    attributes: decryptAttributes(keyring, contact.attributes_enc),
+    attributes: decryptAttributes(keyring, config.tenantId, contact.attributes_enc),
   });
   // The fence: the row is still ours and no newer attempt has begun, checked and leased in one statement.
   const lease = () => sql`now() + ${`${SEND_LEASE_MS} milliseconds`}::interval` as unknown as Date;
@@ -215,7 +215,7 @@ async function sendOne(
     const result = await callProvider(deps, {
       tenantId: config.tenantId,
       channel,
-      to: keyring.decrypt(contact.phone_enc),
+      to: keyring.decrypt(contact.phone_enc, { tenantId: config.tenantId, column: contacts.phoneEnc }),
       text: content.text,
       idempotencyKey: `${config.tenantId}:pulse:${config.runId}:${contactId}`,
       inReplyTo: [],

@@ -63,10 +63,12 @@ export async function ingest(
           channelId: channel.id,
           position,
           kind: item.kind,
-          refEnc: keyring.encrypt(item.ref),
+          refEnc: keyring.encrypt(item.ref, { tenantId: channel.tenantId, column: messageMedia.refEnc }),
           mimeType: item.mimeType ?? null,
           sha256: item.sha256 ?? null,
-          filenameEnc: item.filename ? keyring.encrypt(item.filename) : null,
+          filenameEnc: item.filename
+            ? keyring.encrypt(item.filename, { tenantId: channel.tenantId, column: messageMedia.filenameEnc })
+            : null,
         })
         .onConflictDoNothing({ target: [messageMedia.messageId, messageMedia.position] })
         .returning({ id: messageMedia.id });

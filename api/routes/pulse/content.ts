@@ -93,9 +93,9 @@ export const contentRoutes =
             );
           contactId = row.id;
           who = {
-            name: row.nameEnc ? deps.keyring.decrypt(row.nameEnc) : null,
+            name: row.nameEnc ? deps.keyring.decrypt(row.nameEnc, { tenantId: row.tenantId, column: contacts.nameEnc }) : null,
             tags: row.tags,
-            attributes: decryptAttributes(deps.keyring, row.attributesEnc),
+            attributes: decryptAttributes(deps.keyring, row.tenantId, row.attributesEnc),
           };
         }
         if (!msg.template) throw badRequest('VALIDATION_FAILED', 'body.template: must not be empty');
