@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { deliveryEvents } from '../db/schema.js';
+import { emitEvent, emitStatusEvents } from '../events/emit.js';
 
 export type DeliveryStatus = 'sent' | 'delivered' | 'read' | 'failed';
 
@@ -52,6 +53,7 @@ export async function applyDeliveryStatus(db: Db, tenantId: string, providerMess
              LIMIT 1) e
      WHERE m.tenant_id = ${tenantId} AND m.direction = 'outbound' AND m.provider_message_id = ${providerMessageId}
        AND m.delivery_status IS DISTINCT FROM e.status`);
+  await emitStatusEvents(db, tenantId, providerMessageId);
 }
 
 /** Records a failure the provider told us synchronously (or that we decided), on the message itself. */
@@ -60,4 +62,11 @@ export async function recordSendFailure(db: Db, tenantId: string, messageId: str
     UPDATE messages SET status = 'failed', delivery_status = 'failed', delivery_error_code = ${code},
            delivery_error = ${title?.slice(0, 200) ?? null}, delivery_updated_at = now()
      WHERE tenant_id = ${tenantId} AND id = ${messageId}`);
+  await emitEvent(db, {
+    tenantId,
+    type: 'message.status_updated',
+    key: `${messageId}:failed`,
+    messageId,
+    data: { status: 'failed', error_code: code },
+  });
 }

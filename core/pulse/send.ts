@@ -5,6 +5,7 @@ import type { PulsePageInput, PulsePageResult, PulseRunConfig, RunCounts } from 
 import { campaignSends, channels, contacts, pulseCampaigns, pulseRuns, type Channel } from '../db/schema.js';
 import { callProvider, checkWindow, type OutboundDeps } from '../messaging/outbound.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../platform/errors.js';
+import { emitEvent } from '../events/emit.js';
 import { pickContent } from './content.js';
 import { decryptAttributes } from './contacts.js';
 import { audienceFilter, runCounts } from './runs.js';
@@ -85,11 +86,21 @@ export async function finishRun(
   { db }: OutboundDeps,
   input: { runId: string; status: 'completed' | 'cancelled' },
 ): Promise<RunCounts | null> {
-  await db
+  const [run] = await db
     .update(pulseRuns)
     .set({ status: input.status, finishedAt: sql`now()` as unknown as Date })
-    .where(and(eq(pulseRuns.id, input.runId), eq(pulseRuns.status, 'running')));
-  return runCounts(db, input.runId);
+    .where(and(eq(pulseRuns.id, input.runId), eq(pulseRuns.status, 'running')))
+    .returning({ tenantId: pulseRuns.tenantId, campaignId: pulseRuns.campaignId });
+  const counts = await runCounts(db, input.runId);
+  if (run && input.status === 'completed') {
+    await emitEvent(db, {
+      tenantId: run.tenantId,
+      type: 'campaign.run_completed',
+      key: input.runId,
+      data: { campaign_id: run.campaignId, run_id: input.runId, ...counts },
+    });
+  }
+  return counts;
 }
 
 type ClaimedContact = {
