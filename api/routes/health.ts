@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { eventHealth } from '../../core/events/operations.js';
 import { RELAY_DEAD_LETTER_ATTEMPTS } from '../../core/messaging/outbox-relay.js';
 import type { ApiDeps } from '../deps.js';
 
@@ -28,12 +29,17 @@ export const healthRoutes =
                 oldest_pending_age_s: z.number().nullable(),
                 dead_lettered: z.number().describe('Pending messages whose delivery to Temporal keeps failing (retried every 5 minutes)'),
               }),
+              events: z.object({
+                pending_deliveries: z.number().describe('Outbound event deliveries not yet delivered or failed'),
+                endpoints_disabled: z.number().describe('Webhook endpoints disabled for answering 410 or failing for 24 hours'),
+              }),
+              warnings: z.array(z.string()).describe('Conditions an operator should look at; empty when all is well'),
             }),
           },
         },
       },
       async () => {
-        const [jobs, relay] = await Promise.all([
+        const [jobs, relay, events] = await Promise.all([
           deps.pool.query<{ status: string; n: number; oldest: number | null }>(
             `SELECT status, count(*)::int AS n,
                     extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8 AS oldest
@@ -45,6 +51,7 @@ export const healthRoutes =
                FROM outbox WHERE delivered_at IS NULL`,
             [RELAY_DEAD_LETTER_ATTEMPTS],
           ),
+          eventHealth(deps.db),
         ]);
         const queued = jobs.rows.find((r) => r.status === 'queued');
         return {
@@ -59,6 +66,11 @@ export const healthRoutes =
             oldest_pending_age_s: relay.rows[0].oldest != null ? Number(relay.rows[0].oldest) : null,
             dead_lettered: relay.rows[0].dead,
           },
+          events,
+          warnings:
+            events.endpoints_disabled > 0
+              ? [`${events.endpoints_disabled} webhook endpoint(s) disabled after answering 410 or failing for 24 hours`]
+              : [],
         };
       },
     );

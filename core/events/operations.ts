@@ -108,10 +108,10 @@ export async function replay(db: Db, tenantId: string, endpointId: string, r: { 
   return { count: rows.length };
 }
 
-/** Endpoints disabled for failing or answering 410: `GET /` warns about them. */
-export async function disabledEndpointCount(db: Db): Promise<number> {
-  const { rows } = await db.execute<{ n: number }>(
-    sql`SELECT count(*)::int AS n FROM webhook_endpoints WHERE NOT enabled AND disabled_reason IN ('gone', 'failing_24h')`,
-  );
-  return rows[0].n;
+/** For `GET /`: deliveries still pending, and endpoints disabled for answering 410 or failing for 24 hours. */
+export async function eventHealth(db: Db): Promise<{ pending_deliveries: number; endpoints_disabled: number }> {
+  const { rows } = await db.execute<{ pending_deliveries: number; endpoints_disabled: number }>(sql`
+    SELECT (SELECT count(*)::int FROM event_deliveries WHERE status = 'pending') AS pending_deliveries,
+           (SELECT count(*)::int FROM webhook_endpoints WHERE NOT enabled AND disabled_reason IN ('gone', 'failing_24h')) AS endpoints_disabled`);
+  return rows[0];
 }
