@@ -2,7 +2,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Webhook } from 'standardwebhooks';
+import { recordAccess } from '../core/data-engine/store.js';
+import { recordDeliveryStatus } from '../core/messaging/delivery-status.js';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
+import { killHard, spawnWorker } from './helpers/processes.js';
 import { WebhookReceiver, type Received } from './helpers/webhook-receiver.js';
 
 type Tenant = { id: string; key: string };
@@ -202,6 +205,80 @@ describe('outbound events (Standard Webhooks)', () => {
     assert.equal(rx.ofType('conversation.closed')[0].json.data.conversation_id, conversation_id);
   });
 
+  it('fires message.status_updated once per status with the provider error code, and lookup.failed', async () => {
+    const t = await tenantWithKnowledge();
+    const { rx, url } = await receiver();
+    await createEndpoint(t, { url, events: ['message.status_updated', 'lookup.failed'] });
+    const { conversation_id } = await say(t, uniquePhone(), 'When are you open?');
+    const reply = await waitFor(
+      async () => {
+        const { rows } = await h.runtime.pool.query<{ id: string; provider_message_id: string }>(
+          `SELECT id, provider_message_id FROM messages WHERE conversation_id = $1 AND direction = 'outbound' AND provider_message_id IS NOT NULL`,
+          [conversation_id],
+        );
+        return rows[0];
+      },
+      { what: 'the sent reply' },
+    );
+    const status = (s: 'delivered' | 'read' | 'failed', errorCode?: string) =>
+      recordDeliveryStatus(h.runtime.db, {
+        tenantId: t.id,
+        providerMessageId: reply.provider_message_id,
+        status: s,
+        errorCode,
+        occurredAt: new Date(),
+      });
+    await status('delivered');
+    await status('read');
+    await status('read');
+    await status('failed', '131047');
+    await waitFor(async () => rx.accepted.length === 3, { what: 'three status events' });
+    assert.deepEqual(
+      rx.accepted.map((r) => [r.json.data.status, r.json.data.error_code, r.json.data.message_id]),
+      [
+        ['delivered', undefined, reply.id],
+        ['read', undefined, reply.id],
+        ['failed', '131047', reply.id],
+      ],
+    );
+
+    await recordAccess(h.runtime.db, {
+      tenantId: t.id,
+      dataSourceId: 'orders',
+      query: 'order_status',
+      responseTimeMs: 5,
+      outcome: 'error',
+      error: 'boom',
+      via: 'direct',
+    });
+    await recordAccess(h.runtime.db, {
+      tenantId: t.id,
+      dataSourceId: 'orders',
+      query: 'order_status',
+      responseTimeMs: 5,
+      outcome: 'ok',
+      via: 'direct',
+    });
+    await recordAccess(h.runtime.db, {
+      tenantId: t.id,
+      dataSourceId: 'stock',
+      query: 'stock_level',
+      responseTimeMs: 5,
+      outcome: 'error',
+      via: 'direct',
+    });
+    await waitFor(async () => rx.ofType('lookup.failed').length === 2, { what: 'two lookup.failed events' });
+    assert.deepEqual(
+      rx.ofType('lookup.failed').map((r) => r.json.data.data_source_id),
+      ['orders', 'stock'],
+    );
+    assert.equal(
+      rx.requests.some((r) => r.body.includes('boom')),
+      false,
+      'an error text never leaves',
+    );
+  });
+
   it('keeps each conversation in order through a receiver outage, 200 messages, no id with two bodies', async () => {
     const t = await tenantWithKnowledge();
     const { rx, url } = await receiver();
@@ -337,5 +414,50 @@ describe('outbound events (Standard Webhooks)', () => {
       first.rx.accepted.filter((r) => [...middle, ...last].includes(r.json.id)).map((r) => r.body),
       'a replayed event has the body it had',
     );
+  });
+});
+
+describe('outbound events: a worker killed mid-delivery', () => {
+  let h: Harness;
+  const rx = new WebhookReceiver();
+  before(async () => {
+    h = await createHarness({ worker: false });
+  });
+  after(async () => {
+    await rx.close();
+    await h.close();
+  });
+
+  it('delivers the event once more at most, with the same id and body', async () => {
+    const url = await rx.start();
+    // The first request hangs: the worker is killed while its attempt is in flight.
+    rx.respond = () => ({ status: rx.requests.length === 1 ? 0 : 200 });
+    const t = await h.createTenant();
+    const ep = await h.request('POST', `/routes/tenants/${t.id}/webhook-endpoints`, {
+      key: t.key,
+      body: { url, events: ['message.received'] },
+    });
+    assert.equal(ep.status, 201);
+    const first = spawnWorker(h);
+    try {
+      const res = await h.inbound(t.key, { from: uniquePhone(), message: 'hi', tenant_id: t.id, timestamp: new Date().toISOString() });
+      assert.equal(res.status, 202);
+      await waitFor(async () => rx.requests.length === 1, { what: 'the first attempt', timeoutMs: 60_000 });
+    } finally {
+      await killHard(first);
+    }
+    const second = spawnWorker(h);
+    try {
+      // The lost attempt is retried once its 30 s start-to-close timeout passes.
+      await waitFor(async () => rx.accepted.length === 1, { what: 'the retried attempt', timeoutMs: 120_000, intervalMs: 250 });
+      const deliveries = await h.request('GET', `/routes/tenants/${t.id}/webhook-endpoints/${ep.body.id}/deliveries`, { key: t.key });
+      assert.equal(deliveries.body.deliveries[0].status, 'delivered');
+      assert.equal(rx.requests.length, 2, 'delivered once more, not more');
+      assert.equal(rx.requests[1].json.id, rx.requests[0].json.id);
+      assert.equal(rx.requests[1].body, rx.requests[0].body);
+      verify(ep.body.secret, rx.requests[1]);
+    } finally {
+      await killHard(second);
+    }
   });
 });

@@ -12,7 +12,8 @@ export interface Received {
 
 /**
  * A tenant's webhook receiver as a real local HTTP server: it records every request and answers
- * what `respond` says (a status, with optional headers), 200 by default.
+ * what `respond` says (a status, with optional headers), 200 by default; status 0 never answers
+ * (a receiver that hangs).
  */
 export class WebhookReceiver {
   readonly requests: Received[] = [];
@@ -29,7 +30,7 @@ export class WebhookReceiver {
         this.requests.push(received);
         const { status, headers } = this.respond(received);
         received.status = status;
-        res.writeHead(status, headers).end();
+        if (status !== 0) res.writeHead(status, headers).end();
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
