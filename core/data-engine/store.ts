@@ -263,27 +263,30 @@ export function matchIntent(
 }
 
 export async function recordAccess(db: Db, e: AccessLogEntry): Promise<void> {
-  const [row] = await db
-    .insert(dataAccessLogs)
-    .values({
-      tenantId: e.tenantId,
-      dataSourceId: e.dataSourceId,
-      queryType: e.query,
-      customerIdentifier: e.customerHash ?? null,
-      responseTimeMs: Math.round(e.responseTimeMs),
-      outcome: e.outcome,
-      error: e.error?.slice(0, 1000) ?? null,
-      via: e.via,
-    })
-    .returning({ id: dataAccessLogs.id });
-  if (e.outcome === 'error') {
-    await emitEvent(db, {
-      tenantId: e.tenantId,
-      type: 'lookup.failed',
-      key: String(row.id),
-      data: { data_source_id: e.dataSourceId, query: e.query, via: e.via },
-    });
-  }
+  // The audit row and its lookup.failed event commit together.
+  await db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(dataAccessLogs)
+      .values({
+        tenantId: e.tenantId,
+        dataSourceId: e.dataSourceId,
+        queryType: e.query,
+        customerIdentifier: e.customerHash ?? null,
+        responseTimeMs: Math.round(e.responseTimeMs),
+        outcome: e.outcome,
+        error: e.error?.slice(0, 1000) ?? null,
+        via: e.via,
+      })
+      .returning({ id: dataAccessLogs.id });
+    if (e.outcome === 'error') {
+      await emitEvent(tx, {
+        tenantId: e.tenantId,
+        type: 'lookup.failed',
+        key: String(row.id),
+        data: { data_source_id: e.dataSourceId, query: e.query, via: e.via },
+      });
+    }
+  });
 }
 
 /** The seed's monitoring query: per source and hour over the last 24 hours. */

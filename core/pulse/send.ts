@@ -86,13 +86,17 @@ export async function finishRun(
   { db }: OutboundDeps,
   input: { runId: string; status: 'completed' | 'cancelled' },
 ): Promise<RunCounts | null> {
-  const [run] = await db
+  await db
     .update(pulseRuns)
     .set({ status: input.status, finishedAt: sql`now()` as unknown as Date })
-    .where(and(eq(pulseRuns.id, input.runId), eq(pulseRuns.status, 'running')))
-    .returning({ tenantId: pulseRuns.tenantId, campaignId: pulseRuns.campaignId });
+    .where(and(eq(pulseRuns.id, input.runId), eq(pulseRuns.status, 'running')));
   const counts = await runCounts(db, input.runId);
-  if (run && input.status === 'completed') {
+  // Read back rather than trust the update: a retried finish must still emit (the event id makes it once).
+  const [run] = await db
+    .select({ tenantId: pulseRuns.tenantId, campaignId: pulseRuns.campaignId, status: pulseRuns.status })
+    .from(pulseRuns)
+    .where(eq(pulseRuns.id, input.runId));
+  if (run?.status === 'completed') {
     await emitEvent(db, {
       tenantId: run.tenantId,
       type: 'campaign.run_completed',
