@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Webhook } from 'standardwebhooks';
+import { handOver } from '../core/conversation/state.js';
 import { recordAccess } from '../core/data-engine/store.js';
 import { recordDeliveryStatus } from '../core/messaging/delivery-status.js';
 import { createHarness, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
@@ -277,6 +278,25 @@ describe('outbound events (Standard Webhooks)', () => {
       false,
       'an error text never leaves',
     );
+  });
+
+  it('fires conversation.handover_requested once, also when the handover step is retried', async () => {
+    const t = await h.createTenant();
+    const { rx, url } = await receiver();
+    await createEndpoint(t, { url, events: ['conversation.handover_requested', 'message.received'] });
+    const from = uniquePhone();
+    const { conversation_id } = await say(t, from, 'hi');
+    const step = { tenantId: t.id, conversationId: conversation_id, reason: 'low_confidence' as const, confidence: 0.2 };
+    await handOver(h.runtime.db, h.runtime.keyring, step);
+    await handOver(h.runtime.db, h.runtime.keyring, step);
+    // The conversation's next event arrives after any handover event (same order key).
+    await say(t, from, 'anyone there?');
+    await waitFor(async () => rx.ofType('message.received').length === 2, { what: 'the next message' });
+    const handovers = rx.ofType('conversation.handover_requested');
+    assert.equal(handovers.length, 1);
+    assert.equal(handovers[0].json.data.conversation_id, conversation_id);
+    assert.equal(handovers[0].json.data.reason, 'low_confidence');
+    assert.equal(typeof handovers[0].json.data.contact_id, 'string');
   });
 
   it('keeps each conversation in order through a receiver outage, 200 messages, no id with two bodies', async () => {

@@ -23,15 +23,24 @@ export async function handOver(
     })
     .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId), eq(conversations.needsHuman, false)))
     .returning({ id: conversations.id, at: conversations.handedOverAt });
-  if (updated.length) {
+  // Emitted also when a retried call finds the handover already recorded: the event id makes it once.
+  const [handedOver] = updated.length
+    ? updated
+    : await db
+        .select({ id: conversations.id, at: conversations.handedOverAt })
+        .from(conversations)
+        .where(and(eq(conversations.id, input.conversationId), eq(conversations.tenantId, input.tenantId)));
+  if (handedOver?.at) {
     const { tenantId, conversationId, reason } = input;
     await emitEvent(db, {
       tenantId,
       type: 'conversation.handover_requested',
-      key: `${conversationId}:${updated[0].at!.toISOString()}`,
+      key: `${conversationId}:${handedOver.at.toISOString()}`,
       conversationId,
       data: { reason },
     });
+  }
+  if (updated.length) {
     await recordEvent(db, {
       tenantId: input.tenantId,
       conversationId: input.conversationId,
