@@ -7,6 +7,7 @@ import { createPulseActivities } from './pulse.js';
 import { createKnowledgeActivities } from './knowledge.js';
 import { createDeliveryActivities, type DeliveryDeps } from './delivery.js';
 import { createDataActivities } from './data.js';
+import { createEventActivities } from './events.js';
 
 export type ActivityDeps = ConversationDeps & AiDeps & DeliveryDeps;
 
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     ...createKnowledgeActivities(deps),
     ...createDeliveryActivities(deps),
     ...createDataActivities(deps),
+    ...createEventActivities(deps),
   };
   return activities satisfies Activities & Record<Exclude<keyof typeof activities, keyof Activities>, never>;
 }

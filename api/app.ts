@@ -30,6 +30,7 @@ import { tenantRoutes } from './routes/tenants.js';
 import { channelRoutes } from './routes/channels.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { mediaRoutes } from './routes/media.js';
+import { webhookEndpointRoutes } from './routes/webhook-endpoints.js';
 
 /**
  * Request logs carry the method and path only: query strings may hold phone numbers and
@@ -97,6 +98,7 @@ export async function buildApp(deps: ApiDeps, options: { logStream?: NodeJS.Writ
   await app.register(channelRoutes(deps));
   await app.register(webhookRoutes(deps));
   await app.register(mediaRoutes(deps));
+  await app.register(webhookEndpointRoutes(deps));
   await app.register(keyRoutes(deps));
   await app.register(privacyRoutes(deps));
   await app.register(codecRoutes(deps));

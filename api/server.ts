@@ -5,9 +5,11 @@ import { createPool } from '../core/db/client.js';
 import type { Services } from '../core/platform/services.js';
 import { createTemporalClient } from '../core/temporal/client.js';
 import { ensureRetentionSchedule } from '../core/privacy/retention.js';
+import { EventRelay } from '../core/events/relay.js';
 import { buildApp } from './app.js';
 
 const RELAY_CONCURRENCY = 8;
+const EVENT_RELAY_CONCURRENCY = 4;
 
 export interface RunningApi {
   app: FastifyInstance;
@@ -59,6 +61,17 @@ export async function startApi(
   });
   relayRef.current = relay;
   relay.start();
+  // Event deliveries have their own pool: a receiver backlog must not hold up inbound relaying.
+  const eventPool = createPool(runtime.databaseUrl, EVENT_RELAY_CONCURRENCY + 2);
+  const events = new EventRelay({
+    pool: eventPool,
+    concurrency: EVENT_RELAY_CONCURRENCY,
+    temporal,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    log: app.log,
+    sweepMs: Math.max(config.RELAY_SWEEP_MS, 1000),
+  });
+  await events.start();
   await ensureRetentionSchedule(temporal, { taskQueue: config.TEMPORAL_TASK_QUEUE, every: config.RETENTION_PURGE_EVERY }).catch(
     (err: Error) => app.log.warn({ err: { message: err.message } }, 'retention schedule not created; retried at the next start'),
   );
@@ -73,6 +86,8 @@ export async function startApi(
       await app.close();
       await relay.stop();
       await relayPool.end();
+      await events.stop();
+      await eventPool.end();
       await temporal.connection.close();
     },
   };

@@ -14,6 +14,7 @@ import type {
 } from './conversation.js';
 import type { DataLookupInput, DataSourceRef, LookupResult, RecordLookupInput } from './data-lookup.js';
 import type { DeliveredReply, DeliverReplyInput, MarkDeliveryFailedInput, MediaDownloadInput, MediaDownloadResult } from './delivery.js';
+import type { DeliverEventInput, EventAttemptOutcome } from './events.js';
 import type { EmbedBatchResult, FailKnowledgeDocumentInput, KnowledgeDocumentRef } from './knowledge.js';
 import type { FinishPulseRunInput, PulsePageInput, PulsePageResult, PulseRunConfig, RunCounts, StartPulseRunInput } from './pulse.js';
 import type { PurgeCounts } from './retention.js';
@@ -57,6 +58,9 @@ export interface Activities {
   finishPulseRun: (input: FinishPulseRunInput) => Promise<RunCounts | null>;
 
   purgeExpiredData: () => Promise<PurgeCounts>;
+
+  /** One signed HTTP attempt of an outbound event delivery. */
+  deliverEvent: (input: DeliverEventInput) => Promise<EventAttemptOutcome>;
 }
 
 /** The lookup activities a tenant's own data worker serves, under the same names. */

@@ -100,3 +100,14 @@ export const RETENTION_PURGE_RETRY: RetryPolicy = {
   maximumInterval: '5m',
   maximumAttempts: 5,
 };
+
+/**
+ * One event delivery attempt: the activity records the HTTP outcome itself (the workflow schedules
+ * the next HTTP attempt with a timer), so only Parley's own failures (database, worker lost) retry here.
+ */
+export const EVENT_ATTEMPT_RETRY: RetryPolicy = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '1m',
+  nonRetryableErrorTypes: PERMANENT,
+};

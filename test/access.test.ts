@@ -4,7 +4,7 @@ import Fastify from 'fastify';
 import { registerAuth, type RouteEntry } from '../api/auth.js';
 import { createHarness, TEST_ADMIN_KEY, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 
-const SCOPE_VALUES = new Set(['public', 'operator', 'ops', 'admin', 'messages', 'queue', 'read', 'data_worker']);
+const SCOPE_VALUES = new Set(['public', 'operator', 'ops', 'admin', 'messages', 'queue', 'read', 'data_worker', 'events']);
 
 describe('access: declared scopes, keys, tenant isolation', () => {
   let h: Harness;

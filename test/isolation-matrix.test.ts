@@ -28,6 +28,8 @@ interface Seeded {
   channel: string;
   key: string;
   lookup: string;
+  endpoint: string;
+  delivery: string;
 }
 
 interface Call {
@@ -153,6 +155,29 @@ const TENANT_ROUTES: Record<string, TenantRoute> = {
   'POST /routes/tenants/:tenant_id/keys': { body: () => ({ name: 'from A', scopes: ['admin'] }) },
   'GET /routes/tenants/:tenant_id/keys': { own: (s) => [{ url: t(s.a, '/keys'), expect: 'list' }] },
   'DELETE /routes/tenants/:tenant_id/keys/:id': { own: (s) => [{ url: t(s.a, `/keys/${s.key}`) }] },
+  'POST /routes/tenants/:tenant_id/webhook-endpoints': {
+    body: () => ({ url: 'https://hooks.example.com/a', events: ['message.received'] }),
+  },
+  'GET /routes/tenants/:tenant_id/webhook-endpoints': { own: (s) => [{ url: t(s.a, '/webhook-endpoints'), expect: 'list' }] },
+  'GET /routes/tenants/:tenant_id/webhook-endpoints/:id': { own: (s) => [{ url: t(s.a, `/webhook-endpoints/${s.endpoint}`) }] },
+  'PATCH /routes/tenants/:tenant_id/webhook-endpoints/:id': {
+    body: () => ({ description: 'by A' }),
+    own: (s) => [{ url: t(s.a, `/webhook-endpoints/${s.endpoint}`), body: { description: 'by A' } }],
+  },
+  'DELETE /routes/tenants/:tenant_id/webhook-endpoints/:id': { own: (s) => [{ url: t(s.a, `/webhook-endpoints/${s.endpoint}`) }] },
+  'POST /routes/tenants/:tenant_id/webhook-endpoints/:id/rotate-secret': {
+    own: (s) => [{ url: t(s.a, `/webhook-endpoints/${s.endpoint}/rotate-secret`) }],
+  },
+  'GET /routes/tenants/:tenant_id/webhook-endpoints/:id/deliveries': {
+    own: (s) => [{ url: t(s.a, `/webhook-endpoints/${s.endpoint}/deliveries`) }],
+  },
+  'POST /routes/tenants/:tenant_id/webhook-endpoints/:id/deliveries/:delivery_id/redeliver': {
+    own: (s) => [{ url: t(s.a, `/webhook-endpoints/${s.endpoint}/deliveries/${s.delivery}/redeliver`) }],
+  },
+  'POST /routes/tenants/:tenant_id/webhook-endpoints/:id/replay': {
+    body: () => ({ since: '2020-01-01T00:00:00Z' }),
+    own: (s) => [{ url: t(s.a, `/webhook-endpoints/${s.endpoint}/replay`), body: { since: '2020-01-01T00:00:00Z' } }],
+  },
   'POST /routes/tenants/:tenant_id/knowledge/documents': { body: () => ({ title: 'from A', content: 'A' }) },
   'GET /routes/tenants/:tenant_id/knowledge/documents': { own: (s) => [{ url: t(s.a, '/knowledge/documents'), expect: 'list' }] },
   'GET /routes/tenants/:tenant_id/knowledge/documents/:document_id': {
@@ -300,6 +325,18 @@ describe('isolation matrix: tenant A against tenant B on every route', () => {
       },
       { taskToken: new Uint8Array(16), activityId: 'x', workflowId: 'data/x', scheduledAt: new Date(), remainingMs: 600_000 },
     );
+    // A webhook endpoint of B's with one settled delivery (nothing left for the relay to change).
+    const endpoint = ok(
+      await as('POST', t(b.id, '/webhook-endpoints'), { url: 'https://hooks.example.com/b', events: ['conversation.assigned'] }),
+      'endpoint',
+    );
+    const { rows: deliveries } = await h.runtime.pool.query<{ id: string }>(
+      `WITH e AS (INSERT INTO events (id, tenant_id, type, conversation_id) VALUES ('evt_isolation', $1, 'conversation.assigned', $3::uuid)
+                  RETURNING id, seq)
+       INSERT INTO event_deliveries (tenant_id, endpoint_id, event_id, event_seq, order_key, status, dispatched_generation)
+       SELECT $1, $2::uuid, e.id, e.seq, $2::text || '/' || $3::text, 'failed', 0 FROM e RETURNING id`,
+      [b.id, endpoint.id, conversation.id],
+    );
     s = {
       a: a.id,
       b: b.id,
@@ -316,6 +353,8 @@ describe('isolation matrix: tenant A against tenant B on every route', () => {
       channel: channel.id,
       key: keys.keys[0].id,
       lookup,
+      endpoint: endpoint.id,
+      delivery: deliveries[0].id,
     };
     // B's media opens for B: the seeded row is real.
     assert.equal((await as('GET', t(b.id, `/media/${s.media}/content`))).status, 200);
@@ -356,6 +395,8 @@ describe('isolation matrix: tenant A against tenant B on every route', () => {
       s.media,
       s.key,
       s.lookup,
+      s.endpoint,
+      s.delivery,
     ]) {
       assert.ok(sent.includes(secret) || !text.includes(secret), `${where} leaks B's data (${secret})`);
     }
@@ -405,8 +446,16 @@ describe('isolation matrix: tenant A against tenant B on every route', () => {
                 document_id: s.document,
                 channel_id: s.channel,
                 lookup_id: s.lookup,
+                delivery_id: s.delivery,
               } as Record<string, string>
-            )[name] ?? (url.includes('/pulse/') ? s.campaign : url.includes('/keys/') ? s.key : s.source)),
+            )[name] ??
+            (url.includes('/webhook-endpoints/')
+              ? s.endpoint
+              : url.includes('/pulse/')
+                ? s.campaign
+                : url.includes('/keys/')
+                  ? s.key
+                  : s.source)),
       );
       await check(method, { url: path + (entry.query?.(s) ?? ''), body: entry.body?.(s) }, route);
       for (const call of entry.own?.(s) ?? []) await check(method, call, route);

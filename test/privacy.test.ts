@@ -175,6 +175,7 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
       data_access_logs: 0,
       ai_usage: 0,
       ai_events: 0,
+      webhook_events: 0,
       conversation_workflows: 1,
       lookup_workflows: 0,
       media_workflows: 0,

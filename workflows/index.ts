@@ -4,3 +4,4 @@ export { pulseCampaignWorkflow } from './pulse.js';
 export { knowledgeIngestWorkflow } from './knowledge.js';
 export { mediaDownloadWorkflow } from './media.js';
 export { dataLookupWorkflow, dataSourceTestWorkflow } from './data.js';
+export { eventDeliveryWorkflow } from './events.js';

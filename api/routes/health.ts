@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { eventHealth } from '../../core/events/operations.js';
 import { RELAY_DEAD_LETTER_ATTEMPTS } from '../../core/messaging/outbox-relay.js';
 import type { ApiDeps } from '../deps.js';
 
@@ -33,12 +34,17 @@ export const healthRoutes =
                   .number()
                   .describe("Turns of the last 24 hours whose planning kept failing, answered with the tenant's fallback message"),
               }),
+              events: z.object({
+                pending_deliveries: z.number().describe('Outbound event deliveries not yet delivered or failed'),
+                endpoints_disabled: z.number().describe('Webhook endpoints disabled for answering 410 or failing for 24 hours'),
+              }),
+              warnings: z.array(z.string()).describe('Conditions an operator should look at; empty when all is well'),
             }),
           },
         },
       },
       async () => {
-        const [jobs, relay, failed] = await Promise.all([
+        const [jobs, relay, failed, events] = await Promise.all([
           deps.pool.query<{ status: string; n: number; oldest: number | null }>(
             `SELECT status, count(*)::int AS n,
                     extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8 AS oldest
@@ -51,6 +57,7 @@ export const healthRoutes =
             [RELAY_DEAD_LETTER_ATTEMPTS],
           ),
           deps.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM failed_turns WHERE created_at > now() - interval '24 hours'`),
+          eventHealth(deps.db),
         ]);
         const queued = jobs.rows.find((r) => r.status === 'queued');
         return {
@@ -66,6 +73,11 @@ export const healthRoutes =
             dead_lettered: relay.rows[0].dead,
           },
           turns: { failed_24h: failed.rows[0].n },
+          events,
+          warnings:
+            events.endpoints_disabled > 0
+              ? [`${events.endpoints_disabled} webhook endpoint(s) disabled after answering 410 or failing for 24 hours`]
+              : [],
         };
       },
     );

@@ -27,6 +27,7 @@ const receipt = z.object({
     data_access_logs: count('Lookup audit rows anonymised (kept for metrics without customer, workflow or error)'),
     ai_usage: count('AI token usage rows anonymised (kept for the budget without the conversation)'),
     ai_events: count('AI events of their conversations'),
+    webhook_events: count('Outbound events naming them or their conversations, with their pending deliveries'),
     conversation_workflows: count('Conversation workflow runs whose history was deleted'),
     lookup_workflows: count('Standalone lookup workflow runs (nl-query, data_lookup) whose history was deleted'),
     media_workflows: count('Media download workflow runs whose history was deleted'),

@@ -4,6 +4,7 @@ import type { AccessLogEntry } from '../../contracts/data-lookup.js';
 import type { Keyring } from '../platform/crypto.js';
 import type { Db } from '../db/client.js';
 import { dataAccessLogs, dataIntents, dataSources } from '../db/schema.js';
+import { emitEvent } from '../events/emit.js';
 import { badRequest } from '../platform/errors.js';
 import { compileLinear, type LinearRegExp } from '../platform/linear-regex.js';
 import {
@@ -263,16 +264,30 @@ export function matchIntent(
 }
 
 export async function recordAccess(db: Db, e: AccessLogEntry): Promise<void> {
-  await db.insert(dataAccessLogs).values({
-    tenantId: e.tenantId,
-    dataSourceId: e.dataSourceId,
-    queryType: e.query,
-    customerIdentifier: e.customerHash ?? null,
-    responseTimeMs: Math.round(e.responseTimeMs),
-    outcome: e.outcome,
-    error: e.error?.slice(0, 1000) ?? null,
-    via: e.via,
-    workflowId: e.workflowId ?? null,
+  // The audit row and its lookup.failed event commit together.
+  await db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(dataAccessLogs)
+      .values({
+        tenantId: e.tenantId,
+        dataSourceId: e.dataSourceId,
+        queryType: e.query,
+        customerIdentifier: e.customerHash ?? null,
+        responseTimeMs: Math.round(e.responseTimeMs),
+        outcome: e.outcome,
+        error: e.error?.slice(0, 1000) ?? null,
+        via: e.via,
+        workflowId: e.workflowId ?? null,
+      })
+      .returning({ id: dataAccessLogs.id });
+    if (e.outcome === 'error') {
+      await emitEvent(tx, {
+        tenantId: e.tenantId,
+        type: 'lookup.failed',
+        key: String(row.id),
+        data: { data_source_id: e.dataSourceId, query: e.query, via: e.via },
+      });
+    }
   });
 }
 

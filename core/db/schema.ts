@@ -443,3 +443,58 @@ export const failedTurns = pgTable('failed_turns', {
   failureType: text('failure_type').notNull(),
   createdAt: ts('created_at').notNull().defaultNow(),
 });
+// Outbound events: endpoints, the events themselves, one delivery per endpoint (migrations/2000_events.sql)
+export const webhookEndpoints = pgTable('webhook_endpoints', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  url: text('url').notNull(),
+  description: text('description'),
+  events: text('events').array().notNull(),
+  includeMessageText: boolean('include_message_text').notNull().default(false),
+  includePhone: boolean('include_phone').notNull().default(false),
+  secretEnc: text('secret_enc').notNull(),
+  previousSecretEnc: text('previous_secret_enc'),
+  previousSecretExpiresAt: ts('previous_secret_expires_at'),
+  enabled: boolean('enabled').notNull().default(true),
+  disabledReason: text('disabled_reason'),
+  failingSince: ts('failing_since'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+export type WebhookEndpoint = typeof webhookEndpoints.$inferSelect;
+
+export const events = pgTable('events', {
+  id: text('id').primaryKey(),
+  seq: bigserial('seq', { mode: 'number' }).notNull(),
+  tenantId: text('tenant_id').notNull(),
+  type: text('type').notNull(),
+  conversationId: uuid('conversation_id'),
+  messageId: uuid('message_id'),
+  contactId: uuid('contact_id'),
+  data: jsonb('data').$type<Record<string, unknown>>().notNull().default({}),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export const eventDeliveries = pgTable('event_deliveries', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenantId: text('tenant_id').notNull(),
+  endpointId: uuid('endpoint_id').notNull(),
+  eventId: text('event_id').notNull(),
+  eventSeq: bigint('event_seq', { mode: 'number' }).notNull(),
+  orderKey: text('order_key').notNull(),
+  status: text('status', { enum: ['pending', 'delivered', 'failed'] })
+    .notNull()
+    .default('pending'),
+  generation: integer('generation').notNull().default(0),
+  dispatchedGeneration: integer('dispatched_generation'),
+  dispatchAttempts: integer('dispatch_attempts').notNull().default(0),
+  nextDispatchAt: ts('next_dispatch_at').notNull().defaultNow(),
+  attempts: integer('attempts').notNull().default(0),
+  lastStatusCode: integer('last_status_code'),
+  lastLatencyMs: integer('last_latency_ms'),
+  lastError: text('last_error'),
+  nextRetryAt: ts('next_retry_at'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+  deliveredAt: ts('delivered_at'),
+});

@@ -4,6 +4,7 @@ import { contacts, messages } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import { notFound } from '../platform/errors.js';
 import { conversationWorkflowIdPrefix } from '../platform/ids.js';
+import { inboundEventCtes } from '../events/emit.js';
 
 export interface InboundInput {
   tenantId: string;
@@ -25,7 +26,8 @@ export interface AcceptedInbound {
 type AcceptRow = { kind: 'duplicate' | 'accepted' | 'channel'; message_id: string | null; conversation_id: string | null };
 
 /**
- * Makes an inbound message durable: contact, conversation, message and outbox row in one
+ * Makes an inbound message durable: contact, conversation, message, outbox row and its
+ * `message.received` event in one
  * statement (one round trip, atomic like a transaction). Once this returns the message cannot
  * be lost; the relay takes it to Temporal. A re-delivery (same dedupe key) changes nothing and
  * reports the original message.
@@ -70,7 +72,7 @@ export async function acceptInbound(db: Db, keyring: Keyring, input: InboundInpu
       RETURNING id, conversation_id
     ), queued AS (
       INSERT INTO outbox (tenant_id, conversation_id, message_id) SELECT ${tenantId}, conversation_id, id FROM message
-    )
+    )${inboundEventCtes(tenantId)}
     SELECT 'duplicate' AS kind, id AS message_id, conversation_id FROM dup
     UNION ALL SELECT 'accepted', id, conversation_id FROM message
     UNION ALL SELECT 'channel', NULL, NULL FROM channel`);

@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { deliveryEvents } from '../db/schema.js';
 import type { Keyring } from '../platform/crypto.js';
 import { providerIdForms, providerIdHash } from './provider-ids.js';
+import { emitEvent, emitStatusEvents } from '../events/emit.js';
 
 export type DeliveryStatus = 'sent' | 'delivered' | 'read' | 'failed';
 
@@ -56,6 +57,7 @@ export async function applyDeliveryStatus(db: Db, keyring: Keyring, tenantId: st
              LIMIT 1) e
      WHERE m.tenant_id = ${tenantId} AND m.direction = 'outbound' AND m.provider_message_id = ANY(${ids}::text[])
        AND m.delivery_status IS DISTINCT FROM e.status`);
+  await emitStatusEvents(db, tenantId, providerIdForms(keyring, providerMessageId));
 }
 
 /** Records a failure the provider told us synchronously (or that we decided), on the message itself. */
@@ -64,4 +66,11 @@ export async function recordSendFailure(db: Db, tenantId: string, messageId: str
     UPDATE messages SET status = 'failed', delivery_status = 'failed', delivery_error_code = ${code},
            delivery_error = ${title?.slice(0, 200) ?? null}, delivery_updated_at = now()
      WHERE tenant_id = ${tenantId} AND id = ${messageId}`);
+  await emitEvent(db, {
+    tenantId,
+    type: 'message.status_updated',
+    key: `${messageId}:failed`,
+    messageId,
+    data: { status: 'failed', error_code: code },
+  });
 }

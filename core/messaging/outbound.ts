@@ -5,6 +5,7 @@ import type { Keyring } from '../platform/crypto.js';
 import type { OutboundText, Providers } from '../providers/index.js';
 import { withSendSlot, type PacingOptions } from '../providers/pacing.js';
 import { maxConcurrentSends } from '../tenants/settings.js';
+import { emitEvent } from '../events/emit.js';
 import { applyDeliveryStatus } from './delivery-status.js';
 import { providerIdHash } from './provider-ids.js';
 import { SERVICE_WINDOW_MS } from './delivery-policy.js';
@@ -182,6 +183,8 @@ export async function markOutboundSent(
      WHERE id = ${m.messageId} AND status = 'sending'
     RETURNING sent_at`);
   const sentAt = rows[0] ? new Date(rows[0].sent_at) : new Date();
+  // Also when a retried call finds the record already sent: the event id makes it once.
+  await emitEvent(db, { tenantId: m.tenantId, type: 'message.sent', key: m.messageId, messageId: m.messageId, data: { via: m.via } });
   const sent: SentOutbound = { status: 'sent', sentAt, via: m.via, providerMessageId: m.providerMessageId };
   if (isSandbox(m.channel)) return sent;
   // A status callback may have beaten this response: fold in whatever already arrived.

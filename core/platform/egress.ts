@@ -135,6 +135,15 @@ export class EgressPolicy {
     return this.unrestricted || this.allow.some((r) => r.kind === 'hostport' && r.port === port && r.host === hostname);
   }
 
+  /** Whether EGRESS_ALLOW names this host:port, or an address range holding this literal address. */
+  allowlisted(host: string, port: number): boolean {
+    const hostname = canonicalHost(host);
+    if (this.namesHostPort(hostname, port)) return true;
+    if (!ipaddr.isValid(hostname)) return false;
+    const a = ipaddr.process(hostname);
+    return this.allow.some((r) => r.kind === 'cidr' && r.range[0].kind() === a.kind() && a.match(r.range));
+  }
+
   /**
    * Resolves a host and checks every address it has (one bad address refuses the name: a
    * rebinding resolver may hand it out next); returns the addresses to connect to.

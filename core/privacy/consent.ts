@@ -1,6 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { consentEvents, contacts } from '../db/schema.js';
+import { emitEvent } from '../events/emit.js';
 
 export interface ConsentChange {
   optedIn: boolean;
@@ -23,7 +24,12 @@ export async function recordConsent(db: Db, tenantId: string, contactId: string,
       .where(and(eq(contacts.tenantId, tenantId), eq(contacts.id, contactId)))
       .returning({ id: contacts.id });
     if (updated.length === 0) return false;
-    await tx.insert(consentEvents).values({ tenantId, contactId, optedIn: change.optedIn, source: change.source, at });
+    const [consent] = await tx
+      .insert(consentEvents)
+      .values({ tenantId, contactId, optedIn: change.optedIn, source: change.source, at })
+      .returning({ id: consentEvents.id });
+    const type = change.optedIn ? 'contact.opted_in' : 'contact.opted_out';
+    await emitEvent(tx, { tenantId, type, key: String(consent.id), contactId, data: { source: change.source } });
     return true;
   });
 }

@@ -12,6 +12,7 @@ import {
   dataAccessLogs,
   deliveryEvents,
   erasures,
+  events as outboundEvents,
   jobs,
   messageMedia,
   messages,
@@ -43,6 +44,8 @@ export interface ErasureReceipt {
     /** Anonymised: kept for the tenant's token budget without the conversation. */
     ai_usage: number;
     ai_events: number;
+    /** Outbound events naming the contact or their conversations (their pending deliveries go with them). */
+    webhook_events: number;
     conversation_workflows: number;
     lookup_workflows: number;
     media_workflows: number;
@@ -226,6 +229,18 @@ export async function eraseContact(deps: ErasureDeps, tenantId: string, contactI
           .returning({ id: aiEvents.id })
       : [];
 
+    const webhookEvents = await tx
+      .delete(outboundEvents)
+      .where(
+        and(
+          eq(outboundEvents.tenantId, tenantId),
+          convIds.length
+            ? or(eq(outboundEvents.contactId, contactId), inArray(outboundEvents.conversationId, convIds))
+            : eq(outboundEvents.contactId, contactId),
+        ),
+      )
+      .returning({ id: outboundEvents.id });
+
     const sandbox = await tx
       .delete(sandboxMessages)
       .where(and(eq(sandboxMessages.tenantId, tenantId), eq(sandboxMessages.toHash, contact.phoneHash)))
@@ -266,6 +281,7 @@ export async function eraseContact(deps: ErasureDeps, tenantId: string, contactI
         data_access_logs: logs.length,
         ai_usage: usage.length,
         ai_events: aiEventRows.length,
+        webhook_events: webhookEvents.length,
       },
     };
   });

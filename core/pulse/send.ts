@@ -7,6 +7,7 @@ import { callProvider, checkWindow, type OutboundDeps } from '../messaging/outbo
 import { providerIdHash } from '../messaging/provider-ids.js';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../platform/errors.js';
 import { maxConcurrentSends } from '../tenants/settings.js';
+import { emitEvent } from '../events/emit.js';
 import { pickContent } from './content.js';
 import { decryptAttributes } from './contacts.js';
 import { audienceFilter, runCounts } from './runs.js';
@@ -91,7 +92,21 @@ export async function finishRun(
     .update(pulseRuns)
     .set({ status: input.status, finishedAt: sql`now()` as unknown as Date })
     .where(and(eq(pulseRuns.id, input.runId), eq(pulseRuns.status, 'running')));
-  return runCounts(db, input.runId);
+  const counts = await runCounts(db, input.runId);
+  // Read back rather than trust the update: a retried finish must still emit (the event id makes it once).
+  const [run] = await db
+    .select({ tenantId: pulseRuns.tenantId, campaignId: pulseRuns.campaignId, status: pulseRuns.status })
+    .from(pulseRuns)
+    .where(eq(pulseRuns.id, input.runId));
+  if (run?.status === 'completed') {
+    await emitEvent(db, {
+      tenantId: run.tenantId,
+      type: 'campaign.run_completed',
+      key: input.runId,
+      data: { campaign_id: run.campaignId, run_id: input.runId, ...counts },
+    });
+  }
+  return counts;
 }
 
 type ClaimedContact = {

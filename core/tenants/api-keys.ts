@@ -3,8 +3,8 @@ import type { Db } from '../db/client.js';
 import { apiKeys } from '../db/schema.js';
 import { randomToken, sha256 } from '../platform/crypto.js';
 
-/** `data_worker`: a tenant's own data worker pulls and answers that tenant's lookups, and nothing else. */
-export const SCOPES = ['admin', 'messages', 'queue', 'read', 'data_worker'] as const;
+/** `data_worker`: a tenant's own data worker pulls and answers that tenant's lookups, and nothing else. `events`: webhook endpoints and their deliveries. */
+export const SCOPES = ['admin', 'messages', 'queue', 'read', 'data_worker', 'events'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface IssuedKey {
