@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
@@ -13,6 +14,7 @@ import { WORKFLOWS_PATH } from '../worker/create-worker.js';
 import * as workflows from '../workflows/index.js';
 import { FakeOpenAi } from './helpers/fake-openai.js';
 import { FakeProvider, metaChannelBody } from './helpers/fake-providers.js';
+import { WebhookReceiver } from './helpers/webhook-receiver.js';
 import { fakeInventory } from './helpers/fake-sources.js';
 import { createHarness, createTemporalClient, testKeyring, uniquePhone, waitFor, type Harness } from './helpers/harness.js';
 import { legacyTenant, simulatedN8n } from './helpers/n8n.js';
@@ -264,6 +266,46 @@ describe('record histories', { skip: process.env.RECORD_HISTORIES ? false : 'set
     assert.equal(test.status, 200, JSON.stringify(test.body));
     await saveType('dataLookupWorkflow');
     await saveType('dataSourceTestWorkflow');
+  });
+
+  it('records an event delivery to a webhook endpoint', async () => {
+    const rx = new WebhookReceiver();
+    const url = await rx.start();
+    try {
+      const tenant = await h.createTenant();
+      await h.request('PUT', `/routes/tenants/${tenant.id}/knowledge`, {
+        key: tenant.key,
+        body: { entries: [{ title: 'Hours', content: 'We are open 9 to 5.' }] },
+      });
+      const endpoint = await h.request('POST', `/routes/tenants/${tenant.id}/webhook-endpoints`, {
+        key: tenant.key,
+        body: { url, events: ['message.received', 'message.sent'] },
+      });
+      assert.equal(endpoint.status, 201, JSON.stringify(endpoint.body));
+      await h.ask(tenant, 'when are you open?');
+      await waitFor(async () => rx.requests.filter((r) => r.status === 200).length === 2, { what: 'both events at the receiver' });
+      // The workflow idles for minutes before it ends: its history is taken once both attempts are recorded.
+      const { EventType } = proto.temporal.api.enums.v1;
+      const id = await waitFor(
+        async () => {
+          for await (const w of client.workflow.list({
+            query: `WorkflowType = 'eventDeliveryWorkflow' AND TaskQueue = '${h.config.TEMPORAL_TASK_QUEUE}'`,
+          })) {
+            const { events } = await client.workflow.getHandle(w.workflowId).fetchHistory();
+            const completed = events!.filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED).length;
+            // Both attempts done and the idle timer started: the workflow waits for the next event.
+            if (completed === 2 && events!.at(-1)!.eventType === EventType.EVENT_TYPE_TIMER_STARTED) return w.workflowId;
+          }
+          return undefined;
+        },
+        { timeoutMs: 60_000, what: 'an event delivery history with both attempts' },
+      );
+      const handle = client.workflow.getHandle(id);
+      await writeFile(path.join(HISTORIES, 'eventDeliveryWorkflow.json'), historyToJSON(await handle.fetchHistory()));
+      await handle.terminate('recorded');
+    } finally {
+      await rx.close();
+    }
   });
 
   it('records a campaign run and a retention purge', async () => {
