@@ -6,6 +6,8 @@ export interface PurgeCounts {
   conversations: number;
   sandbox_messages: number;
   jobs: number;
+  /** Outbound events (and their deliveries) past the tenant's period or EVENT_KEEP_DAYS, once settled. */
+  events: number;
 }
 
 export type RetentionPurgeWorkflow = () => Promise<PurgeCounts>;

@@ -175,7 +175,8 @@ describe('privacy: encryption at rest, logs, erasure, export, consent', () => {
       data_access_logs: 0,
       ai_usage: 0,
       ai_events: 0,
-      webhook_events: 0,
+      // message.received, message.sent, contact.opted_out and contact.opted_in
+      webhook_events: 4,
       conversation_workflows: 1,
       lookup_workflows: 0,
       media_workflows: 0,

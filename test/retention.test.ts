@@ -48,12 +48,19 @@ describe('retention: per-tenant period, purged by a Temporal Schedule', () => {
       [oldClosed, openWithOld, otherTenant],
     ]);
     await age(`UPDATE sandbox_messages SET sent_at = now() - interval '40 days' WHERE tenant_id = ANY($1)`, [[purge.id, keep.id]]);
+    // Outbound events: the purged tenant's go with its period; the other tenant's recent ones stay.
+    await age(`UPDATE events SET created_at = now() - interval '40 days' WHERE tenant_id = $1`, [purge.id]);
+    const oldEvents = await count(`SELECT count(*)::int AS n FROM events WHERE tenant_id = $1`, [purge.id]);
+    const otherEvents = await count(`SELECT count(*)::int AS n FROM events WHERE tenant_id = $1`, [keep.id]);
+    assert.ok(oldEvents > 0 && otherEvents > 0);
 
     const counts = await startPurge();
     assert.ok(counts.tenants >= 1);
     assert.equal(counts.conversations, 1);
     assert.equal(counts.messages, 2, "the open conversation's two old messages");
     assert.equal(counts.sandbox_messages, 3);
+    assert.equal(counts.events, oldEvents);
+    assert.equal(await count(`SELECT count(*)::int AS n FROM events WHERE tenant_id = $1`, [keep.id]), otherEvents);
 
     assert.equal(await count(`SELECT count(*)::int AS n FROM conversations WHERE id = $1`, [oldClosed]), 0);
     assert.equal(await count(`SELECT count(*)::int AS n FROM conversations WHERE id = $1`, [openWithOld]), 1, 'open conversations stay');
@@ -69,7 +76,7 @@ describe('retention: per-tenant period, purged by a Temporal Schedule', () => {
     const again = await startPurge();
     assert.deepEqual(
       { ...again, tenants: 0 },
-      { tenants: 0, messages: 0, conversations: 0, sandbox_messages: 0, jobs: 0 },
+      { tenants: 0, messages: 0, conversations: 0, sandbox_messages: 0, jobs: 0, events: 0 },
       'a second run finds nothing',
     );
   });

@@ -74,10 +74,15 @@ export const healthRoutes =
           },
           turns: { failed_24h: failed.rows[0].n },
           events,
-          warnings:
-            events.endpoints_disabled > 0
+          warnings: [
+            ...(relay.rows[0].dead > 0
+              ? [`${relay.rows[0].dead} inbound message(s) dead-lettered: their delivery to Temporal keeps failing`]
+              : []),
+            ...(failed.rows[0].n > 0 ? [`${failed.rows[0].n} turn(s) in the last 24 hours answered with the fallback after failing`] : []),
+            ...(events.endpoints_disabled > 0
               ? [`${events.endpoints_disabled} webhook endpoint(s) disabled after answering 410 or failing for 24 hours`]
-              : [],
+              : []),
+          ],
         };
       },
     );

@@ -6,6 +6,12 @@ import { tenants } from '../db/schema.js';
 
 const BATCH = 1000;
 
+/**
+ * Outbound events are a delivery log, not the record: every tenant's are kept this long (or its
+ * shorter retention period), which bounds how far back `POST …/webhook-endpoints/{id}/replay` reaches.
+ */
+export const EVENT_KEEP_DAYS = 30;
+
 /** Deletes in batches so no purge holds long locks against live traffic. */
 async function deleteInBatches(db: Db, statement: (limit: number) => ReturnType<typeof sql>): Promise<number> {
   let total = 0;
@@ -19,12 +25,19 @@ async function deleteInBatches(db: Db, statement: (limit: number) => ReturnType<
 /**
  * Applies each tenant's retention: messages older than it, closed conversations idle for
  * longer (their messages and outbox rows by cascade), sandbox sends, and finished jobs.
- * Open conversations stay; only their old messages go. Temporal removes closed workflow
- * histories itself after the namespace's retention period.
+ * Open conversations stay; only their old messages go. Outbound events go after the period or
+ * EVENT_KEEP_DAYS, whichever is shorter, once none of their deliveries is pending. Temporal
+ * removes closed workflow histories itself after the namespace's retention period.
  */
 export async function purgeExpired(db: Db): Promise<PurgeCounts> {
   const due = await db.select({ id: tenants.id, days: tenants.retentionDays }).from(tenants).where(isNotNull(tenants.retentionDays));
-  const counts: PurgeCounts = { tenants: due.length, messages: 0, conversations: 0, sandbox_messages: 0, jobs: 0 };
+  const counts: PurgeCounts = { tenants: due.length, messages: 0, conversations: 0, sandbox_messages: 0, jobs: 0, events: 0 };
+  const settled = sql`NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = events.id AND d.status = 'pending')`;
+  counts.events += await deleteInBatches(
+    db,
+    (n) => sql`DELETE FROM events WHERE id IN (SELECT id FROM events
+                 WHERE created_at < now() - make_interval(days => ${EVENT_KEEP_DAYS}) AND ${settled} LIMIT ${n})`,
+  );
   for (const t of due) {
     const cutoff = sql`now() - make_interval(days => ${t.days})`;
     counts.conversations += await deleteInBatches(
@@ -47,6 +60,11 @@ export async function purgeExpired(db: Db): Promise<PurgeCounts> {
       db,
       (n) => sql`DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
                    WHERE tenant_id = ${t.id} AND status NOT IN ('queued', 'processing') AND updated_at < ${cutoff} LIMIT ${n})`,
+    );
+    counts.events += await deleteInBatches(
+      db,
+      (n) => sql`DELETE FROM events WHERE id IN (SELECT id FROM events
+                   WHERE tenant_id = ${t.id} AND created_at < ${cutoff} AND ${settled} LIMIT ${n})`,
     );
   }
   return counts;
