@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { ms, parseArgs, summarize } from './lib/stats.js';
+import { jsonClient } from './lib/http-client.js';
 import { startStack } from './lib/stack.js';
 
 /**
@@ -43,28 +44,8 @@ const stack = await startStack({ EGRESS_ALLOW: '127.0.0.1/32' });
 const pool = new pg.Pool({ connectionString: stack.databaseUrl, max: 2 });
 const receivers = [await receiver(), await receiver()];
 try {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const call = (path: string, key: string, body: unknown, method = 'POST') =>
-    new Promise<{ status: number; body: any }>((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const req = http.request(
-        stack.baseUrl + path,
-        {
-          method,
-          agent,
-          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+  const client = jsonClient(stack.baseUrl);
+  const call = client.call;
 
   const tenants: Record<string, string> = {};
   for (const id of ['with-events', 'no-events']) {
@@ -163,6 +144,7 @@ try {
     `duplicates: ids with two different bodies=${[...bodies.values()].filter((b) => b.size > 1).length} ids delivered twice to one endpoint=${[...counts.values()].filter((n) => n > 1).length}`,
   );
   console.log(`sent=${sent} errors=${errors}`);
+  client.close();
 } finally {
   receivers.forEach((r) => r.close());
   await pool.end();

@@ -1,7 +1,7 @@
-import http from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { cpuByCommand, ms, parseArgs, summarize } from './lib/stats.js';
+import { jsonClient } from './lib/http-client.js';
 import { startStack } from './lib/stack.js';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
@@ -48,30 +48,8 @@ async function workflowTaskProblems(): Promise<{ timedOut: number; failed: numbe
   return counts;
 }
 try {
-  // node:http with keep-alive rather than fetch: the load generator shares the machine with what
-  // it measures, and fetch's streams cost it about twice the CPU per request.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const post = (path: string, key: string, body: unknown, method = 'POST') =>
-    new Promise<{ status: number; body: any }>((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const req = http.request(
-        stack.baseUrl + path,
-        {
-          method,
-          agent,
-          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+  const client = jsonClient(stack.baseUrl);
+  const post = client.call;
   const tenant = await post('/routes/tenants', stack.adminKey, { id: 'bench', name: 'Bench Ltd' });
   const key: string = tenant.body.api_key;
   await post('/routes/tenants/bench/knowledge', key, { entries: KNOWLEDGE }, 'PUT');
@@ -235,7 +213,7 @@ try {
     `  workflow tasks          ${taskProblems.timedOut} timed out, ${taskProblems.failed} failed (each delays its conversation by the task timeout, 10 s)`,
   );
   console.log(`  CPU seconds by process  ${cpu.map(([n, t]) => `${n}=${t}`).join('  ')}`);
-  agent.destroy();
+  client.close();
 } finally {
   await pool.end();
   await stack.stop();
