@@ -126,7 +126,8 @@ export async function callProvider(
   beforeCall?: () => Promise<void>,
 ): Promise<{ providerMessageId: string }> {
   if (inTransaction()) throw new ProviderCallInTransaction();
-  if (tenantSendCap.holds(send.tenantId)) return callInSlot(deps, send, beforeCall);
+  // The sandbox is a local insert, not a provider that can be slow: a reply to it takes no slot.
+  if (tenantSendCap.holds(send.tenantId) || isSandbox(send.channel)) return callInSlot(deps, send, beforeCall);
   const limit = await maxConcurrentSends(deps.db, send.tenantId);
   const outcome = await tenantSendCap.run(send.tenantId, limit, () => callInSlot(deps, send, beforeCall));
   if (outcome.capped) throw sendCapThrottled(limit);
